@@ -1,0 +1,36 @@
+//! fusehost: one process, many mounts, each a FUSE filesystem that lives in a plugin.
+//!
+//! ```text
+//!  CLI ──► loader ──► plugin .so (abi_stable root module, checked ABI major)
+//!            │
+//!            └──► session ──► fuser::Session (n threads, clone_fd)
+//!                                 │
+//!  kernel ◄──► /dev/fuse ◄──► dispatch (fuser::Filesystem) ──► plugin's RawFilesystem
+//!                                 │ lookup counts, thread model, panic-safe answers,
+//!                                 │ per-mount span and counters
+//! ```
+//!
+//! Each concern has its own module:
+//! - [`loader`]: finds `libfusehost_<name>.so`, checks its ABI, loads it once;
+//! - [`dispatch`]: the `fuser::Filesystem` of one mount, the only code that knows both
+//!   fuser and the plugin ABI;
+//! - [`lookup_table`]: the kernel's references per inode, so plugins never count;
+//! - [`session`]: a mount's life, from mountpoint check to unmount;
+//! - [`mount_options`]: the per-mount options the host understands;
+//! - [`signals`], [`logging`], [`stats`], [`error`]: what their names say;
+//! - [`commands`]: one file per `fusehost` subcommand.
+//!
+//! The choices behind them are recorded in the project's DESIGN.md: why abi_stable's
+//! `load_from_file` is avoided, why the host unmounts itself instead of trusting
+//! fuser's `AutoUnmount`, and why mounts default to two threads with `clone_fd`.
+
+pub mod commands;
+pub mod dispatch;
+pub mod error;
+pub mod loader;
+pub mod logging;
+pub mod lookup_table;
+pub mod mount_options;
+pub mod session;
+pub mod signals;
+pub mod stats;

@@ -1,0 +1,295 @@
+//! Finds plugin libraries and loads them, refusing anything that is not a compatible
+//! fusehost plugin with one readable sentence.
+//!
+//! Loading goes in three steps, each with its own error:
+//! 1. open the `.so` with `libloading` (missing file, not a shared library);
+//! 2. read the plain `fusehost_abi_major` symbol before any abi_stable check (not a
+//!    plugin; a plugin built for another ABI major);
+//! 3. read abi_stable's header and check the root module's layout
+//!    (`lib_header_from_path(..).init_root_module()`). abi_stable's own
+//!    `RootModule::load_from_file` keeps one module per root-module type, so a second
+//!    plugin would come back as the first; going through the header loads each path
+//!    on its own. A layout mismatch explains itself in a ~128,000-character dump, kept
+//!    for `-v` only.
+//!
+//! Libraries are never unloaded (abi_stable leaks them on purpose), so each path is
+//! loaded once and cached.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use abi_stable::library::{lib_header_from_path, LibraryError};
+use fusehost_abi::abi_stable::std_types::RStr;
+use fusehost_abi::{thread_model, MountInit, PluginModule_Ref, ABI_MAJOR, ABI_MAJOR_SYMBOL, ABI_VERSION};
+use parking_lot::Mutex;
+
+use crate::error::LoadError;
+use crate::logging::host_services;
+
+/// Plugin files are named `lib<prefix><name>.so`; the prefix keeps them apart from
+/// system libraries such as `libzip.so`.
+pub const FILE_PREFIX: &str = "libfusehost_";
+
+/// Where plugin names are looked up, in order.
+#[derive(Clone, Debug, Default)]
+pub struct SearchPath {
+    pub dirs: Vec<PathBuf>,
+}
+
+impl SearchPath {
+    /// `--plugin-dir` (if given), then `$FUSEHOST_PLUGIN_PATH`, then the folder of the
+    /// running `fusehost` binary, so plugins built by the same `cargo build` are found
+    /// with no flag.
+    pub fn standard(plugin_dir: Option<&Path>) -> SearchPath {
+        let mut dirs: Vec<PathBuf> = plugin_dir.into_iter().map(Path::to_path_buf).collect();
+        if let Some(path) = std::env::var_os("FUSEHOST_PLUGIN_PATH") {
+            dirs.extend(std::env::split_paths(&path).filter(|dir| !dir.as_os_str().is_empty()));
+        }
+        if let Some(own_dir) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)) {
+            dirs.push(own_dir);
+        }
+        SearchPath { dirs }
+    }
+
+    /// The library file for `plugin`: a path when it contains `/`, else the first
+    /// `libfusehost_<plugin>.so` on the search path.
+    pub fn resolve(&self, plugin: &str) -> Result<PathBuf, LoadError> {
+        if plugin.contains('/') {
+            let path = PathBuf::from(plugin);
+            return if path.is_file() { Ok(path) } else { Err(LoadError::MissingFile { path }) };
+        }
+        let file_name = file_name_for(plugin);
+        self.dirs.iter().map(|dir| dir.join(&file_name)).find(|candidate| candidate.is_file()).ok_or_else(|| {
+            LoadError::NotFound {
+                plugin: plugin.to_owned(),
+                file_name: file_name.to_string_lossy().into_owned(),
+                searched: self.dirs.clone(),
+            }
+        })
+    }
+}
+
+/// `libfusehost_<name>.so`
+pub fn file_name_for(plugin: &str) -> OsString {
+    format!("{FILE_PREFIX}{plugin}.so").into()
+}
+
+/// How the host may call a plugin's filesystem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadModel {
+    Serialized,
+    Parallel,
+}
+
+impl ThreadModel {
+    pub fn name(self) -> &'static str {
+        match self {
+            ThreadModel::Serialized => "serialized",
+            ThreadModel::Parallel => "parallel",
+        }
+    }
+}
+
+/// One option from a plugin's reference.
+#[derive(Clone, Debug)]
+pub struct OptionDescription {
+    pub key: String,
+    pub kind: String,
+    pub default: String,
+    pub help: String,
+}
+
+/// What a loaded plugin says about itself, copied out of the library.
+#[derive(Clone, Debug)]
+pub struct PluginDescription {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub options: Vec<OptionDescription>,
+    pub thread_model: ThreadModel,
+    pub panic_unwind: bool,
+    pub sdk_version: String,
+    /// The `fusehost-abi` version the plugin was built with.
+    pub abi_version: String,
+}
+
+/// A plugin library, loaded and checked.
+pub struct LoadedPlugin {
+    pub path: PathBuf,
+    module: PluginModule_Ref,
+    pub description: PluginDescription,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin").field("path", &self.path).field("description", &self.description).finish()
+    }
+}
+
+/// Why a plugin refused to check its options or build a filesystem.
+#[derive(Clone, Debug)]
+pub struct PluginRefusal {
+    pub message: String,
+}
+
+impl LoadedPlugin {
+    /// Checks options without building anything.
+    pub fn validate(&self, options_toml: &str) -> Result<(), PluginRefusal> {
+        (self.module.validate())(RStr::from_str(options_toml))
+            .into_result()
+            .map_err(|error| PluginRefusal { message: error.message.into_string() })
+    }
+
+    /// Builds one mount's filesystem object.
+    pub fn new_filesystem(
+        &self,
+        mount_name: &str,
+        mountpoint: &Path,
+        options_toml: &str,
+        read_only: bool,
+    ) -> Result<fusehost_abi::FsObject, PluginRefusal> {
+        let mountpoint = mountpoint.to_string_lossy();
+        let init = MountInit {
+            mount_name: RStr::from_str(mount_name),
+            mountpoint: RStr::from_str(&mountpoint),
+            options_toml: RStr::from_str(options_toml),
+            read_only,
+        };
+        (self.module.new_filesystem())(&init)
+            .into_result()
+            .map_err(|error| PluginRefusal { message: error.message.into_string() })
+    }
+}
+
+/// Loads plugins, once per path.
+#[derive(Default)]
+pub struct Loader {
+    loaded: Mutex<HashMap<PathBuf, Arc<LoadedPlugin>>>,
+}
+
+impl Loader {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Resolves `plugin` on `search` and loads it.
+    pub fn load_named(&self, plugin: &str, search: &SearchPath) -> Result<Arc<LoadedPlugin>, LoadError> {
+        let path = search.resolve(plugin)?;
+        self.load(&path)
+    }
+
+    /// Loads the library at `path` (or returns it, if already loaded).
+    pub fn load(&self, path: &Path) -> Result<Arc<LoadedPlugin>, LoadError> {
+        let key = path.canonicalize().map_err(|_| LoadError::MissingFile { path: path.to_path_buf() })?;
+        let mut loaded = self.loaded.lock();
+        if let Some(plugin) = loaded.get(&key) {
+            return Ok(Arc::clone(plugin));
+        }
+        let plugin = Arc::new(load_library(&key)?);
+        loaded.insert(key, Arc::clone(&plugin));
+        Ok(plugin)
+    }
+}
+
+fn load_library(path: &Path) -> Result<LoadedPlugin, LoadError> {
+    let plugin_major = read_abi_major(path)?;
+    if plugin_major != ABI_MAJOR {
+        return Err(LoadError::IncompatibleAbi {
+            path: path.to_path_buf(),
+            plugin_major,
+            plugin_version: header_version(path),
+            host_major: ABI_MAJOR,
+            host_version: ABI_VERSION.to_owned(),
+        });
+    }
+    let header = lib_header_from_path(path).map_err(|error| library_error(path, error))?;
+    let module = header.init_root_module::<PluginModule_Ref>().map_err(|error| library_error(path, error))?;
+    (module.attach_host())(host_services());
+    let info = (module.describe())();
+    let description = PluginDescription {
+        name: info.name.as_str().to_owned(),
+        version: info.version.as_str().to_owned(),
+        description: info.description.as_str().to_owned(),
+        options: info
+            .options
+            .iter()
+            .map(|doc| OptionDescription {
+                key: doc.key.as_str().to_owned(),
+                kind: doc.kind.as_str().to_owned(),
+                default: doc.default.as_str().to_owned(),
+                help: doc.help.as_str().to_owned(),
+            })
+            .collect(),
+        thread_model: match info.thread_model {
+            thread_model::PARALLEL => ThreadModel::Parallel,
+            thread_model::SERIALIZED => ThreadModel::Serialized,
+            unknown => {
+                tracing::warn!(plugin = %path.display(), "unknown thread model {unknown}; calling it serialized");
+                ThreadModel::Serialized
+            }
+        },
+        panic_unwind: info.panic_unwind,
+        sdk_version: info.sdk_version.as_str().to_owned(),
+        abi_version: header.version_strings().version.as_str().to_owned(),
+    };
+    if !description.panic_unwind {
+        tracing::warn!(
+            plugin = %description.name,
+            "built with panic = \"abort\": a panic in it will take the whole host down"
+        );
+    }
+    Ok(LoadedPlugin { path: path.to_path_buf(), module, description })
+}
+
+/// Reads the plugin's `fusehost_abi_major` symbol.
+fn read_abi_major(path: &Path) -> Result<u32, LoadError> {
+    // SAFETY: opening a library runs its initialisers. The operator named this file as
+    // a plugin; this is the one trust decision a plugin host cannot avoid.
+    let library = unsafe { libloading::Library::new(path) }
+        .map_err(|error| LoadError::NotALibrary { path: path.to_path_buf(), reason: error.to_string() })?;
+    // SAFETY: `export_plugin!` declares this symbol as a `u32` static; we only read it
+    // while `library` is open.
+    let symbol = unsafe { library.get::<*const u32>(ABI_MAJOR_SYMBOL) };
+    let major = match symbol {
+        // SAFETY: the symbol's address points at the `u32` static described above.
+        Ok(address) => unsafe { std::ptr::read(*address) },
+        Err(_) => return Err(LoadError::NotAPlugin { path: path.to_path_buf() }),
+    };
+    // Plugins are never unloaded: abi_stable keeps its own handle leaked as well, and
+    // unloading code whose statics the host may still reference would be unsound.
+    std::mem::forget(library);
+    Ok(major)
+}
+
+/// The `fusehost-abi` version in the plugin's abi_stable header, if it can be read.
+fn header_version(path: &Path) -> Option<String> {
+    let header = lib_header_from_path(path).ok()?;
+    Some(header.version_strings().version.as_str().to_owned())
+}
+
+fn library_error(path: &Path, error: LibraryError) -> LoadError {
+    match error {
+        error @ LibraryError::OpenError { .. } => {
+            LoadError::NotALibrary { path: path.to_path_buf(), reason: error.to_string() }
+        }
+        LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin { path: path.to_path_buf() },
+        LibraryError::IncompatibleVersionNumber { expected_version, actual_version, .. } => {
+            LoadError::IncompatibleAbi {
+                path: path.to_path_buf(),
+                plugin_major: actual_version.major,
+                plugin_version: Some(actual_version.to_string()),
+                host_major: ABI_MAJOR,
+                host_version: expected_version.to_string(),
+            }
+        }
+        other @ LibraryError::AbiInstability(_) => LoadError::LayoutMismatch {
+            path: path.to_path_buf(),
+            plugin_version: header_version(path).unwrap_or_else(|| "unknown".to_owned()),
+            host_version: ABI_VERSION.to_owned(),
+            detail: other.to_string(),
+        },
+        other => LoadError::Rejected { path: path.to_path_buf(), detail: other.to_string() },
+    }
+}

@@ -1,0 +1,58 @@
+//! Logging: the host's `tracing` subscriber, and the host side of the plugin log bridge.
+//!
+//! Plugin events arrive through [`host_services`]' `log` callback and are re-emitted
+//! with target `plugin` (tracing needs a constant target) and the plugin's own target
+//! as the `plugin_target` field, inside whatever span is current: during a request,
+//! the mount's dispatch span, so each line names its mount. `RUST_LOG=plugin=debug`
+//! selects them.
+
+use fusehost_abi::{log_level, HostServices, LogRecord};
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::EnvFilter;
+
+/// Installs the subscriber: `RUST_LOG` if set, else `info` raised by each `-v`.
+pub fn init(verbosity: u8) {
+    let default = match verbosity {
+        0 => "info,fuser=warn",
+        1 => "debug,fuser=info",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Fails only when a subscriber is already installed (in tests); keep that one.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// The callbacks every plugin gets when it is loaded.
+pub fn host_services() -> HostServices {
+    HostServices { log: plugin_log, max_level: plugin_max_level }
+}
+
+extern "C" fn plugin_max_level() -> u8 {
+    match LevelFilter::current().into_level() {
+        None => log_level::OFF,
+        Some(tracing::Level::ERROR) => log_level::ERROR,
+        Some(tracing::Level::WARN) => log_level::WARN,
+        Some(tracing::Level::INFO) => log_level::INFO,
+        Some(tracing::Level::DEBUG) => log_level::DEBUG,
+        Some(tracing::Level::TRACE) => log_level::TRACE,
+    }
+}
+
+extern "C" fn plugin_log(record: &LogRecord<'_>) {
+    let plugin_target = record.target.as_str();
+    let message = record.message.as_str();
+    let fields = record.fields.as_str();
+    let separator = if fields.is_empty() { "" } else { " " };
+    macro_rules! emit {
+        ($level:expr) => {
+            tracing::event!(target: "plugin", $level, plugin_target, "{message}{separator}{fields}")
+        };
+    }
+    match record.level {
+        log_level::ERROR => emit!(tracing::Level::ERROR),
+        log_level::WARN => emit!(tracing::Level::WARN),
+        log_level::INFO => emit!(tracing::Level::INFO),
+        log_level::DEBUG => emit!(tracing::Level::DEBUG),
+        _ => emit!(tracing::Level::TRACE),
+    }
+}

@@ -1,0 +1,203 @@
+//! The kernel's references to each inode, counted by the host so plugins never do.
+//!
+//! Every entry handed to the kernel (lookup, create, mkdir, mknod, symlink, link, and
+//! readdirplus entries other than `.` and `..`) is one reference; `FORGET` and
+//! `BATCH_FORGET` drop `n` of them. When an inode's count reaches zero the caller tells
+//! the plugin, once. The root (inode 1) is the kernel's own and never counted, and
+//! inode 0 in an entry means "no inode" (a negative entry).
+//!
+//! The map is sharded (dashmap), so lookups and forgets of different inodes rarely meet
+//! on a lock; a single `Mutex<HashMap>` would put one lock on every lookup of a mount.
+//! Anything the kernel should never do (forget an inode it was not given, or more
+//! references than it holds) is counted as an anomaly and logged at warn.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+
+/// Per-mount reference counts of the inodes the kernel knows.
+#[derive(Debug, Default)]
+pub struct LookupTable {
+    counts: DashMap<u64, u64>,
+    anomalies: AtomicU64,
+    forgotten: AtomicU64,
+}
+
+fn is_counted(ino: u64) -> bool {
+    ino > 1
+}
+
+impl LookupTable {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One more entry for `ino` handed to the kernel. Call it before the reply is sent,
+    /// so that a forget racing the reply always finds the count.
+    pub fn remember(&self, ino: u64) {
+        if is_counted(ino) {
+            *self.counts.entry(ino).or_insert(0) += 1;
+        }
+    }
+
+    /// The kernel dropped `n` references to `ino`. Returns `true` when that was the
+    /// last one: the plugin must now be told, exactly once.
+    pub fn forget(&self, ino: u64, n: u64) -> bool {
+        if !is_counted(ino) {
+            return false;
+        }
+        match self.counts.entry(ino) {
+            Entry::Occupied(mut counted) => {
+                let count = counted.get_mut();
+                if *count > n {
+                    *count -= n;
+                    return false;
+                }
+                if *count < n {
+                    let held = *count;
+                    self.anomaly(format_args!("forget of {n} references to inode {ino}, which had {held}"));
+                }
+                counted.remove();
+                self.forgotten.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Entry::Vacant(_) => {
+                self.anomaly(format_args!("forget of {n} references to inode {ino}, which the kernel was never given"));
+                false
+            }
+        }
+    }
+
+    /// Empties the table (at unmount) and returns every inode that was still counted.
+    pub fn drain(&self) -> Vec<u64> {
+        let inodes: Vec<u64> = self.counts.iter().map(|counted| *counted.key()).collect();
+        for ino in &inodes {
+            if self.counts.remove(ino).is_some() {
+                self.forgotten.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        inodes
+    }
+
+    /// How many inodes the kernel currently holds references to.
+    pub fn len(&self) -> usize {
+        self.counts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    /// The references the kernel holds to `ino` (0 when unknown).
+    pub fn count(&self, ino: u64) -> u64 {
+        self.counts.get(&ino).map_or(0, |count| *count)
+    }
+
+    /// How many times a count reached zero (the plugin's `forget` calls).
+    pub fn forgotten(&self) -> u64 {
+        self.forgotten.load(Ordering::Relaxed)
+    }
+
+    /// How many impossible forgets were seen.
+    pub fn anomalies(&self) -> u64 {
+        self.anomalies.load(Ordering::Relaxed)
+    }
+
+    fn anomaly(&self, what: std::fmt::Arguments<'_>) {
+        self.anomalies.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("lookup-count anomaly: {what}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::thread;
+
+    #[test]
+    fn reaches_zero_exactly_once() {
+        let table = LookupTable::new();
+        table.remember(7);
+        table.remember(7);
+        table.remember(7);
+        assert!(!table.forget(7, 2));
+        assert_eq!(table.count(7), 1);
+        assert!(table.forget(7, 1));
+        assert_eq!(table.count(7), 0);
+        assert!(table.is_empty());
+        assert_eq!(table.anomalies(), 0);
+        assert_eq!(table.forgotten(), 1);
+    }
+
+    #[test]
+    fn root_and_negative_entries_are_not_counted() {
+        let table = LookupTable::new();
+        table.remember(1);
+        table.remember(0);
+        assert!(table.is_empty());
+        assert!(!table.forget(1, 5));
+        assert_eq!(table.anomalies(), 0);
+    }
+
+    #[test]
+    fn unknown_inode_and_underflow_are_anomalies() {
+        let table = LookupTable::new();
+        assert!(!table.forget(9, 1));
+        assert_eq!(table.anomalies(), 1);
+        table.remember(9);
+        // More than held: still the last reference, and an anomaly.
+        assert!(table.forget(9, 3));
+        assert_eq!(table.anomalies(), 2);
+        assert!(table.is_empty());
+    }
+
+    #[test]
+    fn drain_returns_every_counted_inode() {
+        let table = LookupTable::new();
+        for ino in [2, 3, 3, 40] {
+            table.remember(ino);
+        }
+        let mut drained = table.drain();
+        drained.sort_unstable();
+        assert_eq!(drained, vec![2, 3, 40]);
+        assert!(table.is_empty());
+        assert_eq!(table.forgotten(), 3);
+    }
+
+    #[test]
+    fn many_threads_remember_and_forget_at_once() {
+        const THREADS: u64 = 8;
+        const INODES: u64 = 64;
+        const ROUNDS: u64 = 2_000;
+        let table = Arc::new(LookupTable::new());
+        let last_forgets = Arc::new(AtomicU64::new(0));
+        let workers: Vec<_> = (0..THREADS)
+            .map(|worker| {
+                let table = Arc::clone(&table);
+                let last_forgets = Arc::clone(&last_forgets);
+                thread::spawn(move || {
+                    for round in 0..ROUNDS {
+                        let ino = 2 + (round * 7 + worker) % INODES;
+                        table.remember(ino);
+                        table.remember(ino);
+                        if table.forget(ino, 1) {
+                            last_forgets.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if table.forget(ino, 1) {
+                            last_forgets.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        assert_eq!(table.anomalies(), 0, "balanced remember/forget must never underflow");
+        assert!(table.is_empty(), "every reference was dropped");
+        assert_eq!(last_forgets.load(Ordering::Relaxed), table.forgotten());
+        assert!(table.forgotten() >= INODES, "every inode reached zero at least once");
+    }
+}

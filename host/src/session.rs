@@ -1,0 +1,224 @@
+//! One mount's life: check the mountpoint, build the plugin's filesystem, mount it
+//! with a fuser session on its own threads, and take it down again.
+//!
+//! Unmounting is the host's job: in fuser 0.18.0 an in-process unmount does nothing
+//! when `AutoUnmount` is set (fuser issue #407), and `BackgroundSession::umount_and_join`
+//! consumes the session even when the unmount fails with `EBUSY`, leaving a dead mount
+//! behind when the process exits. So the host never sets `AutoUnmount`, runs the
+//! session on a thread of its own, unmounts through the session's own unmounter
+//! (`umount2(path, 0)`, or `fusermount3 -u` without root) so that fuser does not try
+//! again when the session ends, falls back to a lazy `MNT_DETACH` when the mount is
+//! busy, and waits for the session threads with a timeout.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use fusehost_abi::RawFilesystem;
+use fuser::{Config, MountOption, Session, SessionACL, SessionUnmounter};
+use rustix::io::Errno;
+use rustix::mount::{unmount, UnmountFlags};
+
+use crate::dispatch::{Dispatch, DispatchConfig, MountShared};
+use crate::error::HostError;
+use crate::loader::{LoadedPlugin, ThreadModel};
+use crate::mount_options::MountOptions;
+
+/// Where and how to mount, whatever serves the filesystem.
+#[derive(Clone, Debug)]
+pub struct MountTarget {
+    pub name: String,
+    pub mountpoint: PathBuf,
+    /// Shown as the mount's subtype (`fuse.<plugin>`) and default source name.
+    pub plugin_name: String,
+    pub options: MountOptions,
+}
+
+/// Everything needed to bring up one mount of a loaded plugin.
+#[derive(Clone, Debug)]
+pub struct MountRequest {
+    pub target: MountTarget,
+    pub plugin: Arc<LoadedPlugin>,
+    /// The plugin's options, as a TOML document.
+    pub plugin_options: String,
+}
+
+/// A mount that is up, served by its own session threads.
+pub struct RunningMount {
+    pub name: String,
+    pub mountpoint: PathBuf,
+    pub plugin_name: String,
+    pub started: Instant,
+    pub shared: Arc<MountShared>,
+    session: Option<JoinHandle<()>>,
+    ended: Receiver<std::io::Result<()>>,
+    unmounter: SessionUnmounter,
+}
+
+/// How an unmount went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unmounted {
+    /// Unmounted, the session ended and the plugin was destroyed.
+    Clean,
+    /// The mount was busy: detached lazily. Its session ends when the last open file
+    /// closes (or when the host exits).
+    Lazily,
+    /// Unmounted, but the session did not end within the timeout.
+    SessionStuck,
+}
+
+impl RunningMount {
+    /// Whether the session ended on its own (someone unmounted it from outside).
+    pub fn has_ended(&self) -> bool {
+        self.session.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Unmounts and waits up to `timeout` for the session to end.
+    pub fn unmount(mut self, timeout: Duration) -> Unmounted {
+        let lazily = match unmount_path(&mut self.unmounter, &self.mountpoint) {
+            Ok(lazily) => lazily,
+            Err(error) => {
+                tracing::warn!(mount = %self.name, "unmounting {} failed: {error}", self.mountpoint.display());
+                false
+            }
+        };
+        match self.ended.recv_timeout(timeout) {
+            Ok(outcome) => {
+                if let Some(session) = self.session.take() {
+                    let _ = session.join();
+                }
+                if let Err(error) = outcome {
+                    tracing::warn!(mount = %self.name, "session ended with an error: {error}");
+                }
+                if lazily {
+                    Unmounted::Lazily
+                } else {
+                    Unmounted::Clean
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => Unmounted::Clean,
+            Err(RecvTimeoutError::Timeout) if lazily => Unmounted::Lazily,
+            Err(RecvTimeoutError::Timeout) => Unmounted::SessionStuck,
+        }
+    }
+}
+
+/// Unmounts `path`; returns whether it had to detach lazily because it was busy.
+fn unmount_path(unmounter: &mut SessionUnmounter, path: &Path) -> std::io::Result<bool> {
+    match unmounter.unmount() {
+        Ok(()) => Ok(false),
+        Err(error) if error.raw_os_error() == Some(Errno::BUSY.raw_os_error()) => {
+            tracing::warn!("{} is busy (files still open): detaching it lazily", path.display());
+            unmount(path, UnmountFlags::DETACH)?;
+            Ok(true)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Checks the mountpoint: it must be a directory (made first with `create`).
+fn prepare_mountpoint(target: &MountTarget) -> Result<(), HostError> {
+    let problem = |message: String| HostError::Mountpoint {
+        mount: target.name.clone(),
+        path: target.mountpoint.clone(),
+        message,
+    };
+    match std::fs::metadata(&target.mountpoint) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(problem("the mountpoint is not a directory".to_owned())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && target.options.create => {
+            std::fs::create_dir_all(&target.mountpoint)
+                .map_err(|error| problem(format!("cannot create the mountpoint: {error}")))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Err(problem("the mountpoint does not exist: create it, or use the `create` option".to_owned()))
+        }
+        Err(error) => Err(problem(format!("cannot use the mountpoint: {error}"))),
+    }
+}
+
+fn fuser_config(target: &MountTarget) -> Config {
+    let options = &target.options;
+    let plugin_name = &target.plugin_name;
+    let mut mount_options = vec![
+        MountOption::FSName(options.fsname.clone().unwrap_or_else(|| format!("fusehost:{plugin_name}"))),
+        MountOption::Subtype(plugin_name.clone()),
+        MountOption::NoDev,
+        MountOption::NoSuid,
+    ];
+    mount_options.push(if options.read_only { MountOption::RO } else { MountOption::RW });
+    if options.default_permissions {
+        mount_options.push(MountOption::DefaultPermissions);
+    }
+    let mut config = Config::default();
+    config.mount_options = mount_options;
+    config.acl = if options.allow_other {
+        SessionACL::All
+    } else if options.allow_root {
+        SessionACL::RootAndOwner
+    } else {
+        SessionACL::Owner
+    };
+    config.n_threads = Some(options.threads);
+    config.clone_fd = true;
+    config
+}
+
+/// Builds the plugin's filesystem and mounts it.
+pub fn start(request: MountRequest) -> Result<RunningMount, HostError> {
+    let MountRequest { target, plugin, plugin_options } = request;
+    // The plugin's own log lines while it builds carry the mount's name too.
+    let _span = tracing::info_span!(parent: None, "mount", name = %target.name).entered();
+    let fs = plugin
+        .new_filesystem(&target.name, &target.mountpoint, &plugin_options, target.options.read_only)
+        .map_err(|refusal| HostError::PluginRefused {
+            plugin: plugin.description.name.clone(),
+            mount: target.name.clone(),
+            message: refusal.message,
+        })?;
+    let serialized = plugin.description.thread_model == ThreadModel::Serialized;
+    start_with(target, fs, serialized)
+}
+
+/// Mounts an already-built filesystem: a plugin's object, or one linked into the
+/// binary (`fusehost_plugin_api::FfiFilesystem`), through the same dispatch.
+pub fn start_with<O: RawFilesystem + 'static>(
+    target: MountTarget,
+    fs: O,
+    serialized: bool,
+) -> Result<RunningMount, HostError> {
+    prepare_mountpoint(&target)?;
+    let shared = Arc::new(MountShared::default());
+    let span = tracing::info_span!(parent: None, "mount", name = %target.name);
+    let config = DispatchConfig {
+        serialized,
+        attr_ttl: target.options.attr_ttl,
+        entry_ttl: target.options.entry_ttl,
+        writeback_cache: target.options.writeback_cache,
+    };
+    let dispatch = Dispatch::new(fs, Arc::clone(&shared), config, span);
+    let mut session = Session::new(dispatch, &target.mountpoint, &fuser_config(&target)).map_err(|source| {
+        HostError::MountFailed { mount: target.name.clone(), path: target.mountpoint.clone(), source }
+    })?;
+    let unmounter = session.unmount_callable();
+    let (report_end, ended) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name(format!("session-{}", target.name))
+        .spawn(move || {
+            // run() joins the worker threads, then calls destroy (forgets + plugin destroy).
+            let _ = report_end.send(session.run());
+        })
+        .map_err(|source| HostError::Io { context: "starting the session thread".to_owned(), source })?;
+    Ok(RunningMount {
+        name: target.name,
+        mountpoint: target.mountpoint,
+        plugin_name: target.plugin_name,
+        started: Instant::now(),
+        shared,
+        session: Some(thread),
+        ended,
+        unmounter,
+    })
+}

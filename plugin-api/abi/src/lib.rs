@@ -1,0 +1,622 @@
+//! The frozen binary interface between the fusehost host and its plugins.
+//!
+//! Everything that crosses the boundary between `fusehost` and a plugin `.so` is
+//! declared here, and nothing else is. Plugin authors never use this crate directly:
+//! they depend on `fusehost-plugin-api`, which re-exports it and wraps it in an
+//! idiomatic Rust trait.
+//!
+//! # Why this is its own crate, versioned `1.0.z`
+//!
+//! abi_stable stamps every type layout with the Cargo package name and version of the
+//! crate that defines it, and refuses a library whose package version differs in its
+//! major (or, for `0.x`, minor) number. Keeping the ABI types in a crate of their own
+//! means the author SDK can evolve freely while this crate only ever gets patch
+//! releases that keep every layout. A layout change is a new major (`2.0.0`) in a new
+//! folder; the host then depends on every supported major and adapts older ones.
+//!
+//! # How a plugin is recognised
+//!
+//! A plugin exports two symbols:
+//! - [`ABI_MAJOR_SYMBOL`], a plain `u32` holding the ABI major it was built for. The
+//!   loader reads it with `libloading` *before* any abi_stable check, so a foreign or
+//!   too-new plugin gets one readable sentence instead of a layout dump;
+//! - abi_stable's library header ([`ROOT_MODULE_LOADER_SYMBOL`]), whose root module is a
+//!   [`PluginModule_Ref`].
+//!
+//! # Rules the types follow
+//! - No Rust enums cross: file types are `S_IF*` bits, thread models plain integers,
+//!   validated on receipt (an unknown discriminant from a newer peer would be UB).
+//! - Names, link targets and xattr names and values are bytes, never `str`: Linux
+//!   file names are arbitrary bytes without `/` and NUL.
+//! - Errors are an errno ([`Errno`]).
+//! - Data paths allocate nothing across the boundary: `read` fills a buffer the host
+//!   lends, `write` borrows the kernel's payload, directory listings push into a sink.
+// FUSE requests carry many arguments; the trait mirrors them one to one.
+#![allow(non_local_definitions, non_camel_case_types, clippy::too_many_arguments)]
+
+pub use abi_stable;
+
+use abi_stable::{
+    declare_root_module_statics,
+    library::RootModule,
+    package_version_strings, sabi_trait,
+    sabi_types::{RMut, VersionStrings},
+    std_types::{RBox, ROption, RResult, RSlice, RSliceMut, RStr, RString},
+    StableAbi,
+};
+
+/// The ABI major this crate defines, taken from its package version.
+pub const ABI_MAJOR: u32 = parse_major(env!("CARGO_PKG_VERSION"));
+
+/// The full package version of this crate (`1.0.z`).
+pub const ABI_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Name of the plain `u32` symbol holding the plugin's ABI major (NUL-terminated).
+pub const ABI_MAJOR_SYMBOL: &[u8] = b"fusehost_abi_major\0";
+
+/// Name of abi_stable's library-header symbol. `export_plugin!` must emit the header
+/// itself (abi_stable's attribute would force every plugin to depend on abi_stable),
+/// so the name is spelled out here and checked against abi_stable by a unit test.
+pub const ROOT_MODULE_LOADER_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
+
+const fn parse_major(version: &str) -> u32 {
+    let bytes = version.as_bytes();
+    let mut major = 0u32;
+    let mut i = 0;
+    while i < bytes.len() && bytes[i] != b'.' {
+        major = major * 10 + (bytes[i] - b'0') as u32;
+        i += 1;
+    }
+    major
+}
+
+/// An error number (`ENOENT`, `EIO`, ...), positive, as in `errno(3)`.
+#[repr(transparent)]
+#[derive(StableAbi, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Errno(pub i32);
+
+macro_rules! errno_consts {
+    ($($name:ident),* $(,)?) => {
+        impl Errno {
+            $(
+                #[doc = concat!("`", stringify!($name), "`")]
+                pub const $name: Errno = Errno(libc_errno::$name);
+            )*
+        }
+    };
+}
+
+/// The errno values of Linux (x86_64 and aarch64 share them).
+mod libc_errno {
+    pub const EPERM: i32 = 1;
+    pub const ENOENT: i32 = 2;
+    pub const EINTR: i32 = 4;
+    pub const EIO: i32 = 5;
+    pub const ENXIO: i32 = 6;
+    pub const E2BIG: i32 = 7;
+    pub const EBADF: i32 = 9;
+    pub const EAGAIN: i32 = 11;
+    pub const ENOMEM: i32 = 12;
+    pub const EACCES: i32 = 13;
+    pub const EBUSY: i32 = 16;
+    pub const EEXIST: i32 = 17;
+    pub const EXDEV: i32 = 18;
+    pub const ENODEV: i32 = 19;
+    pub const ENOTDIR: i32 = 20;
+    pub const EISDIR: i32 = 21;
+    pub const EINVAL: i32 = 22;
+    pub const ENFILE: i32 = 23;
+    pub const EMFILE: i32 = 24;
+    pub const EFBIG: i32 = 27;
+    pub const ENOSPC: i32 = 28;
+    pub const ESPIPE: i32 = 29;
+    pub const EROFS: i32 = 30;
+    pub const EMLINK: i32 = 31;
+    pub const ERANGE: i32 = 34;
+    pub const ENAMETOOLONG: i32 = 36;
+    pub const ENOSYS: i32 = 38;
+    pub const ENOTEMPTY: i32 = 39;
+    pub const ELOOP: i32 = 40;
+    pub const ENODATA: i32 = 61;
+    pub const EOVERFLOW: i32 = 75;
+    pub const EOPNOTSUPP: i32 = 95;
+    pub const ETIMEDOUT: i32 = 110;
+}
+
+errno_consts!(
+    EPERM,
+    ENOENT,
+    EINTR,
+    EIO,
+    ENXIO,
+    E2BIG,
+    EBADF,
+    EAGAIN,
+    ENOMEM,
+    EACCES,
+    EBUSY,
+    EEXIST,
+    EXDEV,
+    ENODEV,
+    ENOTDIR,
+    EISDIR,
+    EINVAL,
+    ENFILE,
+    EMFILE,
+    EFBIG,
+    ENOSPC,
+    ESPIPE,
+    EROFS,
+    EMLINK,
+    ERANGE,
+    ENAMETOOLONG,
+    ENOSYS,
+    ENOTEMPTY,
+    ELOOP,
+    ENODATA,
+    EOVERFLOW,
+    EOPNOTSUPP,
+    ETIMEDOUT,
+);
+
+impl Errno {
+    /// The errno of an I/O error, `EIO` when it carries none.
+    pub fn from_io(error: &std::io::Error) -> Errno {
+        match error.raw_os_error() {
+            Some(code) if code > 0 => Errno(code),
+            _ => Errno::EIO,
+        }
+    }
+}
+
+impl From<std::io::Error> for Errno {
+    fn from(error: std::io::Error) -> Self {
+        Errno::from_io(&error)
+    }
+}
+
+impl std::fmt::Debug for Errno {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Errno({}: {})", self.0, std::io::Error::from_raw_os_error(self.0))
+    }
+}
+
+impl std::fmt::Display for Errno {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", std::io::Error::from_raw_os_error(self.0))
+    }
+}
+
+/// Who asked: the caller's credentials, and the umask for create/mkdir/mknod (0 elsewhere).
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestCtx {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: u32,
+    pub umask: u32,
+}
+
+/// A point in time as seconds and nanoseconds since the Unix epoch.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timespec {
+    pub sec: i64,
+    pub nsec: u32,
+}
+
+/// File attributes, as `stat(2)` reports them. `mode` holds the `S_IF*` type bits and
+/// the permission bits together.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: u64,
+    pub size: u64,
+    /// Allocated size in 512-byte blocks.
+    pub blocks: u64,
+    pub atime: Timespec,
+    pub mtime: Timespec,
+    pub ctime: Timespec,
+    pub crtime: Timespec,
+    pub mode: u32,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u32,
+    pub blksize: u32,
+    pub flags: u32,
+}
+
+/// A directory entry handed to the kernel (lookup, create, mkdir, ...). The host counts
+/// every one it hands out; see the lookup-count rules in `fusehost-plugin-api`.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Entry {
+    pub attr: Attr,
+    pub generation: u64,
+}
+
+/// `FOPEN_*` bits a plugin may set when it opens a file or directory.
+pub mod open_flags {
+    /// Bypass the page cache for this open file.
+    pub const DIRECT_IO: u32 = 1 << 0;
+    /// Keep the cached pages of this file: its data did not change since the last open.
+    pub const KEEP_CACHE: u32 = 1 << 1;
+    /// The file is not seekable.
+    pub const NONSEEKABLE: u32 = 1 << 2;
+    /// Allow caching this directory's entries.
+    pub const CACHE_DIR: u32 = 1 << 3;
+    /// The file is a stream: no file position at all.
+    pub const STREAM: u32 = 1 << 4;
+    /// Do not send FLUSH on close.
+    pub const NOFLUSH: u32 = 1 << 5;
+    /// Every bit above, for validating what a plugin returns.
+    pub const ALL: u32 = DIRECT_IO | KEEP_CACHE | NONSEEKABLE | CACHE_DIR | STREAM | NOFLUSH;
+}
+
+/// The answer to open/opendir: a file handle of the plugin's choosing and `FOPEN_*` bits.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Opened {
+    pub fh: u64,
+    /// Bits of [`open_flags`].
+    pub flags: u32,
+    /// A file descriptor the kernel should read and write directly (FUSE passthrough,
+    /// Linux 6.9+), or -1. The host registers it and closes its own registration when
+    /// the file is released; the plugin keeps ownership of the descriptor.
+    pub passthrough_fd: i32,
+}
+
+impl Default for Opened {
+    fn default() -> Self {
+        Opened { fh: 0, flags: 0, passthrough_fd: -1 }
+    }
+}
+
+/// The answer to create: the new entry and its open handle.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Created {
+    pub entry: Entry,
+    pub opened: Opened,
+}
+
+/// Which fields of a [`SetAttr`] are set (the kernel's `FATTR_*` bits).
+pub mod setattr_valid {
+    pub const MODE: u32 = 1 << 0;
+    pub const UID: u32 = 1 << 1;
+    pub const GID: u32 = 1 << 2;
+    pub const SIZE: u32 = 1 << 3;
+    pub const ATIME: u32 = 1 << 4;
+    pub const MTIME: u32 = 1 << 5;
+    pub const FH: u32 = 1 << 6;
+    pub const ATIME_NOW: u32 = 1 << 7;
+    pub const MTIME_NOW: u32 = 1 << 8;
+    pub const CTIME: u32 = 1 << 10;
+}
+
+/// A setattr request: only the fields whose bit is in `valid` are meaningful.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetAttr {
+    pub valid: u32,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub atime: Timespec,
+    pub mtime: Timespec,
+    pub ctime: Timespec,
+    pub fh: u64,
+}
+
+/// Figures for `statfs(2)`.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatFs {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u32,
+    pub namelen: u32,
+    pub frsize: u32,
+}
+
+/// Where readdir puts entries; the host writes them straight into the kernel's buffer.
+#[sabi_trait]
+pub trait DirSink {
+    /// Adds one entry. `kind` is its `S_IF*` bits, `next_offset` the offset the kernel
+    /// passes back to continue after it. Returns `true` when the buffer is full: the
+    /// entry was *not* added and the plugin must stop.
+    #[sabi(last_prefix_field)]
+    fn add(&mut self, ino: u64, next_offset: i64, kind: u32, name: RSlice<'_, u8>) -> bool;
+}
+
+/// Where readdirplus puts entries with their attributes.
+#[sabi_trait]
+pub trait DirPlusSink {
+    /// Adds one entry with its attributes. Returns `true` when the buffer is full: the
+    /// entry was *not* added (and not counted) and the plugin must stop.
+    #[sabi(last_prefix_field)]
+    fn add(&mut self, next_offset: i64, name: RSlice<'_, u8>, entry: &Entry) -> bool;
+}
+
+/// The readdir sink the host lends for one request.
+pub type DirSinkRef<'a, 'b> = DirSink_TO<'a, RMut<'b, ()>>;
+/// The readdirplus sink the host lends for one request.
+pub type DirPlusSinkRef<'a, 'b> = DirPlusSink_TO<'a, RMut<'b, ()>>;
+
+/// One mounted filesystem instance: the whole FUSE request set.
+///
+/// Every method answers a request; an unimplemented one answers `ENOSYS`. Inode 1 is
+/// the root.
+#[sabi_trait]
+pub trait RawFilesystem: Send + Sync {
+    fn lookup(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>) -> RResult<Entry, Errno>;
+    /// The kernel no longer knows `ino`: called once when the host's count reaches 0.
+    fn forget(&self, ino: u64);
+    fn getattr(&self, ctx: &RequestCtx, ino: u64, fh: ROption<u64>) -> RResult<Attr, Errno>;
+    fn setattr(&self, ctx: &RequestCtx, ino: u64, attr: &SetAttr) -> RResult<Attr, Errno>;
+    /// Writes the link target into `buf` (up to its length) and returns the target's
+    /// full length.
+    fn readlink(&self, ctx: &RequestCtx, ino: u64, buf: RSliceMut<'_, u8>) -> RResult<u64, Errno>;
+    fn mknod(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>, mode: u32, rdev: u32)
+        -> RResult<Entry, Errno>;
+    fn mkdir(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>, mode: u32) -> RResult<Entry, Errno>;
+    fn unlink(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>) -> RResult<(), Errno>;
+    fn rmdir(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>) -> RResult<(), Errno>;
+    fn symlink(
+        &self,
+        ctx: &RequestCtx,
+        parent: u64,
+        name: RSlice<'_, u8>,
+        target: RSlice<'_, u8>,
+    ) -> RResult<Entry, Errno>;
+    /// `flags` are `RENAME_NOREPLACE` (1), `RENAME_EXCHANGE` (2), `RENAME_WHITEOUT` (4).
+    fn rename(
+        &self,
+        ctx: &RequestCtx,
+        parent: u64,
+        name: RSlice<'_, u8>,
+        new_parent: u64,
+        new_name: RSlice<'_, u8>,
+        flags: u32,
+    ) -> RResult<(), Errno>;
+    fn link(&self, ctx: &RequestCtx, ino: u64, new_parent: u64, new_name: RSlice<'_, u8>) -> RResult<Entry, Errno>;
+    fn open(&self, ctx: &RequestCtx, ino: u64, flags: i32) -> RResult<Opened, Errno>;
+    /// Fills `buf` from `offset` and returns the byte count (short only at end of file).
+    fn read(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        buf: RSliceMut<'_, u8>,
+        flags: i32,
+        lock_owner: ROption<u64>,
+    ) -> RResult<u64, Errno>;
+    fn write(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        data: RSlice<'_, u8>,
+        write_flags: u32,
+        flags: i32,
+        lock_owner: ROption<u64>,
+    ) -> RResult<u32, Errno>;
+    fn flush(&self, ctx: &RequestCtx, ino: u64, fh: u64, lock_owner: u64) -> RResult<(), Errno>;
+    fn release(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        flags: i32,
+        lock_owner: ROption<u64>,
+        flush: bool,
+    ) -> RResult<(), Errno>;
+    fn fsync(&self, ctx: &RequestCtx, ino: u64, fh: u64, datasync: bool) -> RResult<(), Errno>;
+    fn opendir(&self, ctx: &RequestCtx, ino: u64, flags: i32) -> RResult<Opened, Errno>;
+    fn readdir(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        offset: i64,
+        sink: &mut DirSinkRef<'_, '_>,
+    ) -> RResult<(), Errno>;
+    fn readdirplus(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        offset: i64,
+        sink: &mut DirPlusSinkRef<'_, '_>,
+    ) -> RResult<(), Errno>;
+    fn releasedir(&self, ctx: &RequestCtx, ino: u64, fh: u64, flags: i32) -> RResult<(), Errno>;
+    fn fsyncdir(&self, ctx: &RequestCtx, ino: u64, fh: u64, datasync: bool) -> RResult<(), Errno>;
+    fn statfs(&self, ctx: &RequestCtx, ino: u64) -> RResult<StatFs, Errno>;
+    fn setxattr(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        name: RSlice<'_, u8>,
+        value: RSlice<'_, u8>,
+        flags: i32,
+        position: u32,
+    ) -> RResult<(), Errno>;
+    /// Writes the value into `buf` (up to its length) and returns the value's full size.
+    fn getxattr(&self, ctx: &RequestCtx, ino: u64, name: RSlice<'_, u8>, buf: RSliceMut<'_, u8>)
+        -> RResult<u64, Errno>;
+    /// Writes the NUL-terminated names into `buf` (up to its length) and returns their
+    /// full size.
+    fn listxattr(&self, ctx: &RequestCtx, ino: u64, buf: RSliceMut<'_, u8>) -> RResult<u64, Errno>;
+    fn removexattr(&self, ctx: &RequestCtx, ino: u64, name: RSlice<'_, u8>) -> RResult<(), Errno>;
+    fn access(&self, ctx: &RequestCtx, ino: u64, mask: i32) -> RResult<(), Errno>;
+    fn create(
+        &self,
+        ctx: &RequestCtx,
+        parent: u64,
+        name: RSlice<'_, u8>,
+        mode: u32,
+        flags: i32,
+    ) -> RResult<Created, Errno>;
+    fn fallocate(&self, ctx: &RequestCtx, ino: u64, fh: u64, offset: u64, length: u64, mode: i32)
+        -> RResult<(), Errno>;
+    fn lseek(&self, ctx: &RequestCtx, ino: u64, fh: u64, offset: i64, whence: i32) -> RResult<i64, Errno>;
+    fn copy_file_range(
+        &self,
+        ctx: &RequestCtx,
+        ino_in: u64,
+        fh_in: u64,
+        offset_in: u64,
+        ino_out: u64,
+        fh_out: u64,
+        offset_out: u64,
+        len: u64,
+        flags: u64,
+    ) -> RResult<u32, Errno>;
+    /// The mount is gone: every inode was forgotten and every file released.
+    #[sabi(last_prefix_field)]
+    fn destroy(&self);
+}
+
+/// A filesystem object as a plugin hands it to the host.
+pub type FsObject = RawFilesystem_TO<'static, RBox<()>>;
+
+/// How the host may call a plugin's filesystem object.
+pub mod thread_model {
+    /// One call at a time: the host holds a lock around every call.
+    pub const SERIALIZED: u32 = 0;
+    /// Any number of calls at once, from every session thread.
+    pub const PARALLEL: u32 = 1;
+}
+
+/// One option a plugin accepts, for `fusehost plugins` and for checking keys.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct OptionDoc {
+    pub key: RStr<'static>,
+    /// `string`, `bool`, `integer`, `size` (bytes, `512MiB`) or `path`.
+    pub kind: RStr<'static>,
+    /// The default, as the user would write it; empty when the option is required.
+    pub default: RStr<'static>,
+    pub help: RStr<'static>,
+}
+
+/// What a plugin says about itself.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct PluginInfo {
+    pub name: RStr<'static>,
+    pub version: RStr<'static>,
+    pub description: RStr<'static>,
+    pub options: RSlice<'static, OptionDoc>,
+    /// A value of [`thread_model`].
+    pub thread_model: u32,
+    /// Whether the plugin was built with `panic = "unwind"` (otherwise a panic aborts
+    /// the whole host).
+    pub panic_unwind: bool,
+    /// The version of `fusehost-plugin-api` the plugin was built with.
+    pub sdk_version: RStr<'static>,
+}
+
+/// A plugin's refusal: an errno and a sentence for the operator.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct PluginError {
+    pub errno: Errno,
+    pub message: RString,
+}
+
+/// Log levels across the boundary (0 means off).
+pub mod log_level {
+    pub const OFF: u8 = 0;
+    pub const ERROR: u8 = 1;
+    pub const WARN: u8 = 2;
+    pub const INFO: u8 = 3;
+    pub const DEBUG: u8 = 4;
+    pub const TRACE: u8 = 5;
+}
+
+/// One log event from a plugin.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct LogRecord<'a> {
+    /// A value of [`log_level`].
+    pub level: u8,
+    /// The event's target inside the plugin (usually its module path).
+    pub target: RStr<'a>,
+    pub message: RStr<'a>,
+    /// The event's other fields, formatted `key=value key=value`.
+    pub fields: RStr<'a>,
+    pub file: RStr<'a>,
+    pub line: u32,
+}
+
+/// The host's services to a plugin: a frozen table of callbacks.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct HostServices {
+    /// Emits a plugin's log event inside the current request's span.
+    pub log: extern "C" fn(record: &LogRecord<'_>),
+    /// The most verbose level the host currently shows (a value of [`log_level`]).
+    pub max_level: extern "C" fn() -> u8,
+}
+
+/// What the host tells a plugin when it builds one mount's filesystem.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct MountInit<'a> {
+    pub mount_name: RStr<'a>,
+    pub mountpoint: RStr<'a>,
+    /// The plugin's options as a TOML document (a table of key = value).
+    pub options_toml: RStr<'a>,
+    pub read_only: bool,
+}
+
+/// The root module every plugin exports. Frozen: fields are only ever appended, after
+/// the `last_prefix_field` of this major.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginModule_Ref)))]
+#[sabi(missing_field(panic))]
+pub struct PluginModule {
+    /// The ABI major the plugin was built for (also exported as a plain symbol).
+    pub abi_major: u32,
+    pub describe: extern "C" fn() -> PluginInfo,
+    /// Gives the plugin the host's callbacks; called once, right after loading.
+    pub attach_host: extern "C" fn(host: HostServices),
+    /// Checks options without building anything (`fusehost check`).
+    pub validate: extern "C" fn(options_toml: RStr<'_>) -> RResult<(), PluginError>,
+    /// Builds one mount's filesystem.
+    #[sabi(last_prefix_field)]
+    pub new_filesystem: extern "C" fn(init: &MountInit<'_>) -> RResult<FsObject, PluginError>,
+}
+
+impl RootModule for PluginModule_Ref {
+    declare_root_module_statics! {PluginModule_Ref}
+    const BASE_NAME: &'static str = "fusehost_plugin";
+    const NAME: &'static str = "fusehost plugin";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loader_symbol_matches_abi_stable() {
+        assert_eq!(ROOT_MODULE_LOADER_SYMBOL, abi_stable::library::ROOT_MODULE_LOADER_NAME);
+    }
+
+    #[test]
+    fn major_comes_from_the_package_version() {
+        assert_eq!(parse_major("1.0.3"), 1);
+        assert_eq!(parse_major("12.4.0"), 12);
+        assert_eq!(ABI_MAJOR.to_string(), env!("CARGO_PKG_VERSION_MAJOR"));
+    }
+}

@@ -1,0 +1,255 @@
+//! The trait a plugin author implements: one method per FUSE request, each with a
+//! default, so a filesystem implements only what it supports.
+
+use std::ffi::OsStr;
+
+use crate::types::{Entry, Errno, FileAttr, FileKind, Opened, Request, Result, SetAttr, StatFs};
+
+/// Receives readdir entries; the host writes each straight into the kernel's buffer.
+pub trait DirSink {
+    /// Adds one entry. `next_offset` is what the kernel passes back as `offset` to
+    /// continue *after* this entry. Returns `true` when the buffer is full: the entry
+    /// was not added, stop and return `Ok(())`.
+    fn add(&mut self, ino: u64, next_offset: i64, kind: FileKind, name: &OsStr) -> bool;
+}
+
+/// Receives readdirplus entries with their attributes. Every entry added other than
+/// `.` and `..` counts as a lookup (the host does the counting).
+pub trait DirPlusSink {
+    /// Adds one entry; returns `true` when the buffer is full (entry not added).
+    fn add(&mut self, next_offset: i64, name: &OsStr, entry: &Entry) -> bool;
+}
+
+/// A FUSE filesystem, as a plugin implements it.
+///
+/// Inode 1 ([`ROOT_INO`](crate::ROOT_INO)) is the root. Names are raw bytes (`&OsStr`,
+/// see `OsStrExt::as_bytes`): Linux names need not be UTF-8. Every method that is not
+/// overridden answers `ENOSYS` unless its documentation says otherwise; for optional
+/// requests (xattrs, flush, fsync, fallocate, access) the kernel then stops asking.
+///
+/// Calls arrive from several threads at once unless the plugin declares
+/// [`ThreadModel::Serialized`](crate::ThreadModel::Serialized). A panic in any method
+/// is caught, logged with its message and location, and answered `EIO`; the mount
+/// keeps serving.
+#[allow(unused_variables, clippy::too_many_arguments)]
+pub trait Filesystem: Send + Sync + 'static {
+    /// Looks up `name` in directory `parent`. Each success is one more reference the
+    /// kernel holds to the returned inode (counted by the host).
+    fn lookup(&self, req: &Request, parent: u64, name: &OsStr) -> Result<Entry> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// The kernel holds no reference to `ino` any more (the host's count reached 0).
+    /// An unlinked inode may now be freed, and its number reused. Called exactly once
+    /// per time the count drops to zero, and for every inode still known at unmount.
+    fn forget(&self, ino: u64) {}
+
+    fn getattr(&self, req: &Request, ino: u64, fh: Option<u64>) -> Result<FileAttr> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// chmod, chown, truncate and utimens; returns the attributes after the change.
+    fn setattr(&self, req: &Request, ino: u64, changes: &SetAttr) -> Result<FileAttr> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// The target of symlink `ino`, as bytes.
+    fn readlink(&self, req: &Request, ino: u64) -> Result<Vec<u8>> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Creates a file node (regular, fifo, socket, device). `mode` carries the type
+    /// bits; apply `req.umask` yourself.
+    fn mknod(&self, req: &Request, parent: u64, name: &OsStr, mode: u32, rdev: u32) -> Result<Entry> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Creates a directory; apply `req.umask` to `mode` yourself.
+    fn mkdir(&self, req: &Request, parent: u64, name: &OsStr, mode: u32) -> Result<Entry> {
+        Err(Errno::ENOSYS)
+    }
+
+    fn unlink(&self, req: &Request, parent: u64, name: &OsStr) -> Result<()> {
+        Err(Errno::ENOSYS)
+    }
+
+    fn rmdir(&self, req: &Request, parent: u64, name: &OsStr) -> Result<()> {
+        Err(Errno::ENOSYS)
+    }
+
+    fn symlink(&self, req: &Request, parent: u64, name: &OsStr, target: &OsStr) -> Result<Entry> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// `flags` holds `RENAME_NOREPLACE` (1) and `RENAME_EXCHANGE` (2).
+    fn rename(
+        &self,
+        req: &Request,
+        parent: u64,
+        name: &OsStr,
+        new_parent: u64,
+        new_name: &OsStr,
+        flags: u32,
+    ) -> Result<()> {
+        Err(Errno::ENOSYS)
+    }
+
+    fn link(&self, req: &Request, ino: u64, new_parent: u64, new_name: &OsStr) -> Result<Entry> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Opens a file. The default accepts every open with handle 0.
+    fn open(&self, req: &Request, ino: u64, flags: i32) -> Result<Opened> {
+        Ok(Opened::default())
+    }
+
+    /// Fills `buf` with the data at `offset` and returns how many bytes it wrote;
+    /// fewer than `buf.len()` only at end of file.
+    fn read(&self, req: &Request, ino: u64, fh: u64, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Writes `data` at `offset`; returns the bytes written.
+    fn write(
+        &self,
+        req: &Request,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+        write_flags: u32,
+        flags: i32,
+    ) -> Result<u32> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Called on every `close()` of a descriptor (there may be several per open).
+    fn flush(&self, req: &Request, ino: u64, fh: u64, lock_owner: u64) -> Result<()> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// The last descriptor of an open file is closed. The default does nothing.
+    fn release(&self, req: &Request, ino: u64, fh: u64, flags: i32, flush: bool) -> Result<()> {
+        Ok(())
+    }
+
+    fn fsync(&self, req: &Request, ino: u64, fh: u64, datasync: bool) -> Result<()> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Opens a directory. The default accepts every open with handle 0.
+    fn opendir(&self, req: &Request, ino: u64, flags: i32) -> Result<Opened> {
+        Ok(Opened::default())
+    }
+
+    /// Lists directory `ino` from `offset` (0 at the start, else a `next_offset` you
+    /// gave earlier) into `sink` until it is full or the listing ends.
+    fn readdir(&self, req: &Request, ino: u64, fh: u64, offset: i64, sink: &mut dyn DirSink) -> Result<()> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Lists a directory with attributes. The default lists through
+    /// [`readdir`](Filesystem::readdir) and [`lookup`](Filesystem::lookup)s each entry,
+    /// which is correct for every filesystem; override it when attributes come cheaper
+    /// with the listing.
+    fn readdirplus(&self, req: &Request, ino: u64, fh: u64, offset: i64, sink: &mut dyn DirPlusSink) -> Result<()> {
+        let mut looked_up = LookupEachEntry { fs: self, req, parent: ino, inner: sink };
+        self.readdir(req, ino, fh, offset, &mut looked_up)
+    }
+
+    /// The directory is closed. The default does nothing.
+    fn releasedir(&self, req: &Request, ino: u64, fh: u64, flags: i32) -> Result<()> {
+        Ok(())
+    }
+
+    fn fsyncdir(&self, req: &Request, ino: u64, fh: u64, datasync: bool) -> Result<()> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Filesystem figures for `df`. The default reports an empty filesystem with
+    /// 255-byte names.
+    fn statfs(&self, req: &Request, ino: u64) -> Result<StatFs> {
+        Ok(StatFs { bsize: 512, namelen: 255, frsize: 512, ..StatFs::default() })
+    }
+
+    /// `flags` holds `XATTR_CREATE` (1) and `XATTR_REPLACE` (2).
+    fn setxattr(&self, req: &Request, ino: u64, name: &OsStr, value: &[u8], flags: i32, position: u32) -> Result<()> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// The whole value of xattr `name` (`ENODATA` when absent); the host answers
+    /// size probes and `ERANGE` itself.
+    fn getxattr(&self, req: &Request, ino: u64, name: &OsStr) -> Result<Vec<u8>> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Every xattr name, each followed by a NUL byte.
+    fn listxattr(&self, req: &Request, ino: u64) -> Result<Vec<u8>> {
+        Err(Errno::ENOSYS)
+    }
+
+    fn removexattr(&self, req: &Request, ino: u64, name: &OsStr) -> Result<()> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Only asked when the mount runs without `default_permissions`.
+    fn access(&self, req: &Request, ino: u64, mask: i32) -> Result<()> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Creates and opens a regular file in one step; apply `req.umask` yourself.
+    fn create(&self, req: &Request, parent: u64, name: &OsStr, mode: u32, flags: i32) -> Result<(Entry, Opened)> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// `mode` holds `FALLOC_FL_KEEP_SIZE` (1) and `FALLOC_FL_PUNCH_HOLE` (2).
+    fn fallocate(&self, req: &Request, ino: u64, fh: u64, offset: u64, length: u64, mode: i32) -> Result<()> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// `SEEK_DATA` (3) and `SEEK_HOLE` (4); the kernel handles the other whences.
+    fn lseek(&self, req: &Request, ino: u64, fh: u64, offset: i64, whence: i32) -> Result<i64> {
+        Err(Errno::ENOSYS)
+    }
+
+    fn copy_file_range(
+        &self,
+        req: &Request,
+        ino_in: u64,
+        fh_in: u64,
+        offset_in: u64,
+        ino_out: u64,
+        fh_out: u64,
+        offset_out: u64,
+        len: u64,
+        flags: u64,
+    ) -> Result<u32> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// The mount is gone: every file was released and every inode forgotten.
+    fn destroy(&self) {}
+}
+
+/// The default readdirplus: looks up every entry readdir yields.
+struct LookupEachEntry<'a, F: ?Sized> {
+    fs: &'a F,
+    req: &'a Request,
+    parent: u64,
+    inner: &'a mut dyn DirPlusSink,
+}
+
+impl<F: Filesystem + ?Sized> DirSink for LookupEachEntry<'_, F> {
+    fn add(&mut self, ino: u64, next_offset: i64, kind: FileKind, name: &OsStr) -> bool {
+        if name == "." || name == ".." {
+            // The kernel takes no reference for these; it only needs the name.
+            let attr = FileAttr::new(ino, kind, 0, std::time::UNIX_EPOCH);
+            return self.inner.add(next_offset, name, &Entry::new(attr));
+        }
+        match self.fs.lookup(self.req, self.parent, name) {
+            Ok(entry) => self.inner.add(next_offset, name, &entry),
+            // Gone since readdir saw it: leave it out, as a fresh listing would.
+            Err(_) => false,
+        }
+    }
+}
