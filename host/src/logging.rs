@@ -6,6 +6,8 @@
 //! the mount's dispatch span, so each line names its mount. `RUST_LOG=plugin=debug`
 //! selects them.
 
+use std::io::IsTerminal as _;
+
 use fusehost_abi::{log_level, HostServices, LogRecord};
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::EnvFilter;
@@ -19,7 +21,8 @@ pub fn init(verbosity: u8) {
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     // Fails only when a subscriber is already installed (in tests); keep that one.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour).try_init();
 }
 
 /// The callbacks every plugin gets when it is loaded.

@@ -1,1 +1,246 @@
+//! Support for the real-mount integration tests in `tests/tests/`.
+//!
+//! Each test starts the real `fusehost` binary (built by `cargo build --workspace`) on a
+//! mountpoint inside its own temporary folder and uses the mount with `std::fs`. A
+//! [`Host`] guard kills the process and lazily unmounts the mountpoint when dropped, so
+//! a failing test leaves nothing mounted; every wait is bounded by a timeout.
 
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rustix::process::{kill_process, Pid, Signal};
+use tempfile::TempDir;
+use wait_timeout::ChildExt;
+
+/// How long anything may take to happen before a test gives up.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `target/<profile>`, where cargo put the binary and the plugins this test was built
+/// with (the test runs as `target/<profile>/deps/<name>-<hash>`).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    exe.parent().and_then(Path::parent).expect("tests run from target/<profile>/deps").to_path_buf()
+}
+
+fn built(file_name: &str) -> PathBuf {
+    let path = target_dir().join(file_name);
+    assert!(path.is_file(), "{} is missing: build the workspace first (`cargo build --workspace`)", path.display());
+    path
+}
+
+/// The `fusehost` binary.
+pub fn fusehost_bin() -> PathBuf {
+    built("fusehost")
+}
+
+/// A plugin library built in this workspace, by plugin name.
+pub fn plugin_path(name: &str) -> PathBuf {
+    built(&format!("libfusehost_{name}.so"))
+}
+
+/// A `fusehost` command that finds this workspace's plugins and logs without colour.
+pub fn fusehost() -> Command {
+    let mut command = Command::new(fusehost_bin());
+    command.env_remove("RUST_LOG").env_remove("FUSEHOST_PLUGIN_PATH").env("NO_COLOR", "1");
+    command
+}
+
+/// Whether `path` is a mountpoint right now (per `/proc/self/mountinfo`).
+pub fn is_mounted(path: &Path) -> bool {
+    let wanted = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    table.lines().filter_map(|line| line.split(' ').nth(4)).any(|mountpoint| unescape(mountpoint) == wanted)
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+fn unescape(field: &str) -> PathBuf {
+    let mut out = Vec::with_capacity(field.len());
+    let bytes = field.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+            let code = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+            out.push(code);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    use std::os::unix::ffi::OsStringExt;
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
+/// Text a child writes to stderr, gathered as it arrives; waiters are woken per line.
+#[derive(Default)]
+struct Transcript {
+    text: Mutex<String>,
+    grew: Condvar,
+}
+
+fn collect_stderr(stream: impl Read + Send + 'static) -> Arc<Transcript> {
+    let transcript = Arc::new(Transcript::default());
+    let writer = Arc::clone(&transcript);
+    thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let mut text = writer.text.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            text.push_str(&line);
+            text.push('\n');
+            writer.grew.notify_all();
+        }
+    });
+    transcript
+}
+
+/// A running `fusehost` process and the mountpoint(s) it owns. Dropping it kills the
+/// process and detaches any mount it left.
+pub struct Host {
+    child: Child,
+    stderr: Arc<Transcript>,
+    stdout: Receiver<String>,
+    /// Mountpoints to detach on drop.
+    pub mountpoints: Vec<PathBuf>,
+    /// The test's own folder; the mountpoint is `dir/mnt`.
+    pub dir: TempDir,
+}
+
+impl Host {
+    /// Runs `fusehost mount PLUGIN DIR/mnt -o OPTIONS` and waits until it is mounted.
+    pub fn mount(plugin: &str, options: &[&str]) -> Host {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let mountpoint = dir.path().join("mnt");
+        std::fs::create_dir(&mountpoint).expect("the mountpoint folder");
+        let mut command = fusehost();
+        command.arg("mount").arg(plugin).arg(&mountpoint).arg("--plugin-dir").arg(target_dir());
+        for option in options {
+            command.arg("-o").arg(option);
+        }
+        let mut host = Host::spawn(command, dir, vec![mountpoint]);
+        host.wait_until_mounted();
+        host
+    }
+
+    /// Starts `command` with piped output; `mountpoints` are detached on drop.
+    pub fn spawn(mut command: Command, dir: TempDir, mountpoints: Vec<PathBuf>) -> Host {
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("fusehost starts");
+        let stderr = collect_stderr(child.stderr.take().expect("piped stderr"));
+        let stdout_pipe = child.stdout.take().expect("piped stdout");
+        let (lines, stdout) = channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout_pipe).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Host { child, stderr, stdout, mountpoints, dir }
+    }
+
+    /// The (first) mountpoint.
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoints[0]
+    }
+
+    /// A path inside the (first) mountpoint.
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.mountpoint().join(relative)
+    }
+
+    /// Waits for the readiness line of every mountpoint on stdout.
+    pub fn wait_until_mounted(&mut self) {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut waiting: Vec<PathBuf> = self.mountpoints.clone();
+        while !waiting.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) => waiting.retain(|path| !line.ends_with(&format!("mounted at {}", path.display()))),
+                Err(RecvTimeoutError::Timeout) => panic!("not mounted within {TIMEOUT:?}; stderr:\n{}", self.stderr()),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("fusehost exited before mounting; stderr:\n{}", self.stderr())
+                }
+            }
+        }
+        for path in &self.mountpoints {
+            assert!(is_mounted(path), "{} announced but not in mountinfo", path.display());
+        }
+    }
+
+    /// Everything the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.text.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Waits until stderr contains `needle`; returns whether it did within [`TIMEOUT`].
+    pub fn wait_for_stderr(&self, needle: &str) -> bool {
+        let text = self.stderr.text.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (text, _) = self
+            .stderr
+            .grew
+            .wait_timeout_while(text, TIMEOUT, |text| !text.contains(needle))
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        text.contains(needle)
+    }
+
+    /// Sends `signal` to the process.
+    pub fn signal(&self, signal: Signal) {
+        let pid = Pid::from_child(&self.child);
+        kill_process(pid, signal).expect("fusehost can be signalled");
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.child.wait_timeout(timeout).expect("waiting for fusehost")
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait_timeout(TIMEOUT);
+        }
+        for path in &self.mountpoints {
+            if is_mounted(path) {
+                let _ = rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH);
+            }
+        }
+    }
+}
+
+/// Runs a `fusehost` command that is expected to finish, bounded by [`TIMEOUT`].
+pub fn run_to_end(mut command: Command) -> Output {
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("fusehost starts");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out = thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stdout.read_to_end(&mut text);
+        text
+    });
+    let err = thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stderr.read_to_end(&mut text);
+        text
+    });
+    let status = match child.wait_timeout(TIMEOUT).expect("waiting for fusehost") {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("fusehost did not finish within {TIMEOUT:?}");
+        }
+    };
+    Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() }
+}
+
+/// The process's stderr as text, without surrounding blank lines.
+pub fn stderr_text(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).trim().to_owned()
+}

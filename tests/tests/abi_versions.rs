@@ -1,0 +1,154 @@
+//! Plugins built against other versions of `fusehost-abi`.
+//!
+//! Each test copies `plugin-api/` and `plugins/hello/` into a temporary workspace,
+//! changes the ABI crate there (its version, or one struct's layout), builds the hello
+//! plugin offline against it, and points this workspace's `fusehost` at the result.
+//! The builds share `target/abi-fixtures`, so only the three small crates rebuild.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use fusehost_tests::{fusehost, run_to_end, stderr_text, target_dir, Host};
+use wait_timeout::ChildExt;
+
+/// Builds share one target folder: one at a time, and each copies its result out.
+static BUILD: Mutex<()> = Mutex::new(());
+
+const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace").to_path_buf()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            if entry.file_name() != "target" {
+                copy_tree(&entry.path(), &target);
+            }
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn replace_once(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert_eq!(text.matches(from).count(), 1, "{from:?} once in {}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// Builds hello against a copy of the ABI crate changed by `change` (given the copy's
+/// root), with the ABI crate at `version`; returns the plugin, copied into `into`.
+fn build_hello_against(version: &str, change: impl FnOnce(&Path), into: &Path) -> PathBuf {
+    let root = workspace_root();
+    let fixture = tempfile::tempdir().unwrap();
+    let copy = fixture.path();
+    copy_tree(&root.join("plugin-api"), &copy.join("plugin-api"));
+    copy_tree(&root.join("plugins/hello"), &copy.join("plugins/hello"));
+    std::fs::copy(root.join("Cargo.lock"), copy.join("Cargo.lock")).unwrap();
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let members_start = manifest.find("members = [").unwrap();
+    let members_end = members_start + manifest[members_start..].find(']').unwrap() + 1;
+    let mut manifest = format!(
+        "{}members = [\"plugin-api\", \"plugin-api/abi\", \"plugins/hello\"]{}",
+        &manifest[..members_start],
+        &manifest[members_end..]
+    );
+    if let Some(start) = manifest.find("default-members = [") {
+        let end = start + manifest[start..].find(']').unwrap() + 1;
+        manifest.replace_range(start..end, "");
+    }
+    std::fs::write(copy.join("Cargo.toml"), manifest).unwrap();
+    replace_once(&copy.join("Cargo.toml"), "version = \"1.0.0\" }", &format!("version = \"{version}\" }}"));
+    replace_once(&copy.join("plugin-api/abi/Cargo.toml"), "version = \"1.0.0\"", &format!("version = \"{version}\""));
+    change(copy);
+
+    let _one_build = BUILD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let fixture_target = target_dir().parent().unwrap().join("abi-fixtures");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo)
+        .args(["build", "--offline", "--quiet", "-p", "fusehost-hello"])
+        .current_dir(copy)
+        .env("CARGO_TARGET_DIR", &fixture_target)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("cargo runs");
+    let status = build.wait_timeout(BUILD_TIMEOUT).unwrap().unwrap_or_else(|| {
+        let _ = build.kill();
+        panic!("building the fixture plugin took over {BUILD_TIMEOUT:?}")
+    });
+    assert!(status.success(), "the fixture plugin builds against fusehost-abi {version}");
+    let built = into.join(format!("libfusehost_hello_abi_{version}.so"));
+    std::fs::copy(fixture_target.join("debug/libfusehost_hello.so"), &built).unwrap();
+    built
+}
+
+fn mount_command(plugin: &Path, mountpoint: &Path) -> Command {
+    let mut command = fusehost();
+    command.arg("mount").arg(plugin).arg(mountpoint);
+    command
+}
+
+#[test]
+fn a_plugin_built_for_another_abi_major_is_refused_in_one_sentence() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = build_hello_against("2.0.0", |_| {}, dir.path());
+    let output = run_to_end(mount_command(&plugin, dir.path()));
+    let stderr = stderr_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one sentence:\n{stderr}");
+    assert!(
+        stderr.contains(
+            "was built for fusehost ABI 2 (fusehost-abi 2.0.0), but this host speaks ABI 1 (fusehost-abi 1.0.0)"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_plugin_built_against_a_newer_abi_patch_release_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = build_hello_against("1.0.7", |_| {}, dir.path());
+    let mountpoint = dir.path().join("mnt");
+    std::fs::create_dir(&mountpoint).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let mut host = Host::spawn(mount_command(&plugin, &mountpoint), scratch, vec![mountpoint.clone()]);
+    host.wait_until_mounted();
+    assert_eq!(std::fs::read_to_string(mountpoint.join("hello.txt")).unwrap(), "Hello, world!\n");
+}
+
+#[test]
+fn a_plugin_whose_layout_differs_under_the_same_version_is_refused_and_explained_with_v() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two fields of one struct swapped: it still compiles, but the layout differs.
+    let plugin = build_hello_against(
+        "1.0.0",
+        |copy| {
+            replace_once(
+                &copy.join("plugin-api/abi/src/lib.rs"),
+                "    pub bfree: u64,\n    pub bavail: u64,",
+                "    pub bavail: u64,\n    pub bfree: u64,",
+            )
+        },
+        dir.path(),
+    );
+    let output = run_to_end(mount_command(&plugin, dir.path()));
+    let stderr = stderr_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one sentence without -v:\n{stderr}");
+    assert!(stderr.contains("claims fusehost ABI 1.0.0 but its types differ"), "{stderr}");
+
+    let mut verbose = mount_command(&plugin, dir.path());
+    verbose.arg("-v");
+    let output = run_to_end(verbose);
+    let stderr = stderr_text(&output);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr.lines().count() > 10, "-v adds abi_stable's layout report:\n{stderr}");
+    assert!(stderr.contains("bfree"), "the report names the fields that moved");
+}

@@ -1,0 +1,72 @@
+//! Libraries that cannot be used as plugins: each refused with one sentence and exit 2.
+
+use std::path::Path;
+
+use fusehost_tests::{fusehost, is_mounted, run_to_end, stderr_text, target_dir};
+
+/// Runs `fusehost mount PLUGIN <tmp>` and returns (exit code, stderr).
+fn mount_fails(plugin: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = fusehost();
+    command.arg("mount").arg(plugin).arg(dir.path()).arg("--plugin-dir").arg(target_dir());
+    let output = run_to_end(command);
+    assert!(!is_mounted(dir.path()));
+    (output.status.code(), stderr_text(&output))
+}
+
+fn assert_one_sentence(stderr: &str) {
+    assert_eq!(stderr.lines().count(), 1, "exactly one line:\n{stderr}");
+    assert!(stderr.starts_with("fusehost: "), "{stderr}");
+}
+
+#[test]
+fn a_missing_plugin_name_says_where_it_looked() {
+    let (code, stderr) = mount_fails("nosuch");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_one_sentence(&stderr);
+    assert!(stderr.contains("plugin `nosuch` not found: no libfusehost_nosuch.so in"), "{stderr}");
+    assert!(stderr.contains(&target_dir().display().to_string()), "names the folder searched: {stderr}");
+}
+
+#[test]
+fn a_missing_plugin_file_is_named() {
+    let (code, stderr) = mount_fails("/nonexistent/libfusehost_x.so");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_one_sentence(&stderr);
+    assert!(stderr.contains("plugin file /nonexistent/libfusehost_x.so does not exist"), "{stderr}");
+}
+
+#[test]
+fn a_shared_library_that_is_not_a_plugin_is_refused() {
+    let library = target_dir().join("libfusehost_not_a_plugin.so");
+    assert!(library.is_file(), "build the workspace first");
+    let (code, stderr) = mount_fails(&library.display().to_string());
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_one_sentence(&stderr);
+    assert!(stderr.contains("is not a fusehost plugin: it exports no `fusehost_abi_major` symbol"), "{stderr}");
+}
+
+#[test]
+fn a_file_that_is_not_a_shared_library_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("libfusehost_fake.so");
+    std::fs::write(&fake, "this is text, not ELF\n").unwrap();
+    let (code, stderr) = mount_fails(&fake.display().to_string());
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_one_sentence(&stderr);
+    assert!(stderr.contains("is not a loadable shared library"), "{stderr}");
+    assert!(stderr.contains(&fake.display().to_string()), "{stderr}");
+}
+
+#[test]
+fn a_plugin_is_found_by_name_next_to_the_binary_without_flags() {
+    // No --plugin-dir and no FUSEHOST_PLUGIN_PATH: the binary's own folder is searched.
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = fusehost();
+    command.arg("mount").arg("hello").arg(dir.path().join("missing-mountpoint"));
+    let output = run_to_end(command);
+    let stderr = stderr_text(&output);
+    // It got past loading: the complaint is about the mountpoint, not the plugin.
+    assert!(stderr.contains("the mountpoint does not exist"), "{stderr}");
+    assert!(Path::new(&target_dir().join("libfusehost_hello.so")).is_file());
+}
