@@ -20,6 +20,9 @@ fn lists_and_reads_the_files_its_options_describe() {
     assert_eq!(std::fs::read_to_string(host.path("many.txt")).unwrap(), "Hi from a test\n".repeat(3));
     // `fusehost mount` names the mount after its plugin.
     assert_eq!(std::fs::read_to_string(host.path("name.txt")).unwrap(), "hello\n");
+
+    // The plugin's own tracing event crossed the log bridge into the mount's span.
+    assert!(host.wait_for_stderr("mount{name=hello}: plugin: hello is ready files=3"), "{}", host.stderr());
 }
 
 #[test]

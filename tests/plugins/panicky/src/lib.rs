@@ -1,5 +1,7 @@
 //! Test-only plugin: a root directory with `calm` (reads fine) and `boom` (every read
-//! panics), to show that a plugin panic becomes EIO and the mount keeps serving.
+//! panics), to show that a plugin panic becomes EIO and the mount keeps serving. It
+//! also logs every `forget` and its `destroy`, so tests can check the host's lookup
+//! counting end to end.
 #![forbid(unsafe_code)]
 
 use std::ffi::OsStr;
@@ -42,6 +44,10 @@ impl Filesystem for Panicky {
         Ok(Entry::new(attr(index as u64 + 2)?))
     }
 
+    fn forget(&self, ino: u64) {
+        tracing::info!("forget ino={ino}");
+    }
+
     fn getattr(&self, _req: &Request, ino: u64, _fh: Option<u64>) -> Result<FileAttr> {
         attr(ino)
     }
@@ -59,6 +65,10 @@ impl Filesystem for Panicky {
         let count = data.len().min(buf.len());
         buf[..count].copy_from_slice(&data[..count]);
         Ok(count)
+    }
+
+    fn destroy(&self) {
+        tracing::info!("destroy");
     }
 }
 
