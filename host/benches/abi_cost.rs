@@ -33,6 +33,7 @@ fn target(name: &str, mountpoint: &Path) -> MountTarget {
         mountpoint: mountpoint.to_path_buf(),
         plugin_name: "benchfs".to_owned(),
         options: options(),
+        require_empty: false,
     }
 }
 

@@ -72,6 +72,10 @@ pub enum HostError {
     #[error("{0}")]
     Usage(String),
 
+    /// A config file that cannot be used as it is.
+    #[error("{0}")]
+    Config(String),
+
     #[error("plugin `{plugin}` refused the options of mount `{mount}`: {message}")]
     PluginRefused { plugin: String, mount: String, message: String },
 
@@ -90,6 +94,7 @@ impl HostError {
         match self {
             HostError::Load(_)
             | HostError::Usage(_)
+            | HostError::Config(_)
             | HostError::PluginRefused { .. }
             | HostError::Mountpoint { .. } => EXIT_BAD_INPUT,
             HostError::MountFailed { .. } | HostError::Io { .. } => EXIT_FAILURE,

@@ -25,6 +25,8 @@
 //! fuser's `AutoUnmount`, and why mounts default to two threads with `clone_fd`.
 
 pub mod commands;
+pub mod config;
+pub mod control;
 pub mod dispatch;
 pub mod error;
 pub mod loader;
@@ -34,3 +36,4 @@ pub mod mount_options;
 pub mod session;
 pub mod signals;
 pub mod stats;
+pub mod supervisor;

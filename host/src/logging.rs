@@ -12,14 +12,16 @@ use fusehost_abi::{log_level, HostServices, LogRecord};
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::EnvFilter;
 
-/// Installs the subscriber: `RUST_LOG` if set, else `info` raised by each `-v`.
-pub fn init(verbosity: u8) {
-    let default = match verbosity {
-        0 => "info,fuser=warn",
-        1 => "debug,fuser=info",
+/// Installs the subscriber: `RUST_LOG` if set, else what `-v` asks for, else the
+/// config's `log`, else `info`.
+pub fn init(verbosity: u8, configured: Option<&str>) {
+    let chosen = match (verbosity, configured) {
+        (0, Some(configured)) => configured,
+        (0, None) => "info,fuser=warn",
+        (1, _) => "debug,fuser=info",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(chosen));
     // Fails only when a subscriber is already installed (in tests); keep that one.
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour).try_init();

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser, Subcommand};
-use fusehost::commands::{demo, mount};
-use fusehost::error::{HostError, EXIT_BAD_INPUT};
+use fusehost::commands::{check, mount, plugins, run, status};
+use fusehost::error::{HostError, EXIT_BAD_INPUT, EXIT_FAILURE};
 
 /// Mount FUSE filesystems that live in plugin shared libraries.
 #[derive(Debug, Parser)]
@@ -21,6 +21,37 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Mount every [[mount]] of a config file and serve them in the foreground;
+    /// SIGHUP reloads the file, Ctrl-C or SIGTERM unmounts everything.
+    Run {
+        /// The mount configuration (TOML).
+        config: PathBuf,
+    },
+    /// Check a config file: parse it, load every plugin, validate every plugin's
+    /// options and mountpoint. Mounts nothing; exit 0 when all is well, else 1.
+    Check { config: PathBuf },
+    /// List the plugins found, with versions, ABI status, thread model and options.
+    Plugins {
+        /// Look here first (then $FUSEHOST_PLUGIN_PATH, then next to fusehost).
+        #[arg(long, value_name = "DIR")]
+        plugin_dir: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the mounts of a running `fusehost run`, with request counters.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// Ask a running `fusehost run` to reread its config (like SIGHUP).
+    Reload {
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
     /// Mount one plugin in the foreground; Ctrl-C or SIGTERM unmounts.
     Mount {
         /// A plugin name (found as libfusehost_NAME.so) or a path to a .so.
@@ -36,26 +67,51 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         plugin_dir: Option<PathBuf>,
     },
-    /// Mount the hello plugin at a new temporary folder and print where.
-    Demo {
-        /// Look for plugins here first.
-        #[arg(long, value_name = "DIR")]
-        plugin_dir: Option<PathBuf>,
-    },
+}
+
+/// Which running host to talk to.
+#[derive(Debug, clap::Args)]
+struct SocketArgs {
+    /// The control socket (default: the config's, else $XDG_RUNTIME_DIR/fusehost.sock,
+    /// else /run/fusehost/fusehost.sock).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Take the control socket from this config file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    fusehost::logging::init(cli.verbose);
+    let verbose = cli.verbose;
+    if !matches!(cli.command, Command::Run { .. }) {
+        fusehost::logging::init(verbose, None);
+    }
     let outcome = match cli.command {
+        Command::Run { config } => run::run(&config, verbose),
+        Command::Check { config } => match check::run(&config) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(EXIT_FAILURE as u8),
+            Err(error) => Err(error),
+        },
+        Command::Plugins { plugin_dir, json } => plugins::run(plugin_dir.as_deref(), json),
+        Command::Status { json, socket } => {
+            status::socket_path(socket.socket, socket.config.as_deref()).and_then(|path| status::status(&path, json))
+        }
+        Command::Reload { socket } => {
+            match status::socket_path(socket.socket, socket.config.as_deref()).and_then(|path| status::reload(&path)) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::from(EXIT_FAILURE as u8),
+                Err(error) => Err(error),
+            }
+        }
         Command::Mount { plugin, mountpoint, options, plugin_dir } => {
             mount::run(mount::MountArgs { plugin, mountpoint, options, plugin_dir })
         }
-        Command::Demo { plugin_dir } => demo::run(plugin_dir),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => report(&error, cli.verbose),
+        Err(error) => report(&error, verbose),
     }
 }
 

@@ -34,6 +34,8 @@ pub struct MountTarget {
     /// Shown as the mount's subtype (`fuse.<plugin>`) and default source name.
     pub plugin_name: String,
     pub options: MountOptions,
+    /// Refuse a mountpoint that is not empty (mounting would hide its files).
+    pub require_empty: bool,
 }
 
 /// Everything needed to bring up one mount of a loaded plugin.
@@ -55,6 +57,8 @@ pub struct RunningMount {
     session: Option<JoinHandle<()>>,
     ended: Receiver<std::io::Result<()>>,
     unmounter: SessionUnmounter,
+    /// Set once [`RunningMount::unmount`] ran; otherwise dropping unmounts.
+    unmounted: bool,
 }
 
 /// How an unmount went.
@@ -77,6 +81,7 @@ impl RunningMount {
 
     /// Unmounts and waits up to `timeout` for the session to end.
     pub fn unmount(mut self, timeout: Duration) -> Unmounted {
+        self.unmounted = true;
         let lazily = match unmount_path(&mut self.unmounter, &self.mountpoint) {
             Ok(lazily) => lazily,
             Err(error) => {
@@ -105,6 +110,18 @@ impl RunningMount {
     }
 }
 
+impl Drop for RunningMount {
+    /// A mount dropped without [`RunningMount::unmount`] (an early return, a panic
+    /// unwinding the host) is still unmounted, so no dead mountpoint is left behind.
+    fn drop(&mut self) {
+        if !self.unmounted && !self.has_ended() {
+            if let Err(error) = unmount_path(&mut self.unmounter, &self.mountpoint) {
+                tracing::warn!(mount = %self.name, "unmounting {} failed: {error}", self.mountpoint.display());
+            }
+        }
+    }
+}
+
 /// Unmounts `path`; returns whether it had to detach lazily because it was busy.
 fn unmount_path(unmounter: &mut SessionUnmounter, path: &Path) -> std::io::Result<bool> {
     match unmounter.unmount() {
@@ -118,25 +135,40 @@ fn unmount_path(unmounter: &mut SessionUnmounter, path: &Path) -> std::io::Resul
     }
 }
 
-/// Checks the mountpoint: it must be a directory (made first with `create`).
+/// Checks the mountpoint without changing anything: a directory (empty, when the
+/// target requires it), or missing with `create` set.
+pub fn check_mountpoint(target: &MountTarget) -> Result<(), String> {
+    match std::fs::metadata(&target.mountpoint) {
+        Ok(meta) if !meta.is_dir() => Err("the mountpoint is not a directory".to_owned()),
+        Ok(_) if target.require_empty => match std::fs::read_dir(&target.mountpoint).map(|mut list| list.next()) {
+            Ok(None) => Ok(()),
+            Ok(Some(_)) => {
+                Err("the mountpoint is not empty: mounting would hide its files; empty it or pick another".to_owned())
+            }
+            Err(error) => Err(format!("cannot list the mountpoint: {error}")),
+        },
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && target.options.create => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Err("the mountpoint does not exist: create it, or use the `create` option".to_owned())
+        }
+        Err(error) => Err(format!("cannot use the mountpoint: {error}")),
+    }
+}
+
+/// Checks the mountpoint and creates it when missing and `create` is set.
 fn prepare_mountpoint(target: &MountTarget) -> Result<(), HostError> {
     let problem = |message: String| HostError::Mountpoint {
         mount: target.name.clone(),
         path: target.mountpoint.clone(),
         message,
     };
-    match std::fs::metadata(&target.mountpoint) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(problem("the mountpoint is not a directory".to_owned())),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound && target.options.create => {
-            std::fs::create_dir_all(&target.mountpoint)
-                .map_err(|error| problem(format!("cannot create the mountpoint: {error}")))
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            Err(problem("the mountpoint does not exist: create it, or use the `create` option".to_owned()))
-        }
-        Err(error) => Err(problem(format!("cannot use the mountpoint: {error}"))),
+    check_mountpoint(target).map_err(problem)?;
+    if target.options.create && !target.mountpoint.exists() {
+        std::fs::create_dir_all(&target.mountpoint)
+            .map_err(|error| problem(format!("cannot create the mountpoint: {error}")))?;
     }
+    Ok(())
 }
 
 fn fuser_config(target: &MountTarget) -> Config {
@@ -220,5 +252,6 @@ pub fn start_with<O: RawFilesystem + 'static>(
         session: Some(thread),
         ended,
         unmounter,
+        unmounted: false,
     })
 }

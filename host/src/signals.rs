@@ -21,17 +21,23 @@ pub enum HostSignal {
 
 /// Starts listening; the receiver yields each signal as it arrives.
 pub fn listen() -> std::io::Result<Receiver<HostSignal>> {
-    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     let (sender, receiver) = channel();
+    listen_with(move |signal| sender.send(signal).is_ok())?;
+    Ok(receiver)
+}
+
+/// Starts listening; `deliver` gets each signal and returns `false` to stop listening.
+pub fn listen_with(mut deliver: impl FnMut(HostSignal) -> bool + Send + 'static) -> std::io::Result<()> {
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::Builder::new().name("signals".to_owned()).spawn(move || {
         for signal in signals.forever() {
             let event = if signal == SIGHUP { HostSignal::Reload } else { HostSignal::Stop(signal) };
-            if sender.send(event).is_err() {
+            if !deliver(event) {
                 break;
             }
         }
     })?;
-    Ok(receiver)
+    Ok(())
 }
 
 /// The signal's name, for log lines.

@@ -1,9 +1,9 @@
 //! Serving mounts in the foreground until a signal (or an outside unmount) ends them.
 
-use std::io::Write as _;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
+use crate::commands::say;
 use crate::session::{RunningMount, Unmounted};
 use crate::signals::{self, HostSignal};
 
@@ -15,9 +15,7 @@ const POLL: Duration = Duration::from_millis(250);
 
 /// Tells the operator (and scripts waiting on stdout) that a mount is up.
 pub fn announce(mount: &RunningMount) {
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "fusehost: {} mounted at {}", mount.name, mount.mountpoint.display());
-    let _ = stdout.flush();
+    say(format_args!("fusehost: {} mounted at {}", mount.name, mount.mountpoint.display()));
 }
 
 /// Waits for SIGINT/SIGTERM, then unmounts every mount. A mount unmounted from

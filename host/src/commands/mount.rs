@@ -32,7 +32,13 @@ pub fn run(args: MountArgs) -> Result<(), HostError> {
     let signals =
         signals::listen().map_err(|source| HostError::Io { context: "installing signal handlers".into(), source })?;
     let name = plugin.description.name.clone();
-    let target = MountTarget { name: name.clone(), mountpoint: args.mountpoint, plugin_name: name, options };
+    let target = MountTarget {
+        name: name.clone(),
+        mountpoint: args.mountpoint,
+        plugin_name: name,
+        options,
+        require_empty: false,
+    };
     let mount = session::start(MountRequest { target, plugin, plugin_options })?;
     announce(&mount);
     tracing::info!(mount = %mount.name, "serving; Ctrl-C or SIGTERM unmounts");

@@ -1,0 +1,157 @@
+//! `fusehost plugins`: every plugin library on the search path, what it says about
+//! itself, and whether this host can load it (and why not), like `nbdkit --dump-plugin`
+//! for all plugins at once.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::commands::say;
+use crate::error::{HostError, LoadError};
+use crate::loader::{Loader, SearchPath, FILE_PREFIX};
+
+#[derive(Debug, Serialize)]
+struct OptionReport {
+    key: String,
+    kind: String,
+    default: String,
+    help: String,
+}
+
+#[derive(Debug, Serialize)]
+struct PluginReport {
+    /// The plugin's own name, or the one its file name implies when it cannot load.
+    name: String,
+    path: PathBuf,
+    loadable: bool,
+    /// Why this host cannot load it.
+    problem: Option<String>,
+    version: Option<String>,
+    abi_version: Option<String>,
+    sdk_version: Option<String>,
+    thread_model: Option<&'static str>,
+    panic_unwind: Option<bool>,
+    description: Option<String>,
+    options: Vec<OptionReport>,
+}
+
+/// Plugin files (`libfusehost_*.so`) in `dirs`, each real file once, in search order.
+fn find_libraries(dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut seen = HashSet::new();
+    let mut found = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        let mut here: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| {
+                path.file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.starts_with(FILE_PREFIX) && name.ends_with(".so"))
+            })
+            .collect();
+        here.sort();
+        for path in here {
+            if seen.insert(path.canonicalize().unwrap_or_else(|_| path.clone())) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+fn name_from_file(path: &Path) -> String {
+    let file = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    file.trim_start_matches(FILE_PREFIX).trim_end_matches(".so").to_owned()
+}
+
+fn report(loader: &Loader, path: PathBuf) -> PluginReport {
+    match loader.load(&path) {
+        Ok(plugin) => {
+            let description = &plugin.description;
+            PluginReport {
+                name: description.name.clone(),
+                path,
+                loadable: true,
+                problem: None,
+                version: Some(description.version.clone()),
+                abi_version: Some(description.abi_version.clone()),
+                sdk_version: Some(description.sdk_version.clone()),
+                thread_model: Some(description.thread_model.name()),
+                panic_unwind: Some(description.panic_unwind),
+                description: Some(description.description.clone()),
+                options: description
+                    .options
+                    .iter()
+                    .map(|option| OptionReport {
+                        key: option.key.clone(),
+                        kind: option.kind.clone(),
+                        default: option.default.clone(),
+                        help: option.help.clone(),
+                    })
+                    .collect(),
+            }
+        }
+        Err(error) => {
+            let abi_version = match &error {
+                LoadError::IncompatibleAbi { plugin_version, .. } => plugin_version.clone(),
+                LoadError::LayoutMismatch { plugin_version, .. } => Some(plugin_version.clone()),
+                _ => None,
+            };
+            PluginReport {
+                name: name_from_file(&path),
+                path,
+                loadable: false,
+                problem: Some(error.to_string()),
+                version: None,
+                abi_version,
+                sdk_version: None,
+                thread_model: None,
+                panic_unwind: None,
+                description: None,
+                options: Vec::new(),
+            }
+        }
+    }
+}
+
+pub fn run(plugin_dir: Option<&Path>, json: bool) -> Result<(), HostError> {
+    let search = SearchPath::standard(plugin_dir);
+    let loader = Loader::new();
+    let reports: Vec<PluginReport> =
+        find_libraries(&search.dirs).into_iter().map(|path| report(&loader, path)).collect();
+    if json {
+        let text = serde_json::to_string_pretty(&reports)
+            .map_err(|error| HostError::Usage(format!("cannot write JSON: {error}")))?;
+        say(format_args!("{text}"));
+        return Ok(());
+    }
+    if reports.is_empty() {
+        let searched: Vec<String> = search.dirs.iter().map(|dir| dir.display().to_string()).collect();
+        say(format_args!("no {FILE_PREFIX}*.so in {}", searched.join(", ")));
+    }
+    for plugin in &reports {
+        if !plugin.loadable {
+            say(format_args!("{}  CANNOT LOAD  {}", plugin.name, plugin.path.display()));
+            say(format_args!("    {}", plugin.problem.as_deref().unwrap_or("unknown problem")));
+            continue;
+        }
+        say(format_args!(
+            "{} {}  (ABI {}, {}{})  {}",
+            plugin.name,
+            plugin.version.as_deref().unwrap_or("?"),
+            plugin.abi_version.as_deref().unwrap_or("?"),
+            plugin.thread_model.unwrap_or("?"),
+            if plugin.panic_unwind == Some(false) { ", panic=abort!" } else { "" },
+            plugin.path.display()
+        ));
+        say(format_args!("    {}", plugin.description.as_deref().unwrap_or("")));
+        for option in &plugin.options {
+            let default =
+                if option.default.is_empty() { "required".to_owned() } else { format!("default {:?}", option.default) };
+            say(format_args!("    -o {:<14} {:<8} {:<24} {}", option.key, option.kind, default, option.help));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! `fusehost run CONFIG`: every mount of a config, in the foreground, with a control
+//! socket, reload on SIGHUP or `fusehost reload`, and a clean stop on SIGINT/SIGTERM.
+
+use std::path::Path;
+use std::sync::mpsc::{channel, RecvTimeoutError};
+use std::time::Duration;
+
+use crate::commands::say;
+use crate::config;
+use crate::control::{self, ControlSocket, Request};
+use crate::error::HostError;
+use crate::signals::{self, HostSignal};
+use crate::supervisor::{ReloadReport, Supervisor};
+
+/// How often to notice a mount unmounted from outside.
+const POLL: Duration = Duration::from_millis(250);
+
+enum Event {
+    Signal(HostSignal),
+    Control(Request),
+}
+
+pub fn run(config_file: &Path, verbosity: u8) -> Result<(), HostError> {
+    let config = config::load(config_file).map_err(|error| HostError::Config(error.to_string()))?;
+    crate::logging::init(verbosity, config.host.log.as_deref());
+
+    let (events, incoming) = channel();
+    let signal_events = events.clone();
+    signals::listen_with(move |signal| signal_events.send(Event::Signal(signal)).is_ok())
+        .map_err(|source| HostError::Io { context: "installing signal handlers".into(), source })?;
+    let socket_path = config.host.control_socket.clone().unwrap_or_else(control::default_socket_path);
+    let mut socket = ControlSocket::bind(&socket_path)?;
+
+    let mut supervisor = Supervisor::start(config)?;
+    socket
+        .serve(move |request| events.send(Event::Control(request)).is_ok())
+        .map_err(|source| HostError::Io { context: "starting the control socket".into(), source })?;
+    say(format_args!("fusehost: control socket at {}", socket.path().display()));
+    tracing::info!("serving {} mount(s); SIGHUP reloads, Ctrl-C or SIGTERM stops", supervisor.status().mounts.len());
+
+    loop {
+        match incoming.recv_timeout(POLL) {
+            Ok(Event::Signal(HostSignal::Stop(signal))) => {
+                tracing::info!("{} received: unmounting everything", signals::name(signal));
+                break;
+            }
+            Ok(Event::Signal(HostSignal::Reload)) => {
+                tracing::info!("SIGHUP received: reloading {}", config_file.display());
+                reload(&mut supervisor, config_file);
+            }
+            Ok(Event::Control(request)) => {
+                let answer = match request.command {
+                    control::Command::Status => serde_json::to_string(&supervisor.status()),
+                    control::Command::Reload => serde_json::to_string(&reload(&mut supervisor, config_file)),
+                };
+                let _ = request.reply.send(answer.unwrap_or_else(|error| format!("{{\"error\":\"{error}\"}}")));
+            }
+            Err(RecvTimeoutError::Timeout) => supervisor.reap_ended(),
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    supervisor.stop();
+    Ok(())
+}
+
+/// Rereads the config and applies it; a config that does not parse changes nothing.
+fn reload(supervisor: &mut Supervisor, config_file: &Path) -> ReloadReport {
+    let report = match config::load(config_file) {
+        Ok(config) => supervisor.reload(config),
+        Err(error) => ReloadReport { refused: Some(error.to_string()), ..ReloadReport::default() },
+    };
+    match &report.refused {
+        Some(reason) => tracing::error!("reload refused, nothing changed: {reason}"),
+        None => tracing::info!(
+            "reloaded: added {:?}, removed {:?}, changed {:?}, unchanged {:?}",
+            report.added,
+            report.removed,
+            report.changed,
+            report.unchanged
+        ),
+    }
+    report
+}

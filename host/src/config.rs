@@ -1,0 +1,404 @@
+//! The mount configuration file (TOML): parsing, and every check that needs no plugin.
+//!
+//! ```toml
+//! [host]
+//! plugin_dir = "../target/release"   # relative paths resolve against this file's folder
+//! log = "info"                       # an EnvFilter; RUST_LOG overrides it
+//! control_socket = "/run/fusehost/fusehost.sock"
+//!
+//! [[mount]]
+//! name = "scratch"
+//! path = "/tmp/fusehost/scratch"
+//! plugin = "memfs"
+//! threads = 2
+//! [mount.options]                    # the plugin's own options
+//! max_size = "512MiB"
+//! ```
+//!
+//! Unknown keys are errors everywhere. Every error names `file:line:col` and what to
+//! do; a misspelt key gets the nearest valid one as a hint. Duplicate names or paths
+//! and nested mountpoints are refused here, before anything mounts.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+use toml::{Spanned, Table, Value};
+
+use crate::mount_options::MountOptions;
+
+/// An error in a config file, at a place in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the error has no place (the file could not be read).
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The `[host]` table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostSettings {
+    pub plugin_dir: Option<PathBuf>,
+    pub log: Option<String>,
+    pub control_socket: Option<PathBuf>,
+}
+
+/// One `[[mount]]`, checked and with its paths resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MountSpec {
+    pub name: String,
+    /// Absolute, without `.` or `..`.
+    pub path: PathBuf,
+    /// A plugin name, or an absolute path to a `.so`.
+    pub plugin: String,
+    pub options: MountOptions,
+    /// The `[mount.options]` table, handed to the plugin.
+    pub plugin_options: Table,
+    /// Where the `[[mount]]` starts, for messages.
+    pub line: usize,
+}
+
+/// A whole configuration file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub file: PathBuf,
+    pub host: HostSettings,
+    pub mounts: Vec<MountSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    host: RawHost,
+    #[serde(default)]
+    mount: Vec<Spanned<RawMount>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    plugin_dir: Option<Spanned<String>>,
+    log: Option<Spanned<String>>,
+    control_socket: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMount {
+    name: Spanned<String>,
+    path: Spanned<String>,
+    plugin: Spanned<String>,
+    read_only: Option<Spanned<bool>>,
+    allow_other: Option<Spanned<bool>>,
+    allow_root: Option<Spanned<bool>>,
+    default_permissions: Option<Spanned<bool>>,
+    create: Option<Spanned<bool>>,
+    writeback_cache: Option<Spanned<bool>>,
+    fsname: Option<Spanned<String>>,
+    threads: Option<Spanned<i64>>,
+    attr_ttl: Option<Spanned<Value>>,
+    entry_ttl: Option<Spanned<Value>>,
+    #[serde(default)]
+    options: Table,
+}
+
+/// Reads and checks a config file.
+pub fn load(file: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|error| ConfigError {
+        file: file.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read the config file: {error}"),
+    })?;
+    parse(&text, file)
+}
+
+/// Parses and checks config `text` read from `file` (relative paths resolve against
+/// `file`'s folder).
+pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    let place = Place { file, text };
+    let raw: RawConfig = toml::from_str(text).map_err(|error| {
+        // toml's messages may span lines; an error here is one line.
+        let message = with_suggestion(&error.message().trim().replace('\n', "; "));
+        match error.span() {
+            Some(span) => place.error(span, message),
+            None => place.error(0..0, message),
+        }
+    })?;
+    let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = std::path::absolute(if base.as_os_str().is_empty() { Path::new(".") } else { &base })
+        .map_err(|error| place.error(0..0, format!("cannot resolve the config's folder: {error}")))?;
+    let resolve = |value: &str| normalize(&base.join(value));
+
+    let host = HostSettings {
+        plugin_dir: raw.host.plugin_dir.as_ref().map(|dir| resolve(dir.get_ref())),
+        log: raw.host.log.as_ref().map(|log| log.get_ref().clone()),
+        control_socket: raw.host.control_socket.as_ref().map(|socket| resolve(socket.get_ref())),
+    };
+    if let Some(log) = &raw.host.log {
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(log.get_ref()) {
+            return Err(
+                place.error(log.span(), format!("`log` is not a log filter (e.g. \"info,plugin=debug\"): {error}"))
+            );
+        }
+    }
+
+    let mut mounts = Vec::with_capacity(raw.mount.len());
+    for raw_mount in &raw.mount {
+        mounts.push(mount_spec(&place, raw_mount, &resolve)?);
+    }
+    check_unique(&place, &raw.mount, &mounts)?;
+    Ok(Config { file: file.to_path_buf(), host, mounts })
+}
+
+fn mount_spec(
+    place: &Place<'_>,
+    spanned: &Spanned<RawMount>,
+    resolve: &impl Fn(&str) -> PathBuf,
+) -> Result<MountSpec, ConfigError> {
+    let raw = spanned.get_ref();
+    let name = raw.name.get_ref();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err(
+            place.error(raw.name.span(), format!("mount name {name:?} must be letters, digits, `-`, `_` or `.`"))
+        );
+    }
+    if raw.path.get_ref().is_empty() {
+        return Err(place.error(raw.path.span(), "`path` is empty: give the mountpoint folder".to_owned()));
+    }
+    let plugin = raw.plugin.get_ref();
+    let plugin = if plugin.contains('/') { resolve(plugin).to_string_lossy().into_owned() } else { plugin.clone() };
+
+    let mut options = MountOptions::default();
+    let mut set = |key: &str, span: Range<usize>, value: String| {
+        options.set(key, Some(&value)).map(|_| ()).map_err(|message| place.error(span, message))
+    };
+    for (key, flag) in [
+        ("read_only", &raw.read_only),
+        ("allow_other", &raw.allow_other),
+        ("allow_root", &raw.allow_root),
+        ("default_permissions", &raw.default_permissions),
+        ("create", &raw.create),
+        ("writeback_cache", &raw.writeback_cache),
+    ] {
+        if let Some(flag) = flag {
+            set(key, flag.span(), flag.get_ref().to_string())?;
+        }
+    }
+    if let Some(fsname) = &raw.fsname {
+        set("fsname", fsname.span(), fsname.get_ref().clone())?;
+    }
+    if let Some(threads) = &raw.threads {
+        set("threads", threads.span(), threads.get_ref().to_string())?;
+    }
+    for (key, ttl) in [("attr_ttl", &raw.attr_ttl), ("entry_ttl", &raw.entry_ttl)] {
+        if let Some(ttl) = ttl {
+            let text = match ttl.get_ref() {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            set(key, ttl.span(), text)?;
+        }
+    }
+    Ok(MountSpec {
+        name: name.clone(),
+        path: resolve(raw.path.get_ref()),
+        plugin,
+        options,
+        plugin_options: raw.options.clone(),
+        line: place.line_column(spanned.span().start).0,
+    })
+}
+
+/// Refuses duplicate names, duplicate paths and mountpoints inside one another.
+fn check_unique(place: &Place<'_>, raw: &[Spanned<RawMount>], mounts: &[MountSpec]) -> Result<(), ConfigError> {
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for (index, mount) in mounts.iter().enumerate() {
+        if let Some(first) = names.insert(&mount.name, index) {
+            let message = format!(
+                "mount name `{}` is already used by the mount at line {}: names must be unique",
+                mount.name, mounts[first].line
+            );
+            return Err(place.error(raw[index].get_ref().name.span(), message));
+        }
+    }
+    for (index, mount) in mounts.iter().enumerate() {
+        for other in &mounts[..index] {
+            let message = if mount.path == other.path {
+                format!("path {} is also the mountpoint of `{}`", mount.path.display(), other.name)
+            } else if mount.path.starts_with(&other.path) || other.path.starts_with(&mount.path) {
+                format!(
+                    "path {} and the mountpoint of `{}` ({}) are nested: one mount would hide the other",
+                    mount.path.display(),
+                    other.name,
+                    other.path.display()
+                )
+            } else {
+                continue;
+            };
+            return Err(place.error(raw[index].get_ref().path.span(), message));
+        }
+    }
+    Ok(())
+}
+
+/// Removes `.` and `..` components without touching the filesystem.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Adds "did you mean ...?" to serde's unknown-field message.
+fn with_suggestion(message: &str) -> String {
+    let message = message.trim_end();
+    let Some(rest) = message.strip_prefix("unknown field `") else { return message.to_owned() };
+    let Some((unknown, expected)) = rest.split_once('`') else { return message.to_owned() };
+    let nearest = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|candidate| (strsim::levenshtein(unknown, candidate), candidate))
+        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 3))
+        .min();
+    match nearest {
+        Some((_, candidate)) => format!("{message}: did you mean `{candidate}`?"),
+        None => message.to_owned(),
+    }
+}
+
+/// Turns byte spans of one file into `file:line:col` errors.
+struct Place<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Place<'_> {
+    fn line_column(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |text| text.chars().count()) + 1;
+        (line, column)
+    }
+
+    fn error(&self, span: Range<usize>, message: String) -> ConfigError {
+        let (line, column) = self.line_column(span.start);
+        ConfigError { file: self.file.to_path_buf(), line, column, message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn parse_at(text: &str) -> Result<Config, ConfigError> {
+        parse(text, Path::new("/etc/fusehost/mounts.toml"))
+    }
+
+    const TWO_MOUNTS: &str = r#"
+[host]
+plugin_dir = "../plugins"
+log = "debug"
+
+[[mount]]
+name = "scratch"
+path = "scratch"
+plugin = "memfs"
+threads = 4
+attr_ttl = 0.5
+entry_ttl = "2s"
+read_only = true
+[mount.options]
+max_size = "512MiB"
+
+[[mount]]
+name = "docs"
+path = "/srv/docs"
+plugin = "./libfusehost_hello.so"
+"#;
+
+    #[test]
+    fn parses_and_resolves_relative_paths_against_the_file() {
+        let config = parse_at(TWO_MOUNTS).unwrap();
+        assert_eq!(config.host.plugin_dir, Some(PathBuf::from("/etc/plugins")));
+        assert_eq!(config.host.log.as_deref(), Some("debug"));
+        let scratch = &config.mounts[0];
+        assert_eq!(scratch.path, PathBuf::from("/etc/fusehost/scratch"));
+        assert_eq!(scratch.options.threads, 4);
+        assert_eq!(scratch.options.attr_ttl, Duration::from_millis(500));
+        assert_eq!(scratch.options.entry_ttl, Duration::from_secs(2));
+        assert!(scratch.options.read_only);
+        assert_eq!(scratch.plugin_options.get("max_size"), Some(&Value::String("512MiB".into())));
+        assert_eq!(scratch.line, 6);
+        assert_eq!(config.mounts[1].plugin, "/etc/fusehost/libfusehost_hello.so");
+    }
+
+    #[test]
+    fn a_typo_names_file_line_column_and_the_nearest_key() {
+        let text = "[[mount]]\nname = \"a\"\npath = \"/a\"\nplgin = \"memfs\"\n";
+        let error = parse_at(text).unwrap_err();
+        assert_eq!((error.line, error.column), (4, 1), "{error}");
+        assert!(error.to_string().starts_with("/etc/fusehost/mounts.toml:4:1: unknown field `plgin`"), "{error}");
+        assert!(error.message.ends_with("did you mean `plugin`?"), "{error}");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_place() {
+        let text = "[[mount]]\nname = \"a\"\npath = \"/a\"\nplugin = \"memfs\"\nthreads = 0\n";
+        let error = parse_at(text).unwrap_err();
+        assert_eq!((error.line, error.column), (5, 11), "{error}");
+        assert!(error.message.contains("`threads`"), "{error}");
+    }
+
+    #[test]
+    fn duplicate_names_and_paths_and_nesting_are_refused() {
+        let duplicate_name = "[[mount]]\nname = \"a\"\npath = \"/a\"\nplugin = \"x\"\n[[mount]]\nname = \"a\"\npath = \"/b\"\nplugin = \"x\"\n";
+        let error = parse_at(duplicate_name).unwrap_err();
+        assert_eq!(error.line, 6);
+        assert!(error.message.contains("already used by the mount at line 1"), "{error}");
+
+        let same_path = "[[mount]]\nname = \"a\"\npath = \"/a\"\nplugin = \"x\"\n[[mount]]\nname = \"b\"\npath = \"/x/../a/\"\nplugin = \"x\"\n";
+        let error = parse_at(same_path).unwrap_err();
+        assert!(error.message.contains("is also the mountpoint of `a`"), "{error}");
+
+        let nested = "[[mount]]\nname = \"a\"\npath = \"/a\"\nplugin = \"x\"\n[[mount]]\nname = \"b\"\npath = \"/a/b\"\nplugin = \"x\"\n";
+        let error = parse_at(nested).unwrap_err();
+        assert!(error.message.contains("are nested"), "{error}");
+    }
+
+    #[test]
+    fn missing_keys_and_bad_names_are_explained() {
+        let error = parse_at("[[mount]]\nname = \"a\"\npath = \"/a\"\n").unwrap_err();
+        assert!(error.message.contains("missing field `plugin`"), "{error}");
+        let error = parse_at("[[mount]]\nname = \"a b\"\npath = \"/a\"\nplugin = \"x\"\n").unwrap_err();
+        assert!(error.message.contains("must be letters, digits"), "{error}");
+        let error = parse_at("[host]\nlog = \"info,,=\"\n").unwrap_err();
+        assert!(error.message.contains("`log` is not a log filter"), "{error}");
+    }
+}

@@ -1,0 +1,281 @@
+//! Runs the mounts of one config: all up or none, reload by difference, status, stop.
+//!
+//! Start-up checks everything before anything mounts: each plugin is found, loaded and
+//! asked to validate its options, and each mountpoint is checked. Then the mounts come
+//! up one by one, each on its own session threads; if one fails, those already up are
+//! unmounted again and the error names the mount and the cause.
+//!
+//! A reload compares mounts by name: removed ones are unmounted, added ones mounted,
+//! changed ones (any setting or plugin option differs) remounted, and unchanged ones
+//! are not touched, so files open on them keep working. A new config is checked in
+//! full first; if anything in it is wrong, nothing changes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::commands::foreground::{announce, unmount_all};
+use crate::config::{Config, MountSpec};
+use crate::error::HostError;
+use crate::loader::{LoadedPlugin, Loader, SearchPath};
+use crate::session::{self, check_mountpoint, MountRequest, MountTarget, RunningMount};
+
+/// A mount that passed every check and is ready to come up.
+pub struct Prepared {
+    spec: MountSpec,
+    plugin: Arc<LoadedPlugin>,
+    plugin_options: String,
+}
+
+impl Prepared {
+    pub fn plugin(&self) -> &LoadedPlugin {
+        &self.plugin
+    }
+
+    fn request(&self) -> MountRequest {
+        MountRequest {
+            target: MountTarget {
+                name: self.spec.name.clone(),
+                mountpoint: self.spec.path.clone(),
+                plugin_name: self.plugin.description.name.clone(),
+                options: self.spec.options.clone(),
+                require_empty: true,
+            },
+            plugin: Arc::clone(&self.plugin),
+            plugin_options: self.plugin_options.clone(),
+        }
+    }
+}
+
+/// Why one mount of a config cannot come up.
+#[derive(Debug, thiserror::Error)]
+#[error("mount `{mount}` ({file}:{line}): {message}")]
+pub struct MountProblem {
+    pub mount: String,
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// Finds and loads the plugin of `spec`, validates its options, and (unless the
+/// mountpoint is already ours) checks the mountpoint. Builds and mounts nothing.
+pub fn prepare(loader: &Loader, config: &Config, spec: &MountSpec, check_path: bool) -> Result<Prepared, MountProblem> {
+    let problem = |message: String| MountProblem {
+        mount: spec.name.clone(),
+        file: config.file.display().to_string(),
+        line: spec.line,
+        message,
+    };
+    let search = SearchPath::standard(config.host.plugin_dir.as_deref());
+    let plugin = loader.load_named(&spec.plugin, &search).map_err(|error| problem(error.to_string()))?;
+    let plugin_options = toml::to_string(&spec.plugin_options)
+        .map_err(|error| problem(format!("[mount.options] cannot be handed over: {error}")))?;
+    plugin.validate(&plugin_options).map_err(|refusal| {
+        problem(format!("plugin `{}` refused its options: {}", plugin.description.name, refusal.message))
+    })?;
+    let prepared = Prepared { spec: spec.clone(), plugin, plugin_options };
+    if check_path {
+        check_mountpoint(&prepared.request().target)
+            .map_err(|message| problem(format!("{}: {message}", spec.path.display())))?;
+    }
+    Ok(prepared)
+}
+
+struct Supervised {
+    spec: MountSpec,
+    plugin_version: String,
+    running: RunningMount,
+}
+
+/// The mounts of one config, up and served.
+pub struct Supervisor {
+    loader: Loader,
+    config: Config,
+    mounts: Vec<Supervised>,
+}
+
+/// What a reload changed.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct ReloadReport {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+    pub unchanged: Vec<String>,
+    /// Mounts that should have come up but did not, with the reason.
+    pub failed: Vec<String>,
+    /// Why nothing changed, when the new config was refused.
+    pub refused: Option<String>,
+}
+
+/// One request kind's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct OpStatus {
+    pub requests: u64,
+    pub errors: u64,
+}
+
+/// One mount, as `fusehost status` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct MountStatus {
+    pub name: String,
+    pub path: PathBuf,
+    pub plugin: String,
+    pub plugin_version: String,
+    pub uptime_secs: f64,
+    /// Inodes the kernel currently holds references to (the lookup table's size).
+    pub inodes_known: usize,
+    pub forgets: u64,
+    pub anomalies: u64,
+    pub requests: BTreeMap<&'static str, OpStatus>,
+}
+
+/// The whole host, as `fusehost status` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct HostStatus {
+    pub pid: u32,
+    pub config: PathBuf,
+    pub mounts: Vec<MountStatus>,
+}
+
+impl Supervisor {
+    /// Checks every mount of `config`, then brings them all up, or none.
+    pub fn start(config: Config) -> Result<Supervisor, HostError> {
+        let loader = Loader::new();
+        let prepared = config
+            .mounts
+            .iter()
+            .map(|spec| prepare(&loader, &config, spec, true))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|problem| HostError::Config(problem.to_string()))?;
+        let mut supervisor = Supervisor { loader, config, mounts: Vec::new() };
+        for ready in prepared {
+            if let Err(error) = supervisor.bring_up(ready) {
+                let mounts = std::mem::take(&mut supervisor.mounts);
+                unmount_all(mounts.into_iter().map(|mount| mount.running).collect());
+                return Err(error);
+            }
+        }
+        Ok(supervisor)
+    }
+
+    fn bring_up(&mut self, ready: Prepared) -> Result<(), HostError> {
+        let running = session::start(ready.request())?;
+        announce(&running);
+        self.mounts.push(Supervised {
+            plugin_version: ready.plugin.description.version.clone(),
+            spec: ready.spec,
+            running,
+        });
+        Ok(())
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Applies `new`: see the module documentation.
+    pub fn reload(&mut self, new: Config) -> ReloadReport {
+        let mut report = ReloadReport::default();
+        let current = |name: &str| self.mounts.iter().find(|mount| mount.spec.name == name);
+        let mut to_start = Vec::new();
+        for spec in &new.mounts {
+            match current(&spec.name) {
+                Some(mount) if same_mount(&mount.spec, spec) => report.unchanged.push(spec.name.clone()),
+                existing => {
+                    // A changed mount keeps its path while it is still ours: check it
+                    // only when the path moves.
+                    let check_path = existing.is_none_or(|mount| mount.spec.path != spec.path);
+                    match prepare(&self.loader, &new, spec, check_path) {
+                        Ok(ready) => to_start.push((ready, existing.is_some())),
+                        Err(problem) => {
+                            report.refused = Some(problem.to_string());
+                            return report;
+                        }
+                    }
+                }
+            }
+        }
+        if new.host != self.config.host {
+            tracing::warn!("[host] changes (plugin_dir applies to new mounts; log and control_socket need a restart)");
+        }
+
+        // Everything but the unchanged mounts goes down: removed ones for good,
+        // changed ones to come back up with their new settings.
+        let (keep, leave): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.mounts).into_iter().partition(|mount| report.unchanged.contains(&mount.spec.name));
+        self.mounts = keep;
+        report.removed = leave
+            .iter()
+            .filter(|mount| !new.mounts.iter().any(|spec| spec.name == mount.spec.name))
+            .map(|mount| mount.spec.name.clone())
+            .collect();
+        unmount_all(leave.into_iter().map(|mount| mount.running).collect());
+        for (ready, was_there) in to_start {
+            let name = ready.spec.name.clone();
+            match self.bring_up(ready) {
+                Ok(()) if was_there => report.changed.push(name),
+                Ok(()) => report.added.push(name),
+                Err(error) => {
+                    tracing::error!(mount = %name, "did not come up after the reload: {error}");
+                    report.failed.push(format!("{name}: {error}"));
+                }
+            }
+        }
+        self.config = new;
+        report
+    }
+
+    /// Drops mounts whose session ended on its own (unmounted from outside).
+    pub fn reap_ended(&mut self) {
+        self.mounts.retain(|mount| {
+            let ended = mount.running.has_ended();
+            if ended {
+                tracing::warn!(mount = %mount.spec.name, "was unmounted from outside");
+            }
+            !ended
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.mounts.is_empty()
+    }
+
+    pub fn status(&self) -> HostStatus {
+        let mounts = self
+            .mounts
+            .iter()
+            .map(|mount| {
+                let shared = &mount.running.shared;
+                MountStatus {
+                    name: mount.spec.name.clone(),
+                    path: mount.spec.path.clone(),
+                    plugin: mount.running.plugin_name.clone(),
+                    plugin_version: mount.plugin_version.clone(),
+                    uptime_secs: mount.running.started.elapsed().as_secs_f64(),
+                    inodes_known: shared.lookups.len(),
+                    forgets: shared.lookups.forgotten(),
+                    anomalies: shared.lookups.anomalies(),
+                    requests: shared
+                        .stats
+                        .snapshot()
+                        .into_iter()
+                        .map(|count| (count.op.name(), OpStatus { requests: count.requests, errors: count.errors }))
+                        .collect(),
+                }
+            })
+            .collect();
+        HostStatus { pid: std::process::id(), config: self.config.file.clone(), mounts }
+    }
+
+    /// Unmounts everything, in parallel.
+    pub fn stop(self) {
+        unmount_all(self.mounts.into_iter().map(|mount| mount.running).collect());
+    }
+}
+
+/// Whether two specs describe the same mount (the line it is written on does not count).
+fn same_mount(a: &MountSpec, b: &MountSpec) -> bool {
+    MountSpec { line: 0, ..a.clone() } == MountSpec { line: 0, ..b.clone() }
+}
