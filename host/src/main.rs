@@ -89,10 +89,14 @@ fn main() -> ExitCode {
     }
     let outcome = match cli.command {
         Command::Run { config } => run::run(&config, verbose),
+        // check answers yes (0) or no (1), whatever the reason for the no.
         Command::Check { config } => match check::run(&config) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(EXIT_FAILURE as u8),
-            Err(error) => Err(error),
+            Err(error) => {
+                report(&error, verbose);
+                return ExitCode::from(EXIT_FAILURE as u8);
+            }
         },
         Command::Plugins { plugin_dir, json } => plugins::run(plugin_dir.as_deref(), json),
         Command::Status { json, socket } => {

@@ -125,6 +125,15 @@ impl Host {
         host
     }
 
+    /// Runs `fusehost run CONFIG` and waits until every one of `mountpoints` is mounted.
+    pub fn run_config(config: &Path, dir: TempDir, mountpoints: Vec<PathBuf>) -> Host {
+        let mut command = fusehost();
+        command.arg("run").arg(config);
+        let mut host = Host::spawn(command, dir, mountpoints);
+        host.wait_until_mounted();
+        host
+    }
+
     /// Starts `command` with piped output; `mountpoints` are detached on drop.
     pub fn spawn(mut command: Command, dir: TempDir, mountpoints: Vec<PathBuf>) -> Host {
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());

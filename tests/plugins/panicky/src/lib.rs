@@ -17,8 +17,17 @@ struct Panicky;
 impl Plugin for Panicky {
     const NAME: &'static str = "panicky";
     const DESCRIPTION: &'static str = "test plugin whose `boom` file panics on read";
+    const OPTIONS: &'static [OptionSpec] = &[OptionSpec::new(
+        "fail_new",
+        OptionKind::Bool,
+        "false",
+        "pass validation but refuse to build the filesystem (for rollback tests)",
+    )];
 
-    fn new(_mount: &MountInfo, _options: &Options) -> std::result::Result<Self, SetupError> {
+    fn new(_mount: &MountInfo, options: &Options) -> std::result::Result<Self, SetupError> {
+        if options.bool("fail_new") == Some(true) {
+            return Err(SetupError::new("asked to fail by fail_new"));
+        }
         Ok(Panicky)
     }
 }
