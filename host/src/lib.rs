@@ -1,9 +1,9 @@
 //! fusehost: one process, many mounts, each a FUSE filesystem that lives in a plugin.
 //!
 //! ```text
-//!  CLI ──► loader ──► plugin .so (abi_stable root module, checked ABI major)
-//!            │
-//!            └──► session ──► fuser::Session (n threads, clone_fd)
+//!  config ──► supervisor ──► loader ──► plugin .so (abi_stable root module, checked ABI major)
+//!                 │
+//!                 └──► session ──► fuser::Session (n threads, clone_fd), one per mount
 //!                                 │
 //!  kernel ◄──► /dev/fuse ◄──► dispatch (fuser::Filesystem) ──► plugin's RawFilesystem
 //!                                 │ lookup counts, thread model, panic-safe answers,
@@ -11,6 +11,9 @@
 //! ```
 //!
 //! Each concern has its own module:
+//! - [`config`]: the TOML mount configuration and its checks;
+//! - [`supervisor`]: a config's mounts, all up or none, reload by difference, status;
+//! - [`control`]: the Unix socket `fusehost status` and `reload` talk to;
 //! - [`loader`]: finds `libfusehost_<name>.so`, checks its ABI, loads it once;
 //! - [`dispatch`]: the `fuser::Filesystem` of one mount, the only code that knows both
 //!   fuser and the plugin ABI;

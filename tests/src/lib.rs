@@ -50,11 +50,16 @@ pub fn fusehost() -> Command {
     command
 }
 
-/// Whether `path` is a mountpoint right now (per `/proc/self/mountinfo`).
+/// Every mountpoint right now (per `/proc/self/mountinfo`).
+fn mountpoints() -> Vec<PathBuf> {
+    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else { return Vec::new() };
+    table.lines().filter_map(|line| line.split(' ').nth(4)).map(unescape).collect()
+}
+
+/// Whether `path` is a mountpoint right now.
 pub fn is_mounted(path: &Path) -> bool {
     let wanted = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
-    table.lines().filter_map(|line| line.split(' ').nth(4)).any(|mountpoint| unescape(mountpoint) == wanted)
+    mountpoints().contains(&wanted)
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a space).
@@ -209,14 +214,22 @@ impl Host {
 }
 
 impl Drop for Host {
+    /// Stops the host (SIGTERM, then SIGKILL after a grace period) and detaches
+    /// whatever is still mounted at its mountpoints or anywhere inside its folder,
+    /// including mounts a reload added.
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait_timeout(TIMEOUT);
+            self.signal(Signal::TERM);
+            if !matches!(self.child.wait_timeout(Duration::from_secs(5)), Ok(Some(_))) {
+                let _ = self.child.kill();
+                let _ = self.child.wait_timeout(TIMEOUT);
+            }
         }
-        for path in &self.mountpoints {
-            if is_mounted(path) {
-                let _ = rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH);
+        let own_folder = self.dir.path().canonicalize().unwrap_or_else(|_| self.dir.path().to_path_buf());
+        for path in mountpoints() {
+            let ours = path.starts_with(&own_folder) || self.mountpoints.iter().any(|listed| listed == &path);
+            if ours {
+                let _ = rustix::mount::unmount(&path, rustix::mount::UnmountFlags::DETACH);
             }
         }
     }
