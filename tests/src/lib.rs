@@ -81,6 +81,47 @@ fn unescape(field: &str) -> PathBuf {
     PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
+/// One `[[mount]]` of a test config: name, plugin, and extra TOML lines.
+pub struct MountLines<'a> {
+    pub name: &'a str,
+    pub plugin: &'a str,
+    pub extra: &'a str,
+}
+
+pub fn mount_lines<'a>(name: &'a str, plugin: &'a str, extra: &'a str) -> MountLines<'a> {
+    MountLines { name, plugin, extra }
+}
+
+/// Writes `dir/mounts.toml`: plugins from this build, the control socket at
+/// `dir/control.sock`, and each mountpoint at `dir/mnt/NAME` (created on demand).
+pub fn write_config(dir: &Path, mounts: &[MountLines<'_>]) -> PathBuf {
+    let mut text =
+        format!("[host]\nplugin_dir = {:?}\ncontrol_socket = \"control.sock\"\n", target_dir().display().to_string());
+    for mount in mounts {
+        text.push_str(&format!(
+            "\n[[mount]]\nname = \"{0}\"\npath = \"mnt/{0}\"\nplugin = \"{1}\"\ncreate = true\n{2}\n",
+            mount.name, mount.plugin, mount.extra
+        ));
+    }
+    let file = dir.join("mounts.toml");
+    std::fs::write(&file, text).expect("writing the test config");
+    file
+}
+
+/// Where [`write_config`] puts mount `name`.
+pub fn config_mountpoint(dir: &Path, name: &str) -> PathBuf {
+    dir.join("mnt").join(name)
+}
+
+/// `fusehost status --json` of the host serving `socket`.
+pub fn status_json(socket: &Path) -> serde_json::Value {
+    let mut command = fusehost();
+    command.arg("status").arg("--json").arg("--socket").arg(socket);
+    let output = run_to_end(command);
+    assert!(output.status.success(), "status failed: {}", stderr_text(&output));
+    serde_json::from_slice(&output.stdout).expect("status --json is JSON")
+}
+
 /// Text a child writes to stderr, gathered as it arrives; waiters are woken per line.
 #[derive(Default)]
 struct Transcript {
@@ -128,6 +169,20 @@ impl Host {
         let mut host = Host::spawn(command, dir, vec![mountpoint]);
         host.wait_until_mounted();
         host
+    }
+
+    /// Writes a config for `mounts` into a new folder, runs it, and waits until
+    /// every mount is up.
+    pub fn run_mounts(mounts: &[MountLines<'_>]) -> Host {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let config = write_config(dir.path(), mounts);
+        let points = mounts.iter().map(|mount| config_mountpoint(dir.path(), mount.name)).collect();
+        Host::run_config(&config, dir, points)
+    }
+
+    /// The control socket of a host started by [`Host::run_mounts`].
+    pub fn control_socket(&self) -> PathBuf {
+        self.dir.path().join("control.sock")
     }
 
     /// Runs `fusehost run CONFIG` and waits until every one of `mountpoints` is mounted.

@@ -5,46 +5,25 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use fusehost_tests::{fusehost, is_mounted, run_to_end, stderr_text, target_dir, Host};
+use fusehost_tests::{
+    config_mountpoint, fusehost, is_mounted, mount_lines, run_to_end, status_json, stderr_text, target_dir,
+    write_config, Host, MountLines,
+};
 use rustix::process::Signal;
 use serde_json::Value;
 
-/// One `[[mount]]`: name, plugin, and extra TOML lines (options and all).
-struct MountLines<'a> {
-    name: &'a str,
-    plugin: &'a str,
-    extra: &'a str,
-}
-
 fn mount(name: &'static str, plugin: &'static str, extra: &'static str) -> MountLines<'static> {
-    MountLines { name, plugin, extra }
-}
-
-/// A config in `dir`: plugins from this build, the control socket and every
-/// mountpoint (`dir/mnt/NAME`, created on demand) inside `dir`.
-fn write_config(dir: &Path, mounts: &[MountLines<'_>]) -> PathBuf {
-    let mut text =
-        format!("[host]\nplugin_dir = {:?}\ncontrol_socket = \"control.sock\"\n", target_dir().display().to_string());
-    for mount in mounts {
-        text.push_str(&format!(
-            "\n[[mount]]\nname = \"{0}\"\npath = \"mnt/{0}\"\nplugin = \"{1}\"\ncreate = true\n{2}\n",
-            mount.name, mount.plugin, mount.extra
-        ));
-    }
-    let file = dir.join("mounts.toml");
-    std::fs::write(&file, text).unwrap();
-    file
+    mount_lines(name, plugin, extra)
 }
 
 fn mountpoint(dir: &Path, name: &str) -> PathBuf {
-    dir.join("mnt").join(name)
+    config_mountpoint(dir, name)
 }
 
 fn start(mounts: &[MountLines<'_>]) -> (Host, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), mounts);
-    let points = mounts.iter().map(|m| mountpoint(dir.path(), m.name)).collect();
-    (Host::run_config(&config, dir, points), config)
+    let host = Host::run_mounts(mounts);
+    let config = host.dir.path().join("mounts.toml");
+    (host, config)
 }
 
 fn fusehost_with(args: &[&str]) -> Output {
@@ -54,13 +33,7 @@ fn fusehost_with(args: &[&str]) -> Output {
 }
 
 fn socket_of(host: &Host) -> String {
-    host.dir.path().join("control.sock").display().to_string()
-}
-
-fn status_json(host: &Host) -> Value {
-    let output = fusehost_with(&["status", "--json", "--socket", &socket_of(host)]);
-    assert!(output.status.success(), "{}", stderr_text(&output));
-    serde_json::from_slice(&output.stdout).expect("status --json is JSON")
+    host.control_socket().display().to_string()
 }
 
 fn read(path: PathBuf) -> String {
@@ -90,7 +63,7 @@ fn three_mounts_come_up_serve_concurrently_and_report_status() {
         }
     });
 
-    let status = status_json(&host);
+    let status = status_json(&host.control_socket());
     let mounts = status["mounts"].as_array().expect("mounts");
     let names: Vec<&str> = mounts.iter().filter_map(|m| m["name"].as_str()).collect();
     assert_eq!(names, ["alpha", "beta", "gamma"]);
