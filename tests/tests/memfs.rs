@@ -24,7 +24,7 @@ fn an_unlinked_open_file_stays_usable_and_is_freed_after_close() {
     let before = used_inodes(host.mountpoint());
 
     let path = host.path("doomed");
-    let mut file = OpenOptions::new().create(true).read(true).write(true).open(&path).unwrap();
+    let mut file = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).unwrap();
     file.write_all(b"still here").unwrap();
     std::fs::remove_file(&path).unwrap();
     assert!(!path.exists());
@@ -79,7 +79,7 @@ fn statfs_reports_real_limits_and_writes_stop_at_enospc() {
 fn sparse_files_have_holes_and_seek_data_finds_the_data() {
     let host = Host::mount("memfs", &[]);
     let path = host.path("sparse");
-    let mut file = OpenOptions::new().create(true).read(true).write(true).open(&path).unwrap();
+    let mut file = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).unwrap();
     file.seek(SeekFrom::Start(1 << 20)).unwrap();
     file.write_all(b"data").unwrap();
     let meta = file.metadata().unwrap();

@@ -89,7 +89,7 @@ mod tests {
         let mut xattrs = Xattrs::new();
         set(&mut xattrs, b"user.big", &vec![0; MAX_TOTAL - 8], 0).unwrap();
         assert_eq!(set(&mut xattrs, b"user.more", b"x", 0), Err(Errno::ENOSPC));
-        set(&mut xattrs, b"user.big", &vec![0; 10], 0).unwrap();
+        set(&mut xattrs, b"user.big", &[0; 10], 0).unwrap();
         set(&mut xattrs, b"user.more", b"x", 0).unwrap();
     }
 }
