@@ -12,9 +12,18 @@
 //! handed to the kernel is counted *before* the reply is sent, and the plugin's
 //! `forget` is called only when a count reaches zero, plus once for every inode still
 //! counted when the session ends, before `destroy`.
+//!
+//! A count can reach zero while a lookup that will return the same inode is still in
+//! the plugin (the kernel evicted its old inode while resolving the name again). Told
+//! to forget then, a plugin that reuses inode numbers (passthrough) would drop an inode
+//! the kernel is about to hold. So requests that hand out entries hold the mount's
+//! forget barrier for reading across the plugin call and the count, and a count that
+//! reached zero is confirmed under the barrier held for writing before the plugin
+//! hears of it: the plugin's `forget(ino)` never overlaps a request that returns `ino`.
 
 use std::cell::RefCell;
 use std::ffi::OsStr;
+use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -26,12 +35,12 @@ use fusehost_abi::{
     RequestCtx, SetAttr, Timespec,
 };
 use fuser::{
-    AccessFlags, CopyFileRangeFlags, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    AccessFlags, BackingId, CopyFileRangeFlags, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo,
+    InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
     ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
     TimeOrNow, WriteFlags,
 };
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use tracing::span::Entered;
 use tracing::Span;
 
@@ -54,18 +63,36 @@ pub struct DispatchConfig {
     pub writeback_cache: bool,
 }
 
+/// Kernel FUSE passthrough state: one backing file per inode, shared by every open
+/// handle of that inode (the kernel refuses a second, different backing file for an
+/// inode with `EBUSY`; it opens its own backing file per handle with that handle's
+/// flags, so sharing is correct).
+#[derive(Default)]
+struct Backing {
+    /// Set by the first passthrough open, so releases skip the maps otherwise.
+    used: std::sync::atomic::AtomicBool,
+    by_inode: dashmap::DashMap<u64, (BackingId, u32)>,
+    handles: dashmap::DashMap<(u64, u64), ()>,
+    /// Whether the reason passthrough is off was logged (once is enough).
+    refusal_logged: std::sync::atomic::AtomicBool,
+}
+
 /// One mount's `fuser::Filesystem`.
 pub struct Dispatch<O> {
     fs: O,
     shared: Arc<MountShared>,
     serial: Option<Mutex<()>>,
+    /// Read-held by requests that hand out entries, write-held to confirm a forget.
+    forget_barrier: RwLock<()>,
+    backing: Backing,
     config: DispatchConfig,
     span: Span,
 }
 
-/// What every request holds while it runs: the mount's span and, for serialized
-/// plugins, the mount's call lock.
+/// What every request holds while it runs: the mount's span, for serialized plugins
+/// the mount's call lock, and for requests that hand out entries the forget barrier.
 struct InCall<'a> {
+    _entries: Option<RwLockReadGuard<'a, ()>>,
     _serial: Option<MutexGuard<'a, ()>>,
     _span: Entered<'a>,
 }
@@ -158,14 +185,22 @@ fn to_fuser_errno(errno: Errno) -> fuser::Errno {
 impl<O: RawFilesystem> Dispatch<O> {
     pub fn new(fs: O, shared: Arc<MountShared>, config: DispatchConfig, span: Span) -> Self {
         let serial = config.serialized.then(|| Mutex::new(()));
-        Dispatch { fs, shared, serial, config, span }
+        Dispatch { fs, shared, serial, forget_barrier: RwLock::new(()), backing: Backing::default(), config, span }
     }
 
     #[inline]
     fn begin(&self, op: Op) -> InCall<'_> {
         self.shared.stats.request(op);
         let span = self.span.enter();
-        InCall { _serial: self.serial.as_ref().map(Mutex::lock), _span: span }
+        InCall { _entries: None, _serial: self.serial.as_ref().map(Mutex::lock), _span: span }
+    }
+
+    /// [`Dispatch::begin`] for a request that may hand out entries.
+    #[inline]
+    fn begin_handing_out(&self, op: Op) -> InCall<'_> {
+        let mut call = self.begin(op);
+        call._entries = Some(self.forget_barrier.read());
+        call
     }
 
     #[inline]
@@ -218,10 +253,70 @@ impl<O: RawFilesystem> Dispatch<O> {
         }
     }
 
-    fn reply_open(&self, op: Op, answer: RResult<fusehost_abi::Opened, Errno>, reply: ReplyOpen) {
+    fn reply_open(&self, op: Op, ino: u64, answer: RResult<fusehost_abi::Opened, Errno>, reply: ReplyOpen) {
         match answer.into_result() {
-            Ok(opened) => reply.opened(FileHandle(opened.fh), fopen_flags(opened.flags)),
+            Ok(opened) => {
+                let (fh, flags) = (FileHandle(opened.fh), fopen_flags(opened.flags));
+                match self.backing_for(ino, &opened, |fd| reply.open_backing(fd)) {
+                    Some(id) => reply.opened_passthrough(fh, flags, &id.0),
+                    None => reply.opened(fh, flags),
+                }
+            }
             Err(errno) => reply.error(self.fail(op, errno)),
+        }
+    }
+
+    /// The inode's backing file when the plugin asked for kernel passthrough and the
+    /// kernel accepts it; `None` (logged once) serves the file through the plugin.
+    fn backing_for(
+        &self,
+        ino: u64,
+        opened: &fusehost_abi::Opened,
+        register: impl FnOnce(BorrowedFd<'_>) -> std::io::Result<BackingId>,
+    ) -> Option<dashmap::mapref::one::Ref<'_, u64, (BackingId, u32)>> {
+        if opened.passthrough_fd < 0 {
+            return None;
+        }
+        let shared = match self.backing.by_inode.entry(ino) {
+            dashmap::mapref::entry::Entry::Occupied(mut existing) => {
+                existing.get_mut().1 += 1;
+                existing.into_ref()
+            }
+            dashmap::mapref::entry::Entry::Vacant(vacant) => {
+                // SAFETY: the plugin lends a descriptor it keeps open at least until this
+                // open is answered (fusehost-abi's `Opened::passthrough_fd` contract), and
+                // it is only borrowed for the registering ioctl.
+                let fd = unsafe { BorrowedFd::borrow_raw(opened.passthrough_fd) };
+                match register(fd) {
+                    Ok(id) => vacant.insert((id, 1)),
+                    Err(error) => {
+                        if !self.backing.refusal_logged.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                            tracing::warn!(
+                                "kernel passthrough unavailable ({error}); serving files through the plugin"
+                            );
+                        }
+                        return None;
+                    }
+                }
+            }
+        };
+        self.backing.used.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.backing.handles.insert((ino, opened.fh), ());
+        Some(shared.downgrade())
+    }
+
+    /// Drops an open handle's share of its inode's backing file.
+    fn release_backing(&self, ino: u64, fh: u64) {
+        if !self.backing.used.load(std::sync::atomic::Ordering::Relaxed)
+            || self.backing.handles.remove(&(ino, fh)).is_none()
+        {
+            return;
+        }
+        if let dashmap::mapref::entry::Entry::Occupied(mut shared) = self.backing.by_inode.entry(ino) {
+            shared.get_mut().1 -= 1;
+            if shared.get().1 == 0 {
+                shared.remove();
+            }
         }
     }
 
@@ -309,6 +404,10 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
             InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO | InitFlags::FUSE_PARALLEL_DIROPS;
         if self.config.writeback_cache {
             wanted |= InitFlags::FUSE_WRITEBACK_CACHE;
+        } else if config.capabilities().contains(InitFlags::FUSE_PASSTHROUGH) && config.set_max_stack_depth(1).is_ok() {
+            // Lets plugins hand open files to the kernel (the kernel does not combine it
+            // with writeback caching). Costs nothing until a plugin asks for it.
+            wanted |= InitFlags::FUSE_PASSTHROUGH;
         }
         if let Err(unsupported) = config.add_capabilities(wanted) {
             tracing::debug!("kernel lacks capabilities {unsupported:?}");
@@ -329,7 +428,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let _call = self.begin(Op::Lookup);
+        let _call = self.begin_handing_out(Op::Lookup);
         let answer = self.fs.lookup(&ctx(req, 0), parent.0, bytes(name));
         self.reply_entry(Op::Lookup, answer, reply);
     }
@@ -337,7 +436,11 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
         let _call = self.begin(Op::Forget);
         if self.shared.lookups.forget(ino.0, nlookup) {
-            self.fs.forget(ino.0);
+            // Wait out every request that might be handing `ino` out again right now.
+            let _barrier = self.forget_barrier.write();
+            if self.shared.lookups.count(ino.0) == 0 {
+                self.fs.forget(ino.0);
+            }
         }
     }
 
@@ -421,13 +524,13 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
-        let _call = self.begin(Op::Mknod);
+        let _call = self.begin_handing_out(Op::Mknod);
         let answer = self.fs.mknod(&ctx(req, umask), parent.0, bytes(name), mode, rdev);
         self.reply_entry(Op::Mknod, answer, reply);
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        let _call = self.begin(Op::Mkdir);
+        let _call = self.begin_handing_out(Op::Mkdir);
         let answer = self.fs.mkdir(&ctx(req, umask), parent.0, bytes(name), mode);
         self.reply_entry(Op::Mkdir, answer, reply);
     }
@@ -445,7 +548,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &std::path::Path, reply: ReplyEntry) {
-        let _call = self.begin(Op::Symlink);
+        let _call = self.begin_handing_out(Op::Symlink);
         let answer = self.fs.symlink(&ctx(req, 0), parent.0, bytes(link_name), bytes(target.as_os_str()));
         self.reply_entry(Op::Symlink, answer, reply);
     }
@@ -466,7 +569,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
-        let _call = self.begin(Op::Link);
+        let _call = self.begin_handing_out(Op::Link);
         let answer = self.fs.link(&ctx(req, 0), ino.0, newparent.0, bytes(newname));
         self.reply_entry(Op::Link, answer, reply);
     }
@@ -474,7 +577,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let _call = self.begin(Op::Open);
         let answer = self.fs.open(&ctx(req, 0), ino.0, flags.0);
-        self.reply_open(Op::Open, answer, reply);
+        self.reply_open(Op::Open, ino.0, answer, reply);
     }
 
     fn read(
@@ -545,6 +648,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     ) {
         let _call = self.begin(Op::Release);
         let answer = self.fs.release(&ctx(req, 0), ino.0, fh.0, flags.0, lock_owner(owner), flush);
+        self.release_backing(ino.0, fh.0);
         self.reply_empty(Op::Release, answer, reply);
     }
 
@@ -557,7 +661,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     fn opendir(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let _call = self.begin(Op::Opendir);
         let answer = self.fs.opendir(&ctx(req, 0), ino.0, flags.0);
-        self.reply_open(Op::Opendir, answer, reply);
+        self.reply_open(Op::Opendir, ino.0, answer, reply);
     }
 
     fn readdir(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
@@ -578,7 +682,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn readdirplus(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        let _call = self.begin(Op::Readdirplus);
+        let _call = self.begin_handing_out(Op::Readdirplus);
         let mut sink = ReplyDirPlusSink {
             reply: &mut reply,
             lookups: &self.shared.lookups,
@@ -670,18 +774,17 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let _call = self.begin(Op::Create);
+        let _call = self.begin_handing_out(Op::Create);
         match self.fs.create(&ctx(req, umask), parent.0, bytes(name), mode, flags).into_result() {
             Ok(created) => match to_fuser_attr(&created.entry.attr) {
                 Some(attr) => {
                     self.shared.lookups.remember(created.entry.attr.ino);
-                    reply.created(
-                        &self.config.entry_ttl,
-                        &attr,
-                        Generation(created.entry.generation),
-                        FileHandle(created.opened.fh),
-                        fopen_flags(created.opened.flags),
-                    );
+                    let (ttl, generation) = (&self.config.entry_ttl, Generation(created.entry.generation));
+                    let (fh, flags) = (FileHandle(created.opened.fh), fopen_flags(created.opened.flags));
+                    match self.backing_for(attr.ino.0, &created.opened, |fd| reply.open_backing(fd)) {
+                        Some(id) => reply.created_passthrough(ttl, &attr, generation, fh, flags, &id.0),
+                        None => reply.created(ttl, &attr, generation, fh, flags),
+                    }
                 }
                 None => reply.error(self.invalid(Op::Create, "an entry whose mode names no file type")),
             },

@@ -51,7 +51,10 @@
 //! on the kernel will not name `ino` again, so an inode that is also unlinked (no links,
 //! no open handles) may be freed and its number reused. Until then, an unlinked inode
 //! must stay readable through the handles and references the kernel still has. The
-//! root (inode 1) is never forgotten.
+//! root (inode 1) is never forgotten. `forget(ino)` never runs while another request
+//! that may return `ino` (lookup, create, mkdir, mknod, symlink, link, readdirplus) is
+//! in the plugin, so a plugin that reuses numbers for the same underlying file may drop
+//! its state for `ino` without racing a lookup that is handing `ino` out again.
 //!
 //! # What the kernel guarantees (and what it does not)
 //!
