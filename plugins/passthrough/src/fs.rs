@@ -1,0 +1,437 @@
+//! Every FUSE request, forwarded to the source directory through the node's `O_PATH`
+//! descriptor and `*at()` calls.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use fusehost_plugin_api::sync::{Mutex, RwLock};
+use fusehost_plugin_api::{
+    DirSink, Entry, Errno, FileAttr, FileKind, Filesystem, Opened, Request, Result, SetAttr, StatFs, TimeOrNow,
+};
+use rustix::fs::{
+    chmod, copy_file_range, fallocate, fdatasync, fstatvfs, fsync, ftruncate, linkat, mkdirat, mknodat, openat,
+    readlinkat, renameat_with, seek, symlinkat, unlinkat, utimensat, AtFlags, Dir, FallocateFlags, Gid, Mode, OFlags,
+    RenameFlags, SeekFrom, Stat, Timespec, Timestamps, Uid, XattrFlags, CWD, UTIME_NOW, UTIME_OMIT,
+};
+use rustix::io::{pread, pwrite};
+
+use crate::nodes::{errno, Node, Nodes};
+
+const S_ISGID: u32 = 0o2000;
+
+/// One directory listing, read whole at opendir (and again at offset 0).
+struct Listing {
+    fd: OwnedFd,
+    entries: Vec<(OsString, u64, FileKind)>,
+}
+
+pub struct Passthrough {
+    nodes: Nodes,
+    files: RwLock<HashMap<u64, Arc<OwnedFd>>>,
+    dirs: RwLock<HashMap<u64, Arc<Mutex<Listing>>>>,
+    next_handle: AtomicU64,
+    /// Hand open files to the kernel's FUSE passthrough.
+    kernel_passthrough: bool,
+    /// Running as root: new files get the caller's ownership.
+    as_root: bool,
+}
+
+fn time_of(seconds: i64, nanos: u64) -> std::time::SystemTime {
+    let nanos = Duration::from_nanos(nanos.min(999_999_999));
+    if seconds >= 0 {
+        UNIX_EPOCH + Duration::from_secs(seconds as u64) + nanos
+    } else {
+        UNIX_EPOCH - Duration::from_secs(seconds.unsigned_abs()) + nanos
+    }
+}
+
+// `struct stat`'s field types differ between architectures: the casts are for the others.
+#[allow(clippy::unnecessary_cast)]
+fn attr_of(id: u64, stat: &Stat) -> Result<FileAttr> {
+    let mode = stat.st_mode as u32;
+    Ok(FileAttr {
+        ino: id,
+        size: stat.st_size as u64,
+        blocks: stat.st_blocks as u64,
+        atime: time_of(stat.st_atime as i64, stat.st_atime_nsec as u64),
+        mtime: time_of(stat.st_mtime as i64, stat.st_mtime_nsec as u64),
+        ctime: time_of(stat.st_ctime as i64, stat.st_ctime_nsec as u64),
+        crtime: time_of(stat.st_ctime as i64, stat.st_ctime_nsec as u64),
+        kind: FileKind::from_mode(mode).ok_or(Errno::EIO)?,
+        perm: (mode & 0o7777) as u16,
+        nlink: stat.st_nlink as u32,
+        uid: stat.st_uid,
+        gid: stat.st_gid,
+        rdev: stat.st_rdev as u32,
+        blksize: stat.st_blksize as u32,
+        flags: 0,
+    })
+}
+
+fn kind_of(file_type: rustix::fs::FileType) -> FileKind {
+    use rustix::fs::FileType as T;
+    match file_type {
+        T::Directory => FileKind::Directory,
+        T::Symlink => FileKind::Symlink,
+        T::Fifo => FileKind::NamedPipe,
+        T::Socket => FileKind::Socket,
+        T::CharacterDevice => FileKind::CharDevice,
+        T::BlockDevice => FileKind::BlockDevice,
+        _ => FileKind::RegularFile,
+    }
+}
+
+fn timespec(time: Option<TimeOrNow>) -> Timespec {
+    match time {
+        None => Timespec { tv_sec: 0, tv_nsec: UTIME_OMIT },
+        Some(TimeOrNow::Now) => Timespec { tv_sec: 0, tv_nsec: UTIME_NOW },
+        Some(TimeOrNow::At(at)) => {
+            let spec = fusehost_plugin_api::to_timespec(at);
+            Timespec { tv_sec: spec.sec, tv_nsec: spec.nsec.into() }
+        }
+    }
+}
+
+impl Passthrough {
+    pub fn new(root: OwnedFd, kernel_passthrough: bool) -> Result<Passthrough> {
+        Ok(Passthrough {
+            nodes: Nodes::new(root)?,
+            files: RwLock::new(HashMap::new()),
+            dirs: RwLock::new(HashMap::new()),
+            next_handle: AtomicU64::new(1),
+            kernel_passthrough,
+            as_root: rustix::process::geteuid().is_root(),
+        })
+    }
+
+    fn entry(&self, parent: &Node, name: &OsStr) -> Result<Entry> {
+        let (id, stat) = self.nodes.look_up(parent, name)?;
+        Ok(Entry::new(attr_of(id, &stat)?))
+    }
+
+    fn file(&self, fh: u64) -> Result<Arc<OwnedFd>> {
+        self.files.read().get(&fh).cloned().ok_or(Errno::EBADF)
+    }
+
+    /// Gives a file the caller just created the caller's ownership (when running as
+    /// root), keeping the group a setgid directory handed down.
+    fn own(&self, req: &Request, parent: &Node, name: &OsStr) -> Result<()> {
+        if !self.as_root {
+            return Ok(());
+        }
+        let parent_setgid = u32::from(attr_of(0, &parent.stat()?)?.perm) & S_ISGID != 0;
+        let gid = (!parent_setgid).then(|| Gid::from_raw(req.gid));
+        rustix::fs::chownat(&parent.fd, name, Some(Uid::from_raw(req.uid)), gid, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(errno)
+    }
+
+    fn remember_handle<T>(&self, map: &RwLock<HashMap<u64, Arc<T>>>, value: T) -> u64 {
+        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        map.write().insert(fh, Arc::new(value));
+        fh
+    }
+
+    fn opened(&self, fd: OwnedFd) -> Opened {
+        let raw = fd.as_raw_fd();
+        let fh = self.remember_handle(&self.files, fd);
+        let mut opened = Opened::handle(fh);
+        if self.kernel_passthrough {
+            opened.passthrough_fd = Some(raw);
+        }
+        opened
+    }
+
+    fn read_listing(fd: &OwnedFd) -> Result<Vec<(OsString, u64, FileKind)>> {
+        let mut dir = Dir::read_from(fd).map_err(errno)?;
+        let mut entries = Vec::new();
+        while let Some(entry) = dir.read() {
+            let entry = entry.map_err(errno)?;
+            let name = OsStr::from_bytes(entry.file_name().to_bytes()).to_os_string();
+            entries.push((name, entry.ino(), kind_of(entry.file_type())));
+        }
+        Ok(entries)
+    }
+}
+
+impl Filesystem for Passthrough {
+    fn lookup(&self, _req: &Request, parent: u64, name: &OsStr) -> Result<Entry> {
+        self.entry(&*self.nodes.get(parent)?, name)
+    }
+
+    fn forget(&self, ino: u64) {
+        self.nodes.forget(ino);
+    }
+
+    fn getattr(&self, _req: &Request, ino: u64, _fh: Option<u64>) -> Result<FileAttr> {
+        attr_of(ino, &self.nodes.get(ino)?.stat()?)
+    }
+
+    fn setattr(&self, _req: &Request, ino: u64, changes: &SetAttr) -> Result<FileAttr> {
+        let node = self.nodes.get(ino)?;
+        if let Some(mode) = changes.mode {
+            chmod(node.proc_path(), Mode::from_raw_mode(mode & 0o7777)).map_err(errno)?;
+        }
+        if changes.uid.is_some() || changes.gid.is_some() {
+            rustix::fs::chownat(
+                &node.fd,
+                "",
+                changes.uid.map(Uid::from_raw),
+                changes.gid.map(Gid::from_raw),
+                AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(errno)?;
+        }
+        if let Some(size) = changes.size {
+            match changes.fh.and_then(|fh| self.file(fh).ok()) {
+                Some(file) => ftruncate(&*file, size).map_err(errno)?,
+                None => {
+                    let file = openat(CWD, node.proc_path(), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
+                        .map_err(errno)?;
+                    ftruncate(&file, size).map_err(errno)?;
+                }
+            }
+        }
+        if changes.atime.is_some() || changes.mtime.is_some() {
+            let times = Timestamps { last_access: timespec(changes.atime), last_modification: timespec(changes.mtime) };
+            utimensat(&node.fd, "", &times, AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW).map_err(errno)?;
+        }
+        attr_of(ino, &node.stat()?)
+    }
+
+    fn readlink(&self, _req: &Request, ino: u64) -> Result<Vec<u8>> {
+        let node = self.nodes.get(ino)?;
+        Ok(readlinkat(&node.fd, "", Vec::new()).map_err(errno)?.into_bytes())
+    }
+
+    fn mknod(&self, req: &Request, parent: u64, name: &OsStr, mode: u32, rdev: u32) -> Result<Entry> {
+        let parent = self.nodes.get(parent)?;
+        let file_type = rustix::fs::FileType::from_raw_mode(mode);
+        let permissions = Mode::from_raw_mode(mode & 0o7777 & !req.umask);
+        mknodat(&parent.fd, name, file_type, permissions, u64::from(rdev)).map_err(errno)?;
+        self.own(req, &parent, name)?;
+        self.entry(&parent, name)
+    }
+
+    fn mkdir(&self, req: &Request, parent: u64, name: &OsStr, mode: u32) -> Result<Entry> {
+        let parent = self.nodes.get(parent)?;
+        mkdirat(&parent.fd, name, Mode::from_raw_mode(mode & 0o7777 & !req.umask)).map_err(errno)?;
+        self.own(req, &parent, name)?;
+        self.entry(&parent, name)
+    }
+
+    fn unlink(&self, _req: &Request, parent: u64, name: &OsStr) -> Result<()> {
+        unlinkat(&self.nodes.get(parent)?.fd, name, AtFlags::empty()).map_err(errno)
+    }
+
+    fn rmdir(&self, _req: &Request, parent: u64, name: &OsStr) -> Result<()> {
+        unlinkat(&self.nodes.get(parent)?.fd, name, AtFlags::REMOVEDIR).map_err(errno)
+    }
+
+    fn symlink(&self, req: &Request, parent: u64, name: &OsStr, target: &OsStr) -> Result<Entry> {
+        let parent = self.nodes.get(parent)?;
+        symlinkat(target, &parent.fd, name).map_err(errno)?;
+        self.own(req, &parent, name)?;
+        self.entry(&parent, name)
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: u64,
+        name: &OsStr,
+        new_parent: u64,
+        new_name: &OsStr,
+        flags: u32,
+    ) -> Result<()> {
+        let flags = RenameFlags::from_bits(flags).ok_or(Errno::EINVAL)?;
+        let (from, to) = (self.nodes.get(parent)?, self.nodes.get(new_parent)?);
+        renameat_with(&from.fd, name, &to.fd, new_name, flags).map_err(errno)
+    }
+
+    fn link(&self, _req: &Request, ino: u64, new_parent: u64, new_name: &OsStr) -> Result<Entry> {
+        let (node, parent) = (self.nodes.get(ino)?, self.nodes.get(new_parent)?);
+        // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the /proc link works for everyone else.
+        linkat(&node.fd, "", &parent.fd, new_name, AtFlags::EMPTY_PATH)
+            .or_else(|_| linkat(CWD, node.proc_path(), &parent.fd, new_name, AtFlags::SYMLINK_FOLLOW))
+            .map_err(errno)?;
+        self.entry(&parent, new_name)
+    }
+
+    fn open(&self, _req: &Request, ino: u64, flags: i32) -> Result<Opened> {
+        let node = self.nodes.get(ino)?;
+        let flags = OFlags::from_bits_retain(flags as u32) & !(OFlags::NOFOLLOW | OFlags::CREATE | OFlags::EXCL)
+            | OFlags::CLOEXEC;
+        let fd = openat(CWD, node.proc_path(), flags, Mode::empty()).map_err(errno)?;
+        Ok(self.opened(fd))
+    }
+
+    fn read(&self, _req: &Request, _ino: u64, fh: u64, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let file = self.file(fh)?;
+        let mut filled = 0;
+        // pread may return short counts before end of file; the kernel wants it full.
+        while filled < buf.len() {
+            let count = pread(&*file, &mut buf[filled..], offset + filled as u64).map_err(errno)?;
+            if count == 0 {
+                break;
+            }
+            filled += count;
+        }
+        Ok(filled)
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: u64,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+        _write_flags: u32,
+        _flags: i32,
+    ) -> Result<u32> {
+        let written = pwrite(&*self.file(fh)?, data, offset).map_err(errno)?;
+        Ok(written as u32)
+    }
+
+    fn flush(&self, _req: &Request, _ino: u64, _fh: u64, _lock_owner: u64) -> Result<()> {
+        Ok(())
+    }
+
+    fn release(&self, _req: &Request, _ino: u64, fh: u64, _flags: i32, _flush: bool) -> Result<()> {
+        self.files.write().remove(&fh);
+        Ok(())
+    }
+
+    fn fsync(&self, _req: &Request, _ino: u64, fh: u64, datasync: bool) -> Result<()> {
+        let file = self.file(fh)?;
+        if datasync { fdatasync(&*file) } else { fsync(&*file) }.map_err(errno)
+    }
+
+    fn opendir(&self, _req: &Request, ino: u64, _flags: i32) -> Result<Opened> {
+        let node = self.nodes.get(ino)?;
+        let fd = openat(&node.fd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(errno)?;
+        let entries = Self::read_listing(&fd)?;
+        let fh = self.remember_handle(&self.dirs, Mutex::new(Listing { fd, entries }));
+        Ok(Opened::handle(fh))
+    }
+
+    fn readdir(&self, _req: &Request, _ino: u64, fh: u64, offset: i64, sink: &mut dyn DirSink) -> Result<()> {
+        let listing = self.dirs.read().get(&fh).cloned().ok_or(Errno::EBADF)?;
+        let mut listing = listing.lock();
+        if offset == 0 {
+            // rewinddir: see the directory as it is now.
+            listing.entries = Self::read_listing(&listing.fd)?;
+        }
+        for (index, (name, ino, kind)) in listing.entries.iter().enumerate().skip(offset.max(0) as usize) {
+            if sink.add(*ino, index as i64 + 1, *kind, name) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn releasedir(&self, _req: &Request, _ino: u64, fh: u64, _flags: i32) -> Result<()> {
+        self.dirs.write().remove(&fh);
+        Ok(())
+    }
+
+    fn fsyncdir(&self, _req: &Request, _ino: u64, fh: u64, _datasync: bool) -> Result<()> {
+        let listing = self.dirs.read().get(&fh).cloned().ok_or(Errno::EBADF)?;
+        let listing = listing.lock();
+        fsync(&listing.fd).map_err(errno)
+    }
+
+    fn statfs(&self, _req: &Request, ino: u64) -> Result<StatFs> {
+        let figures = fstatvfs(&self.nodes.get(ino)?.fd).map_err(errno)?;
+        Ok(StatFs {
+            blocks: figures.f_blocks,
+            bfree: figures.f_bfree,
+            bavail: figures.f_bavail,
+            files: figures.f_files,
+            ffree: figures.f_ffree,
+            bsize: figures.f_bsize as u32,
+            namelen: figures.f_namemax as u32,
+            frsize: figures.f_frsize as u32,
+        })
+    }
+
+    fn setxattr(&self, _req: &Request, ino: u64, name: &OsStr, value: &[u8], flags: i32, _position: u32) -> Result<()> {
+        let flags = XattrFlags::from_bits(flags as u32).ok_or(Errno::EINVAL)?;
+        rustix::fs::lsetxattr(self.nodes.get(ino)?.proc_path(), name, value, flags).map_err(errno)
+    }
+
+    fn getxattr(&self, _req: &Request, ino: u64, name: &OsStr) -> Result<Vec<u8>> {
+        let path = self.nodes.get(ino)?.proc_path();
+        let size = rustix::fs::lgetxattr(&path, name, &mut [0u8; 0][..]).map_err(errno)?;
+        let mut value = vec![0; size];
+        let size = rustix::fs::lgetxattr(&path, name, &mut value).map_err(errno)?;
+        value.truncate(size);
+        Ok(value)
+    }
+
+    fn listxattr(&self, _req: &Request, ino: u64) -> Result<Vec<u8>> {
+        let path = self.nodes.get(ino)?.proc_path();
+        let size = rustix::fs::llistxattr(&path, &mut [0u8; 0][..]).map_err(errno)?;
+        let mut names = vec![0; size];
+        let size = rustix::fs::llistxattr(&path, &mut names).map_err(errno)?;
+        names.truncate(size);
+        Ok(names)
+    }
+
+    fn removexattr(&self, _req: &Request, ino: u64, name: &OsStr) -> Result<()> {
+        rustix::fs::lremovexattr(self.nodes.get(ino)?.proc_path(), name).map_err(errno)
+    }
+
+    fn create(&self, req: &Request, parent: u64, name: &OsStr, mode: u32, flags: i32) -> Result<(Entry, Opened)> {
+        let parent = self.nodes.get(parent)?;
+        let flags = OFlags::from_bits_retain(flags as u32) & !OFlags::NOFOLLOW | OFlags::CREATE | OFlags::CLOEXEC;
+        let fd = openat(&parent.fd, name, flags, Mode::from_raw_mode(mode & 0o7777 & !req.umask)).map_err(errno)?;
+        self.own(req, &parent, name)?;
+        let entry = self.entry(&parent, name)?;
+        Ok((entry, self.opened(fd)))
+    }
+
+    fn fallocate(&self, _req: &Request, _ino: u64, fh: u64, offset: u64, length: u64, mode: i32) -> Result<()> {
+        let flags = FallocateFlags::from_bits(mode as u32).ok_or(Errno::EOPNOTSUPP)?;
+        fallocate(&*self.file(fh)?, flags, offset, length).map_err(errno)
+    }
+
+    fn lseek(&self, _req: &Request, _ino: u64, fh: u64, offset: i64, whence: i32) -> Result<i64> {
+        let position = match whence {
+            3 => SeekFrom::Data(offset.max(0) as u64),
+            4 => SeekFrom::Hole(offset.max(0) as u64),
+            _ => return Err(Errno::EINVAL),
+        };
+        let found = seek(&*self.file(fh)?, position).map_err(errno)?;
+        i64::try_from(found).map_err(|_| Errno::EOVERFLOW)
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: u64,
+        fh_in: u64,
+        offset_in: u64,
+        _ino_out: u64,
+        fh_out: u64,
+        offset_out: u64,
+        len: u64,
+        _flags: u64,
+    ) -> Result<u32> {
+        let (source, target) = (self.file(fh_in)?, self.file(fh_out)?);
+        let (mut from, mut to) = (offset_in, offset_out);
+        let len = usize::try_from(len.min(1 << 30)).unwrap_or(1 << 30);
+        let copied = copy_file_range(&*source, Some(&mut from), &*target, Some(&mut to), len).map_err(errno)?;
+        Ok(copied as u32)
+    }
+
+    fn destroy(&self) {
+        fusehost_plugin_api::tracing::debug!("passthrough destroyed with {} nodes still open", self.nodes.len());
+    }
+}

@@ -1,0 +1,52 @@
+//! passthrough: mirrors a source directory, read-write.
+//!
+//! Every operation reaches the source through the file's own `O_PATH` descriptor and
+//! `*at()` calls (see `nodes`), as libfuse's passthrough_ll does. Run as root, new
+//! files get the caller's ownership. With `kernel_passthrough = true` open files are
+//! handed to the kernel's FUSE passthrough (Linux 6.9+, root), so reads and writes skip
+//! userspace entirely; where that is not possible the host logs why once and serves
+//! them normally.
+#![forbid(unsafe_code)]
+
+mod fs;
+mod nodes;
+
+use fusehost_plugin_api::*;
+use rustix::fs::{open, Mode, OFlags};
+
+pub use fs::Passthrough;
+
+const OPTIONS: &[OptionSpec] = &[
+    OptionSpec::new("source", OptionKind::Path, "", "the directory to mirror (required)"),
+    OptionSpec::new(
+        "kernel_passthrough",
+        OptionKind::Bool,
+        "false",
+        "let the kernel read and write open files directly (Linux 6.9+, root)",
+    ),
+];
+
+impl Plugin for Passthrough {
+    const NAME: &'static str = "passthrough";
+    const DESCRIPTION: &'static str = "mirrors a source directory, read-write";
+    const OPTIONS: &'static [OptionSpec] = OPTIONS;
+
+    fn validate(options: &Options) -> std::result::Result<(), SetupError> {
+        let source = options.path("source").ok_or_else(|| SetupError::new("option `source` is required"))?;
+        match std::fs::metadata(&source) {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(_) => Err(SetupError::new(format!("source {} is not a directory", source.display()))),
+            Err(error) => Err(SetupError::new(format!("source {}: {error}", source.display()))),
+        }
+    }
+
+    fn new(_mount: &MountInfo, options: &Options) -> std::result::Result<Self, SetupError> {
+        let source = options.path("source").ok_or_else(|| SetupError::new("option `source` is required"))?;
+        let root = open(&source, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|error| SetupError::new(format!("opening source {}: {error}", source.display())))?;
+        Passthrough::new(root, options.bool("kernel_passthrough").unwrap_or(false))
+            .map_err(|error| SetupError::new(format!("reading source {}: {error}", source.display())))
+    }
+}
+
+export_plugin!(Passthrough);

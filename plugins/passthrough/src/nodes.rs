@@ -1,0 +1,106 @@
+//! The inode table: one `O_PATH` descriptor per source file the kernel knows, keyed by
+//! the source's (device, inode) so that every name of a file is one FUSE inode.
+//!
+//! Every operation starts from such a descriptor and uses `*at()` calls relative to
+//! it, never a path re-joined from names, so a rename under the mount cannot make an
+//! operation land on another file (as libfuse's passthrough_ll does).
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use fusehost_plugin_api::sync::RwLock;
+use fusehost_plugin_api::{Errno, Result, ROOT_INO};
+use rustix::fs::{fstat, openat, Mode, OFlags, Stat};
+
+pub fn errno(error: rustix::io::Errno) -> Errno {
+    Errno(error.raw_os_error())
+}
+
+/// One source file the kernel holds a reference to.
+#[derive(Debug)]
+pub struct Node {
+    /// An `O_PATH` descriptor of the source file.
+    pub fd: OwnedFd,
+    pub key: (u64, u64),
+}
+
+impl Node {
+    /// `/proc/self/fd/N`: the path through which an `O_PATH` descriptor can be
+    /// reopened, chmod'ed or given xattrs (which `O_PATH` descriptors refuse).
+    pub fn proc_path(&self) -> String {
+        format!("/proc/self/fd/{}", self.fd.as_raw_fd())
+    }
+
+    pub fn stat(&self) -> Result<Stat> {
+        fstat(&self.fd).map_err(errno)
+    }
+}
+
+#[derive(Debug)]
+pub struct Nodes {
+    by_id: RwLock<HashMap<u64, Arc<Node>>>,
+    by_key: RwLock<HashMap<(u64, u64), u64>>,
+    next_id: AtomicU64,
+}
+
+// `struct stat`'s field types differ between architectures: the casts are for the others.
+#[allow(clippy::unnecessary_cast)]
+fn key_of(stat: &Stat) -> (u64, u64) {
+    (stat.st_dev as u64, stat.st_ino as u64)
+}
+
+impl Nodes {
+    /// A table whose root is the `O_PATH` descriptor `root`.
+    pub fn new(root: OwnedFd) -> Result<Nodes> {
+        let key = key_of(&fstat(&root).map_err(errno)?);
+        Ok(Nodes {
+            by_id: RwLock::new(HashMap::from([(ROOT_INO, Arc::new(Node { fd: root, key }))])),
+            by_key: RwLock::new(HashMap::from([(key, ROOT_INO)])),
+            next_id: AtomicU64::new(ROOT_INO + 1),
+        })
+    }
+
+    pub fn get(&self, id: u64) -> Result<Arc<Node>> {
+        // A node the kernel forgot cannot be named again: ESTALE, as NFS says.
+        self.by_id.read().get(&id).cloned().ok_or(Errno(rustix::io::Errno::STALE.raw_os_error()))
+    }
+
+    /// Opens `name` in `parent` and returns its node id (the same id for every name
+    /// of one file) and its attributes.
+    pub fn look_up(&self, parent: &Node, name: &OsStr) -> Result<(u64, Stat)> {
+        let fd = openat(&parent.fd, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+            .map_err(errno)?;
+        let stat = fstat(&fd).map_err(errno)?;
+        let key = key_of(&stat);
+        if let Some(id) = self.by_key.read().get(&key) {
+            return Ok((*id, stat));
+        }
+        let mut by_key = self.by_key.write();
+        let id = *by_key.entry(key).or_insert_with(|| {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            self.by_id.write().insert(id, Arc::new(Node { fd, key }));
+            id
+        });
+        Ok((id, stat))
+    }
+
+    /// The kernel forgot `id`: close its descriptor.
+    pub fn forget(&self, id: u64) {
+        if id == ROOT_INO {
+            return;
+        }
+        let mut by_key = self.by_key.write();
+        if let Some(node) = self.by_id.write().remove(&id) {
+            if by_key.get(&node.key) == Some(&id) {
+                by_key.remove(&node.key);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.read().len()
+    }
+}
