@@ -81,6 +81,36 @@ fn unescape(field: &str) -> PathBuf {
     PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
+/// A tmpfs of the test's own (a passthrough source), unmounted when dropped.
+pub struct Tmpfs {
+    pub dir: TempDir,
+}
+
+impl Tmpfs {
+    pub fn new() -> Tmpfs {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        rustix::mount::mount("fusehost-test", dir.path(), "tmpfs", rustix::mount::MountFlags::empty(), None)
+            .expect("mounting a tmpfs (tests run as root)");
+        Tmpfs { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Default for Tmpfs {
+    fn default() -> Self {
+        Tmpfs::new()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(self.dir.path(), rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
 /// One `[[mount]]` of a test config: name, plugin, and extra TOML lines.
 pub struct MountLines<'a> {
     pub name: &'a str,

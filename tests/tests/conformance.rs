@@ -1,8 +1,11 @@
-//! memfs against the standard conformance tools, through fusehost:
+//! memfs and passthrough (over tmpfs) against the standard conformance tools, through
+//! fusehost:
 //! - pjdfstest 0.2.2 as root, `allow_other` and `default_permissions`, with a second
-//!   memfs mount for the cross-device tests. tmpfs on the same machine gives 384
-//!   passed, 0 failed, 14 skipped; the bar is 0 failed and at least 384 passed.
-//! - fsx 0.3.2 with every operation type, 100,000 operations at two seeds.
+//!   mount of the same plugin for the cross-device tests. tmpfs on the same machine
+//!   gives 384 passed, 0 failed, 14 skipped; the bar is 0 failed and at least 384
+//!   passed.
+//! - fsx 0.3.2 with every operation type, 100,000 operations: memfs at two seeds,
+//!   passthrough at one.
 //!
 //! `.ci/run` installs both tools and the `tests` user pjdfstest switches to. Elsewhere
 //! a missing tool skips these tests with a message saying how to install it; under CI
@@ -12,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use fusehost_tests::Host;
+use fusehost_tests::{Host, Tmpfs};
 use wait_timeout::ChildExt;
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(900);
@@ -68,8 +71,8 @@ fn count(summary: &str, word: &str) -> u64 {
     words.windows(2).find(|pair| pair[1] == word).and_then(|pair| pair[0].parse().ok()).unwrap_or(0)
 }
 
-#[test]
-fn pjdfstest_passes_on_memfs_like_on_tmpfs() {
+/// Runs pjdfstest on two mounts of `plugin`, each started with `options(i)`.
+fn pjdfstest_on(plugin: &str, options: impl Fn(usize) -> String) {
     let Some(pjdfstest) = tool("pjdfstest", "cargo install pjdfstest --version 0.2.2 --locked") else { return };
     let users = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     if !users.lines().any(|line| line.starts_with("tests:")) {
@@ -78,8 +81,8 @@ fn pjdfstest_passes_on_memfs_like_on_tmpfs() {
         eprintln!("SKIPPED: {message}");
         return;
     }
-    let main = Host::mount("memfs", &["allow_other"]);
-    let secondary = Host::mount("memfs", &["allow_other"]);
+    let main = Host::mount(plugin, &[&options(0)]);
+    let secondary = Host::mount(plugin, &[&options(1)]);
     for host in [&main, &secondary] {
         // Every test user must be able to reach the mount roots.
         std::fs::set_permissions(host.mountpoint(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
@@ -106,15 +109,29 @@ fn pjdfstest_passes_on_memfs_like_on_tmpfs() {
     command.current_dir(main.mountpoint());
     let (_, output) = run_tool(command);
     let summary = output.lines().find(|line| line.starts_with("Summary:")).unwrap_or_else(|| panic!("{output}"));
-    println!("pjdfstest on memfs: {summary}");
+    println!("pjdfstest on {plugin}: {summary}");
     let failures: Vec<&str> = output.lines().filter(|line| line.contains("FAILED")).collect();
     assert_eq!(count(summary, "failed"), 0, "{summary}\n{}", failures.join("\n"));
     assert!(count(summary, "passed") >= 384, "{summary}");
 }
 
-fn fsx_at_seed(seed: u32) {
+#[test]
+fn pjdfstest_passes_on_memfs_like_on_tmpfs() {
+    pjdfstest_on("memfs", |_| "allow_other".to_owned());
+}
+
+#[test]
+fn pjdfstest_passes_on_passthrough_over_tmpfs_like_on_tmpfs() {
+    let sources = [Tmpfs::new(), Tmpfs::new()];
+    for source in &sources {
+        std::fs::set_permissions(source.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    }
+    pjdfstest_on("passthrough", |i| format!("allow_other,source={}", sources[i].path().display()));
+}
+
+fn fsx_at_seed(plugin: &str, options: &str, seed: u32) {
     let Some(fsx) = tool("fsx", "cargo install fsx --version 0.3.2 --locked") else { return };
-    let host = Host::mount("memfs", &[]);
+    let host = Host::mount(plugin, &[options]);
     let config = host.dir.path().join("fsx.toml");
     // Every operation type fsx 0.3.2 has, with a non-zero weight.
     std::fs::write(
@@ -129,17 +146,23 @@ fn fsx_at_seed(seed: u32) {
     command.arg(host.path("fsx.data"));
     let (success, output) = run_tool(command);
     let tail: Vec<&str> = output.lines().rev().take(30).collect();
-    assert!(success, "fsx seed {seed} failed:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+    assert!(success, "fsx on {plugin}, seed {seed} failed:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
     assert!(output.contains("All operations completed A-OK!"), "{output}");
-    println!("fsx on memfs, seed {seed}: 100000 operations A-OK");
+    println!("fsx on {plugin}, seed {seed}: 100000 operations A-OK");
 }
 
 #[test]
 fn fsx_runs_clean_on_memfs_seed_1() {
-    fsx_at_seed(1);
+    fsx_at_seed("memfs", "", 1);
 }
 
 #[test]
 fn fsx_runs_clean_on_memfs_seed_2() {
-    fsx_at_seed(2);
+    fsx_at_seed("memfs", "", 2);
+}
+
+#[test]
+fn fsx_runs_clean_on_passthrough_over_tmpfs() {
+    let source = Tmpfs::new();
+    fsx_at_seed("passthrough", &format!("source={}", source.path().display()), 3);
 }

@@ -14,9 +14,9 @@ use fusehost_plugin_api::{
     DirSink, Entry, Errno, FileAttr, FileKind, Filesystem, Opened, Request, Result, SetAttr, StatFs, TimeOrNow,
 };
 use rustix::fs::{
-    chmod, copy_file_range, fallocate, fdatasync, fstatvfs, fsync, ftruncate, linkat, mkdirat, mknodat, openat,
-    readlinkat, renameat_with, seek, symlinkat, unlinkat, utimensat, AtFlags, Dir, FallocateFlags, Gid, Mode, OFlags,
-    RenameFlags, SeekFrom, Stat, Timespec, Timestamps, Uid, XattrFlags, CWD, UTIME_NOW, UTIME_OMIT,
+    chmod, chmodat, copy_file_range, fallocate, fdatasync, fstatvfs, fsync, ftruncate, linkat, mkdirat, mknodat,
+    openat, readlinkat, renameat_with, seek, statat, symlinkat, unlinkat, utimensat, AtFlags, Dir, FallocateFlags, Gid,
+    Mode, OFlags, RenameFlags, SeekFrom, Stat, Timespec, Timestamps, Uid, XattrFlags, CWD, UTIME_NOW, UTIME_OMIT,
 };
 use rustix::io::{pread, pwrite};
 
@@ -118,16 +118,27 @@ impl Passthrough {
         self.files.read().get(&fh).cloned().ok_or(Errno::EBADF)
     }
 
-    /// Gives a file the caller just created the caller's ownership (when running as
-    /// root), keeping the group a setgid directory handed down.
-    fn own(&self, req: &Request, parent: &Node, name: &OsStr) -> Result<()> {
-        if !self.as_root {
-            return Ok(());
+    /// Finishes a creation: the caller's ownership (when running as root, keeping the
+    /// group a setgid directory handed down), then the exact mode the caller asked
+    /// for. The host process's own umask also applied to the `*at()` call; the
+    /// caller's umask is already in `mode`, and a setgid bit the new directory
+    /// inherited stays.
+    fn settle(&self, req: &Request, parent: &Node, name: &OsStr, mode: Option<u32>) -> Result<()> {
+        if self.as_root {
+            let parent_setgid = u32::from(attr_of(0, &parent.stat()?)?.perm) & S_ISGID != 0;
+            let gid = (!parent_setgid).then(|| Gid::from_raw(req.gid));
+            rustix::fs::chownat(&parent.fd, name, Some(Uid::from_raw(req.uid)), gid, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(errno)?;
         }
-        let parent_setgid = u32::from(attr_of(0, &parent.stat()?)?.perm) & S_ISGID != 0;
-        let gid = (!parent_setgid).then(|| Gid::from_raw(req.gid));
-        rustix::fs::chownat(&parent.fd, name, Some(Uid::from_raw(req.uid)), gid, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(errno)
+        if let Some(mode) = mode {
+            let current =
+                u32::from(attr_of(0, &statat(&parent.fd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(errno)?)?.perm);
+            let wanted = (mode & 0o7777 & !req.umask) | (current & S_ISGID);
+            if wanted != current {
+                chmodat(&parent.fd, name, Mode::from_raw_mode(wanted), AtFlags::empty()).map_err(errno)?;
+            }
+        }
+        Ok(())
     }
 
     fn remember_handle<T>(&self, map: &RwLock<HashMap<u64, Arc<T>>>, value: T) -> u64 {
@@ -213,14 +224,14 @@ impl Filesystem for Passthrough {
         let file_type = rustix::fs::FileType::from_raw_mode(mode);
         let permissions = Mode::from_raw_mode(mode & 0o7777 & !req.umask);
         mknodat(&parent.fd, name, file_type, permissions, u64::from(rdev)).map_err(errno)?;
-        self.own(req, &parent, name)?;
+        self.settle(req, &parent, name, Some(mode))?;
         self.entry(&parent, name)
     }
 
     fn mkdir(&self, req: &Request, parent: u64, name: &OsStr, mode: u32) -> Result<Entry> {
         let parent = self.nodes.get(parent)?;
         mkdirat(&parent.fd, name, Mode::from_raw_mode(mode & 0o7777 & !req.umask)).map_err(errno)?;
-        self.own(req, &parent, name)?;
+        self.settle(req, &parent, name, Some(mode))?;
         self.entry(&parent, name)
     }
 
@@ -235,7 +246,7 @@ impl Filesystem for Passthrough {
     fn symlink(&self, req: &Request, parent: u64, name: &OsStr, target: &OsStr) -> Result<Entry> {
         let parent = self.nodes.get(parent)?;
         symlinkat(target, &parent.fd, name).map_err(errno)?;
-        self.own(req, &parent, name)?;
+        self.settle(req, &parent, name, None)?;
         self.entry(&parent, name)
     }
 
@@ -392,7 +403,7 @@ impl Filesystem for Passthrough {
         let parent = self.nodes.get(parent)?;
         let flags = OFlags::from_bits_retain(flags as u32) & !OFlags::NOFOLLOW | OFlags::CREATE | OFlags::CLOEXEC;
         let fd = openat(&parent.fd, name, flags, Mode::from_raw_mode(mode & 0o7777 & !req.umask)).map_err(errno)?;
-        self.own(req, &parent, name)?;
+        self.settle(req, &parent, name, Some(mode))?;
         let entry = self.entry(&parent, name)?;
         Ok((entry, self.opened(fd)))
     }

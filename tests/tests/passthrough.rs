@@ -1,0 +1,91 @@
+//! The passthrough plugin on a real mount over a tmpfs source.
+
+use std::os::unix::fs::MetadataExt;
+
+use fusehost_tests::{Host, Tmpfs};
+
+fn mount_over(source: &Tmpfs, extra: &str) -> Host {
+    Host::mount("passthrough", &[&format!("source={}{extra}", source.path().display())])
+}
+
+#[test]
+fn changes_through_the_mount_land_in_the_source() {
+    let source = Tmpfs::new();
+    let host = mount_over(&source, "");
+    std::fs::write(host.path("new.txt"), "written through fusehost").unwrap();
+    assert_eq!(std::fs::read_to_string(source.path().join("new.txt")).unwrap(), "written through fusehost");
+
+    std::fs::create_dir(host.path("dir")).unwrap();
+    std::fs::rename(host.path("new.txt"), host.path("dir/moved.txt")).unwrap();
+    assert!(!source.path().join("new.txt").exists());
+    assert!(source.path().join("dir/moved.txt").is_file());
+
+    std::fs::hard_link(host.path("dir/moved.txt"), host.path("link.txt")).unwrap();
+    assert_eq!(std::fs::metadata(source.path().join("link.txt")).unwrap().nlink(), 2);
+    let (a, b) =
+        (std::fs::metadata(host.path("link.txt")).unwrap(), std::fs::metadata(host.path("dir/moved.txt")).unwrap());
+    assert_eq!(a.ino(), b.ino(), "every name of one file is one inode in the mount");
+
+    std::fs::remove_file(host.path("dir/moved.txt")).unwrap();
+    assert!(!source.path().join("dir/moved.txt").exists());
+    std::os::unix::fs::symlink("link.txt", host.path("sym")).unwrap();
+    assert_eq!(std::fs::read_link(source.path().join("sym")).unwrap().to_str(), Some("link.txt"));
+}
+
+#[test]
+fn changes_made_in_the_source_appear_in_the_mount() {
+    let source = Tmpfs::new();
+    let host = mount_over(&source, ",attr_ttl=0,entry_ttl=0");
+    std::fs::write(source.path().join("outside.txt"), "made in the source").unwrap();
+    assert_eq!(std::fs::read_to_string(host.path("outside.txt")).unwrap(), "made in the source");
+    std::fs::write(source.path().join("outside.txt"), "changed in the source").unwrap();
+    assert_eq!(std::fs::read_to_string(host.path("outside.txt")).unwrap(), "changed in the source");
+    std::fs::remove_file(source.path().join("outside.txt")).unwrap();
+    assert!(!host.path("outside.txt").exists());
+}
+
+#[test]
+fn new_files_belong_to_their_creator() {
+    let source = Tmpfs::new();
+    let host = mount_over(&source, ",allow_other");
+    std::fs::set_permissions(source.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(host.dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let target = host.path("by-nobody");
+    let status = std::process::Command::new("su")
+        .args(["-s", "/bin/sh", "nobody", "-c"])
+        .arg(format!("umask 027; touch {}", target.display()))
+        .status()
+        .expect("su runs");
+    assert!(status.success());
+    let meta = std::fs::metadata(source.path().join("by-nobody")).unwrap();
+    assert_eq!(meta.uid(), 65534, "owned by nobody in the source");
+    assert_eq!(meta.mode() & 0o777, 0o640, "the caller's umask, not the host's");
+}
+
+#[test]
+fn kernel_passthrough_serves_the_same_bytes() {
+    let source = Tmpfs::new();
+    let data: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 253) as u8).collect();
+    std::fs::write(source.path().join("data"), &data).unwrap();
+    let host = mount_over(&source, ",kernel_passthrough=true");
+    assert_eq!(std::fs::read(host.path("data")).unwrap(), data);
+    let mut file = std::fs::OpenOptions::new().append(true).open(host.path("data")).unwrap();
+    std::io::Write::write_all(&mut file, b"tail").unwrap();
+    drop(file);
+    assert!(std::fs::read(source.path().join("data")).unwrap().ends_with(b"tail"));
+    // On kernels without FUSE passthrough the host says so once and serves normally.
+    let refused = host.stderr().contains("kernel passthrough unavailable");
+    println!("kernel passthrough {}", if refused { "refused by this kernel" } else { "in use" });
+}
+
+#[test]
+fn a_missing_source_is_refused_before_mounting() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = fusehost_tests::fusehost();
+    command.arg("mount").arg("passthrough").arg(dir.path()).arg("--plugin-dir").arg(fusehost_tests::target_dir());
+    command.args(["-o", "source=/nonexistent/source"]);
+    let output = fusehost_tests::run_to_end(command);
+    let stderr = fusehost_tests::stderr_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("source /nonexistent/source"), "{stderr}");
+}
