@@ -79,6 +79,9 @@ pub enum HostError {
     #[error("plugin `{plugin}` refused the options of mount `{mount}`: {message}")]
     PluginRefused { plugin: String, mount: String, message: String },
 
+    #[error("plugin `{plugin}` could not set up mount `{mount}`: {message}")]
+    PluginFailed { plugin: String, mount: String, message: String },
+
     #[error("mount `{mount}` at {}: {message}", .path.display())]
     Mountpoint { mount: String, path: PathBuf, message: String },
 
@@ -96,6 +99,7 @@ impl HostError {
             | HostError::Usage(_)
             | HostError::Config(_)
             | HostError::PluginRefused { .. }
+            | HostError::PluginFailed { .. }
             | HostError::Mountpoint { .. } => EXIT_BAD_INPUT,
             HostError::MountFailed { .. } | HostError::Io { .. } => EXIT_FAILURE,
         }

@@ -205,7 +205,7 @@ pub fn start(request: MountRequest) -> Result<RunningMount, HostError> {
     let _span = tracing::info_span!(parent: None, "mount", name = %target.name).entered();
     let fs = plugin
         .new_filesystem(&target.name, &target.mountpoint, &plugin_options, target.options.read_only)
-        .map_err(|refusal| HostError::PluginRefused {
+        .map_err(|refusal| HostError::PluginFailed {
             plugin: plugin.description.name.clone(),
             mount: target.name.clone(),
             message: refusal.message,
