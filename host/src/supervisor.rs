@@ -11,7 +11,7 @@
 //! full first; if anything in it is wrong, nothing changes.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::commands::foreground::{announce, unmount_all};
 use crate::config::{Config, MountSpec};
 use crate::error::HostError;
-use crate::loader::{LoadedPlugin, Loader, SearchPath};
+use crate::loader::{LoadedPlugin, Loader, OptionDescription, SearchPath};
 use crate::session::{self, check_mountpoint, MountRequest, MountTarget, RunningMount};
 
 /// A mount that passed every check and is ready to come up.
@@ -70,7 +70,8 @@ pub fn prepare(loader: &Loader, config: &Config, spec: &MountSpec, check_path: b
     };
     let search = SearchPath::standard(config.host.plugin_dir.as_deref());
     let plugin = loader.load_named(&spec.plugin, &search).map_err(|error| problem(error.to_string()))?;
-    let plugin_options = toml::to_string(&spec.plugin_options)
+    let options = resolve_relative_paths(&spec.plugin_options, &plugin.description.options, &config.file);
+    let plugin_options = toml::to_string(&options)
         .map_err(|error| problem(format!("[mount.options] cannot be handed over: {error}")))?;
     plugin.validate(&plugin_options).map_err(|refusal| {
         problem(format!("plugin `{}` refused its options: {}", plugin.description.name, refusal.message))
@@ -81,6 +82,22 @@ pub fn prepare(loader: &Loader, config: &Config, spec: &MountSpec, check_path: b
             .map_err(|message| problem(format!("{}: {message}", spec.path.display())))?;
     }
     Ok(prepared)
+}
+
+/// Resolves the relative values of options the plugin declares as paths against the
+/// config file's folder, as every other path in the config is.
+fn resolve_relative_paths(options: &toml::Table, reference: &[OptionDescription], config_file: &Path) -> toml::Table {
+    let folder = std::path::absolute(config_file).ok().and_then(|file| file.parent().map(Path::to_path_buf));
+    let mut resolved = options.clone();
+    for (key, value) in resolved.iter_mut() {
+        let is_path = reference.iter().any(|option| &option.key == key && option.kind == "path");
+        if let (true, Some(folder), toml::Value::String(text)) = (is_path, &folder, &*value) {
+            if Path::new(text).is_relative() {
+                *value = toml::Value::String(folder.join(text).display().to_string());
+            }
+        }
+    }
+    resolved
 }
 
 struct Supervised {
@@ -278,4 +295,34 @@ impl Supervisor {
 /// Whether two specs describe the same mount (the line it is written on does not count).
 fn same_mount(a: &MountSpec, b: &MountSpec) -> bool {
     MountSpec { line: 0, ..a.clone() } == MountSpec { line: 0, ..b.clone() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_declared_path_options_resolve_against_the_config_folder() {
+        let reference = vec![
+            OptionDescription {
+                key: "source".into(),
+                kind: "path".into(),
+                default: String::new(),
+                help: String::new(),
+            },
+            OptionDescription {
+                key: "label".into(),
+                kind: "string".into(),
+                default: String::new(),
+                help: String::new(),
+            },
+        ];
+        let options: toml::Table = toml::from_str("source = \"data\"\nlabel = \"data\"").unwrap();
+        let resolved = resolve_relative_paths(&options, &reference, Path::new("/etc/fusehost/mounts.toml"));
+        assert_eq!(resolved["source"].as_str(), Some("/etc/fusehost/data"));
+        assert_eq!(resolved["label"].as_str(), Some("data"));
+        let absolute: toml::Table = toml::from_str("source = \"/srv/x\"").unwrap();
+        let resolved = resolve_relative_paths(&absolute, &reference, Path::new("/etc/fusehost/mounts.toml"));
+        assert_eq!(resolved["source"].as_str(), Some("/srv/x"));
+    }
 }
