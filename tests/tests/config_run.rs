@@ -293,3 +293,17 @@ fn sigterm_unmounts_every_mount_and_detaches_a_busy_one_lazily() {
     assert!(!dir.join("control.sock").exists(), "the control socket is removed");
     drop(held_open);
 }
+
+#[test]
+fn two_memfs_mounts_of_one_host_do_not_share_state() {
+    let (host, _) = start(&[mount("left", "memfs", ""), mount("right", "memfs", "")]);
+    let dir = host.dir.path().to_path_buf();
+    std::fs::write(mountpoint(&dir, "left").join("only-left"), "L").unwrap();
+    std::fs::create_dir(mountpoint(&dir, "right").join("only-right")).unwrap();
+    assert!(!mountpoint(&dir, "right").join("only-left").exists());
+    assert!(!mountpoint(&dir, "left").join("only-right").exists());
+    assert_eq!(read(mountpoint(&dir, "left").join("only-left")), "L");
+    let status = status_json(&host.control_socket());
+    let plugins: Vec<&str> = status["mounts"].as_array().unwrap().iter().filter_map(|m| m["plugin"].as_str()).collect();
+    assert_eq!(plugins, ["memfs", "memfs"]);
+}
