@@ -43,7 +43,7 @@ with zipfile.ZipFile(f"{work}/big.zip", "w", zipfile.ZIP_DEFLATED, compresslevel
 PY
 
 now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 
 # mount_with NAME PROBE COMMAND...: starts COMMAND (which mounts on $work/mnt-NAME),
 # waits until PROBE exists there, and leaves the seconds it took in $work/NAME.time.

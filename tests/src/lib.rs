@@ -321,9 +321,15 @@ impl Drop for Host {
 }
 
 /// Runs a `fusehost` command that is expected to finish, bounded by [`TIMEOUT`].
-pub fn run_to_end(mut command: Command) -> Output {
+pub fn run_to_end(command: Command) -> Output {
+    run_within(command, TIMEOUT)
+}
+
+/// Runs any command to its end with piped output; kills it and fails the test when it
+/// runs over `limit`.
+pub fn run_within(mut command: Command, limit: Duration) -> Output {
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = command.spawn().expect("fusehost starts");
+    let mut child = command.spawn().expect("the command starts");
     let mut stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
     let out = thread::spawn(move || {
@@ -336,12 +342,12 @@ pub fn run_to_end(mut command: Command) -> Output {
         let _ = stderr.read_to_end(&mut text);
         text
     });
-    let status = match child.wait_timeout(TIMEOUT).expect("waiting for fusehost") {
+    let status = match child.wait_timeout(limit).expect("waiting for the command") {
         Some(status) => status,
         None => {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("fusehost did not finish within {TIMEOUT:?}");
+            panic!("{command:?} did not finish within {limit:?}");
         }
     };
     Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() }

@@ -12,11 +12,10 @@
 //! (`CI` set) it fails them instead.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use fusehost_tests::{Host, Tmpfs};
-use wait_timeout::ChildExt;
+use fusehost_tests::{run_within, Host, Tmpfs};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(900);
 
@@ -40,29 +39,10 @@ fn tool(name: &str, install: &str) -> Option<PathBuf> {
 
 /// Runs a conformance tool to the end (bounded) and returns its exit success and output.
 fn run_tool(mut command: Command) -> (bool, String) {
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).env("RUST_BACKTRACE", "0");
-    let mut child = command.spawn().expect("the tool starts");
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let out = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
-        text
-    });
-    let err = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
-        text
-    });
-    let status = match child.wait_timeout(TOOL_TIMEOUT).expect("waiting") {
-        Some(status) => status,
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the tool ran over {TOOL_TIMEOUT:?}");
-        }
-    };
-    (status.success(), format!("{}{}", out.join().unwrap_or_default(), err.join().unwrap_or_default()))
+    command.env("RUST_BACKTRACE", "0");
+    let output = run_within(command, TOOL_TIMEOUT);
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
 }
 
 /// The `N word` count in pjdfstest's summary line.

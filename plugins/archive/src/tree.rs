@@ -34,6 +34,16 @@ pub struct Node {
     pub parent: u64,
 }
 
+impl Node {
+    /// A directory entry met after the directory was implied: its own metadata wins.
+    fn take_metadata(&mut self, member: &Member) {
+        self.perm = member.perm;
+        self.uid = member.uid;
+        self.gid = member.gid;
+        self.mtime = time_of(member.mtime_secs);
+    }
+}
+
 /// What an archive says about one member.
 pub struct Member {
     pub path: Vec<u8>,
@@ -151,11 +161,7 @@ impl Tree {
         let parts: Vec<&[u8]> = components(&member.path).collect();
         let Some((name, parents)) = parts.split_last() else {
             // The archive's own root (`./`): take its metadata.
-            let root = self.node_mut(ROOT_INO);
-            root.perm = member.perm;
-            root.uid = member.uid;
-            root.gid = member.gid;
-            root.mtime = time_of(member.mtime_secs);
+            self.node_mut(ROOT_INO).take_metadata(&member);
             return;
         };
         let dir = self.directory(parents);
@@ -169,11 +175,7 @@ impl Tree {
         if member.kind == FileKind::Directory {
             if let Some(existing) = self.get(dir).and_then(|node| node.children.get(*name).copied()) {
                 if self.get(existing).is_some_and(|node| node.kind == FileKind::Directory) {
-                    let node = self.node_mut(existing);
-                    node.perm = member.perm;
-                    node.uid = member.uid;
-                    node.gid = member.gid;
-                    node.mtime = time_of(member.mtime_secs);
+                    self.node_mut(existing).take_metadata(&member);
                     return;
                 }
             }
