@@ -3,7 +3,8 @@
 # the same archives, measured in one run: mount time of a 100,000-entry archive, then
 # reading a 256 MiB member whole, and 1 MiB near its end twice (the second read is
 # what a seek index makes fast). The baseline is the same bytes read from tmpfs.
-# Needs root and /dev/fuse; tools that are missing are skipped.
+# Needs root and /dev/fuse; tools that are missing are skipped, and ONLY="fusehost
+# ratarmount" (say) limits the run to those tools.
 #   apt-get install archivemount fuse-zip; pip install ratarmount
 #   cargo build --release --workspace && benches/archive-compare.sh
 set -euo pipefail
@@ -15,7 +16,7 @@ work=$(mktemp -d)
 cleanup() {
     # Everything mounted below $work, whoever mounted it, deepest first.
     awk -v work="$work" 'index($2, work "/") == 1 { print $2 }' /proc/mounts | sort -r |
-        while read -r dir; do umount -l "$dir"; done
+        while read -r dir; do umount "$dir" 2>/dev/null || umount -l "$dir"; done
     [ -f "$work/pids" ] && xargs -r kill < "$work/pids" 2>/dev/null
     rm -rf --one-file-system "$work"
 }
@@ -76,6 +77,7 @@ printf '%-34s %10s %11ss %11ss %11ss\n' "tmpfs (baseline)" "-" "$baseline_read" 
 
 row() { # label mount-command-prefix many-archive big-archive
     local label=$1 tool=$2 many=$3 big=$4
+    [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $tool "* ]] || return 0
     run_tool "$tool" many "$many" d99/f99999 || return 0
     local mount_time; mount_time=$(cat "$work/$tool-many.time")
     unmount "${tool}-many"

@@ -81,6 +81,25 @@ fn mount_archive(bytes: &[u8], file_name: &str) -> (Host, tempfile::TempDir) {
     (host, dir)
 }
 
+/// Reads the big member near its end, near its start, then its end again, bypassing
+/// the page cache, before anything read it whole.
+fn assert_reads_anywhere(tree: &SourceTree, host: &Host) {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let big = &tree.files["sub/big.bin"].0;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
+        .open(host.path("sub/big.bin"))
+        .or_else(|_| std::fs::File::open(host.path("sub/big.bin")))
+        .unwrap();
+    for offset in [2_899_968u64, 4096, 2_949_120] {
+        let mut buf = vec![0u8; 4096];
+        let count = file.read_at(&mut buf, offset).unwrap();
+        assert_eq!(count, 4096);
+        assert_eq!(&buf[..count], &big[offset as usize..offset as usize + count], "at {offset}");
+    }
+}
+
 fn assert_same_files(tree: &SourceTree, root: &Path) {
     for (path, (data, mode)) in &tree.files {
         let mounted = root.join(path);
@@ -105,15 +124,8 @@ fn a_tar_gz_is_detected_by_content_and_reads_anywhere() {
     let tree = source_tree();
     // Named .zip on purpose: the format comes from the bytes.
     let (host, _archive) = mount_archive(&gzip(&tar_bytes(&tree)), "misnamed.zip");
+    assert_reads_anywhere(&tree, &host);
     assert_same_files(&tree, host.mountpoint());
-    // A read near the end, then one near the start, then the end again.
-    let big = &tree.files["sub/big.bin"].0;
-    let file = std::fs::File::open(host.path("sub/big.bin")).unwrap();
-    for offset in [2_900_000u64, 10, 2_950_000] {
-        let mut buf = [0u8; 4096];
-        let count = std::os::unix::fs::FileExt::read_at(&file, &mut buf, offset).unwrap();
-        assert_eq!(&buf[..count], &big[offset as usize..offset as usize + count]);
-    }
     assert!(host.wait_for_stderr("(tar.gz)"), "{}", host.stderr());
 }
 
@@ -121,6 +133,7 @@ fn a_tar_gz_is_detected_by_content_and_reads_anywhere() {
 fn a_zip_shows_stored_and_deflated_members() {
     let tree = source_tree();
     let (host, _archive) = mount_archive(&zip_bytes(&tree), "tree.zip");
+    assert_reads_anywhere(&tree, &host);
     assert_same_files(&tree, host.mountpoint());
 }
 

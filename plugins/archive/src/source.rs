@@ -6,8 +6,9 @@
 //!   per ~1 MB of compressed input (as ratarmount does), so a read anywhere costs at
 //!   most ~1 MB of decompression. Decoders are pooled and reused by position, so
 //!   sequential reads continue where they stopped;
-//! - zip: stored members are read in place; compressed members are inflated whole on
-//!   first read and kept in a bounded cache.
+//! - zip: stored members are read in place; a deflated member gets the same kind of
+//!   seek index on its first read (one pass over that member only), so memory follows
+//!   the indexes (about 3% of the compressed bytes), not the data.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 
 use fusehost_plugin_api::sync::Mutex;
 use fusehost_plugin_api::{Errno, FileKind, Result};
-use indexed_deflate::{AccessPointSpan, GzDecoder, GzIndexBuilder};
+use indexed_deflate::{AccessPointSpan, DeflateDecoder, DeflateIndexBuilder, GzDecoder, GzIndexBuilder};
 
 use crate::tree::{Data, Member, Tree};
 
@@ -66,23 +67,96 @@ pub fn detect(path: &Path) -> std::result::Result<Format, String> {
     }
 }
 
-type Decoder = GzDecoder<File, Cursor<Arc<[u8]>>>;
-
-/// Decoders kept for reuse, each with its position in the decompressed stream.
-const DECODER_POOL: usize = 4;
-/// Compressed zip members kept inflated, in bytes.
-const ZIP_CACHE_BYTES: usize = 256 << 20;
-
-pub enum Source {
-    Tar { file: File },
-    TarGz { path: PathBuf, index: Arc<[u8]>, decoders: Mutex<Vec<(u64, Decoder)>> },
-    Zip { file: File, archive: Mutex<zip::ZipArchive<File>>, stored: HashMap<usize, u64>, cache: Mutex<ZipCache> },
+/// A byte range of the archive file, seen as a file of its own (one zip member's
+/// compressed bytes).
+struct Window {
+    file: File,
+    start: u64,
+    len: u64,
+    position: u64,
 }
 
-#[derive(Default)]
-pub struct ZipCache {
-    members: HashMap<usize, Arc<Vec<u8>>>,
-    bytes: usize,
+impl Read for Window {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.len.saturating_sub(self.position);
+        let count = buf.len().min(left as usize);
+        let read = self.file.read_at(&mut buf[..count], self.start + self.position)?;
+        self.position += read as u64;
+        Ok(read)
+    }
+}
+
+impl Seek for Window {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(offset) => Some(offset),
+            SeekFrom::Current(delta) => self.position.checked_add_signed(delta),
+            SeekFrom::End(delta) => self.len.checked_add_signed(delta),
+        };
+        self.position = target.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        Ok(self.position)
+    }
+}
+
+/// A decompressor that can seek through its index.
+enum Decoder {
+    Gz(GzDecoder<File, Cursor<Arc<[u8]>>>),
+    Deflate(DeflateDecoder<Window, Cursor<Arc<[u8]>>>),
+}
+
+impl Decoder {
+    fn read_at(&mut self, at: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        match self {
+            Decoder::Gz(decoder) => {
+                decoder.seek(SeekFrom::Start(at))?;
+                decoder.read_exact(buf)
+            }
+            Decoder::Deflate(decoder) => {
+                decoder.seek(SeekFrom::Start(at))?;
+                decoder.read_exact(buf)
+            }
+        }
+    }
+}
+
+/// Which compressed stream a pooled decoder reads: the tar.gz, or one zip member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stream {
+    Gz,
+    ZipMember(usize),
+}
+
+/// Decoders kept for reuse, each with its stream and position.
+const DECODER_POOL: usize = 4;
+
+/// A deflated zip member: where its compressed bytes are.
+#[derive(Clone, Copy, Debug)]
+pub struct Deflated {
+    start: u64,
+    len: u64,
+}
+
+pub struct Decoders {
+    path: PathBuf,
+    pool: Mutex<Vec<(Stream, u64, Decoder)>>,
+}
+
+pub enum Source {
+    Tar {
+        file: File,
+    },
+    TarGz {
+        index: Arc<[u8]>,
+        decoders: Decoders,
+    },
+    Zip {
+        file: File,
+        stored: HashMap<usize, u64>,
+        deflated: HashMap<usize, Deflated>,
+        /// Seek indexes of the deflated members read so far.
+        indexes: Mutex<HashMap<usize, Arc<[u8]>>>,
+        decoders: Decoders,
+    },
 }
 
 fn corrupt(path: &Path, error: impl std::fmt::Display) -> String {
@@ -123,12 +197,15 @@ fn list_tar<R: Read + Seek>(reader: R, tree: &mut Tree, path: &Path) -> std::res
     Ok(())
 }
 
+/// Where each zip member's bytes are: stored ones in place, deflated ones compressed.
+type ZipLayout = (HashMap<usize, u64>, HashMap<usize, Deflated>);
+
 fn list_zip(
     archive: &mut zip::ZipArchive<File>,
     tree: &mut Tree,
     path: &Path,
-) -> std::result::Result<HashMap<usize, u64>, String> {
-    let mut stored = HashMap::new();
+) -> std::result::Result<ZipLayout, String> {
+    let (mut stored, mut deflated) = (HashMap::new(), HashMap::new());
     for index in 0..archive.len() {
         let member = archive.by_index_raw(index).map_err(|error| corrupt(path, error))?;
         let mode = member.unix_mode().unwrap_or(if member.is_dir() { 0o40755 } else { 0o100644 });
@@ -137,8 +214,19 @@ fn list_zip(
         } else {
             FileKind::from_mode(mode).filter(|kind| *kind == FileKind::Symlink).unwrap_or(FileKind::RegularFile)
         };
-        if member.compression() == zip::CompressionMethod::Stored && kind == FileKind::RegularFile {
-            stored.insert(index, member.data_start());
+        if kind == FileKind::RegularFile {
+            match member.compression() {
+                zip::CompressionMethod::Stored => {
+                    stored.insert(index, member.data_start());
+                }
+                zip::CompressionMethod::Deflated => {
+                    deflated.insert(index, Deflated { start: member.data_start(), len: member.compressed_size() });
+                }
+                other => fusehost_plugin_api::tracing::warn!(
+                    "zip member {} uses {other:?}, which is not supported: it reads as EIO",
+                    member.name()
+                ),
+            }
         }
         let mtime_secs = member
             .last_modified()
@@ -169,7 +257,7 @@ fn list_zip(
             hard_link_to: None,
         });
     }
-    Ok(stored)
+    Ok((stored, deflated))
 }
 
 impl Source {
@@ -189,17 +277,15 @@ impl Source {
                     list_tar(&mut builder, tree, path)?;
                     builder.finish().map_err(|error| corrupt(path, error))?;
                 }
-                Ok(Source::TarGz {
-                    path: path.to_path_buf(),
-                    index: index.into_inner().into(),
-                    decoders: Mutex::new(Vec::new()),
-                })
+                let decoders = Decoders { path: path.to_path_buf(), pool: Mutex::new(Vec::new()) };
+                Ok(Source::TarGz { index: index.into_inner().into(), decoders })
             }
             Format::Zip => {
                 let mut archive = zip::ZipArchive::new(file.try_clone().map_err(|error| corrupt(path, error))?)
                     .map_err(|error| corrupt(path, error))?;
-                let stored = list_zip(&mut archive, tree, path)?;
-                Ok(Source::Zip { file, archive: Mutex::new(archive), stored, cache: Mutex::new(ZipCache::default()) })
+                let (stored, deflated) = list_zip(&mut archive, tree, path)?;
+                let decoders = Decoders { path: path.to_path_buf(), pool: Mutex::new(Vec::new()) };
+                Ok(Source::Zip { file, stored, deflated, indexes: Mutex::new(HashMap::new()), decoders })
             }
         }
     }
@@ -208,7 +294,8 @@ impl Source {
     pub fn index_bytes(&self) -> usize {
         match self {
             Source::TarGz { index, .. } => index.len(),
-            _ => 0,
+            Source::Zip { indexes, .. } => indexes.lock().values().map(|index| index.len()).sum(),
+            Source::Tar { .. } => 0,
         }
     }
 
@@ -223,64 +310,82 @@ impl Source {
             (Source::Tar { file }, Data::Stream(start)) => {
                 file.read_exact_at(buf, start + offset).map_err(Errno::from)?
             }
-            (Source::TarGz { path, index, decoders }, Data::Stream(start)) => {
-                read_gz(path, index, decoders, start + offset, buf)?
+            (Source::TarGz { index, decoders }, Data::Stream(start)) => {
+                decoders.read(Stream::Gz, start + offset, buf, |file| {
+                    GzDecoder::new(file, Cursor::new(Arc::clone(index))).map(Decoder::Gz)
+                })?
             }
-            (Source::Zip { file, archive, stored, cache }, Data::ZipEntry(member)) => match stored.get(&member) {
-                Some(start) => file.read_exact_at(buf, start + offset).map_err(Errno::from)?,
-                None => {
-                    let bytes = inflated(archive, cache, member)?;
-                    let end = (offset as usize + count).min(bytes.len());
-                    let part = bytes.get(offset as usize..end).ok_or(Errno::EIO)?;
-                    buf[..part.len()].copy_from_slice(part);
-                    return Ok(part.len());
+            (Source::Zip { file, stored, deflated, indexes, decoders }, Data::ZipEntry(member)) => {
+                if let Some(start) = stored.get(&member) {
+                    file.read_exact_at(buf, start + offset).map_err(Errno::from)?;
+                } else {
+                    let range = *deflated.get(&member).ok_or(Errno::EIO)?;
+                    let index = member_index(file, indexes, member, range)?;
+                    decoders.read(Stream::ZipMember(member), offset, buf, |file| {
+                        let window = Window { file, start: range.start, len: range.len, position: 0 };
+                        DeflateDecoder::new(window, Cursor::new(index)).map(Decoder::Deflate)
+                    })?;
                 }
-            },
+            }
             _ => return Err(Errno::EIO),
         }
         Ok(count)
     }
 }
 
-fn read_gz(path: &Path, index: &Arc<[u8]>, pool: &Mutex<Vec<(u64, Decoder)>>, at: u64, buf: &mut [u8]) -> Result<()> {
-    // Reuse the decoder that is closest behind `at` (a sequential read continues),
-    // else any, else a new one.
-    let taken = {
-        let mut pool = pool.lock();
-        let best =
-            (0..pool.len()).filter(|i| pool[*i].0 <= at).max_by_key(|i| pool[*i].0).or((!pool.is_empty()).then_some(0));
-        best.map(|i| pool.swap_remove(i))
-    };
-    let mut decoder = match taken {
-        Some((_, decoder)) => decoder,
-        None => GzDecoder::new(File::open(path)?, Cursor::new(Arc::clone(index))).map_err(|_| Errno::EIO)?,
-    };
-    decoder.seek(SeekFrom::Start(at))?;
-    decoder.read_exact(buf)?;
-    let mut pool = pool.lock();
-    if pool.len() < DECODER_POOL {
-        pool.push((at + buf.len() as u64, decoder));
+impl Decoders {
+    /// Reads `buf` at `at` of `stream`, reusing the pooled decoder of that stream that
+    /// is closest behind `at` (so a sequential read continues where it stopped).
+    fn read(
+        &self,
+        stream: Stream,
+        at: u64,
+        buf: &mut [u8],
+        open: impl FnOnce(File) -> indexed_deflate::Result<Decoder>,
+    ) -> Result<()> {
+        let taken = {
+            let mut pool = self.pool.lock();
+            let best = (0..pool.len())
+                .filter(|i| pool[*i].0 == stream && pool[*i].1 <= at)
+                .max_by_key(|i| pool[*i].1)
+                .or_else(|| (0..pool.len()).find(|i| pool[*i].0 == stream));
+            best.map(|i| pool.swap_remove(i))
+        };
+        let mut decoder = match taken {
+            Some((_, _, decoder)) => decoder,
+            None => open(File::open(&self.path)?).map_err(|_| Errno::EIO)?,
+        };
+        decoder.read_at(at, buf)?;
+        let mut pool = self.pool.lock();
+        if pool.len() >= DECODER_POOL {
+            pool.remove(0);
+        }
+        pool.push((stream, at + buf.len() as u64, decoder));
+        Ok(())
     }
-    Ok(())
 }
 
-fn inflated(archive: &Mutex<zip::ZipArchive<File>>, cache: &Mutex<ZipCache>, member: usize) -> Result<Arc<Vec<u8>>> {
-    if let Some(bytes) = cache.lock().members.get(&member) {
-        return Ok(Arc::clone(bytes));
+/// The seek index of a deflated zip member, built by one pass over it the first time.
+fn member_index(
+    file: &File,
+    indexes: &Mutex<HashMap<usize, Arc<[u8]>>>,
+    member: usize,
+    range: Deflated,
+) -> Result<Arc<[u8]>> {
+    if let Some(index) = indexes.lock().get(&member) {
+        return Ok(Arc::clone(index));
     }
-    let mut bytes = Vec::new();
-    archive.lock().by_index(member).map_err(|_| Errno::EIO)?.read_to_end(&mut bytes)?;
-    let bytes = Arc::new(bytes);
-    let mut cache = cache.lock();
-    while cache.bytes + bytes.len() > ZIP_CACHE_BYTES {
-        let Some(evicted) = cache.members.keys().next().copied() else { break };
-        if let Some(old) = cache.members.remove(&evicted) {
-            cache.bytes -= old.len();
-        }
+    let window = Window { file: file.try_clone()?, start: range.start, len: range.len, position: 0 };
+    let mut index = Cursor::new(Vec::new());
+    {
+        let mut builder =
+            DeflateIndexBuilder::new(window, &mut index, AccessPointSpan::default()).map_err(|_| Errno::EIO)?;
+        std::io::copy(&mut builder, &mut std::io::sink())?;
+        builder.finish().map_err(|_| Errno::EIO)?;
     }
-    cache.bytes += bytes.len();
-    cache.members.insert(member, Arc::clone(&bytes));
-    Ok(bytes)
+    let index: Arc<[u8]> = index.into_inner().into();
+    indexes.lock().insert(member, Arc::clone(&index));
+    Ok(index)
 }
 
 /// Seconds since the epoch of a zip timestamp (local time without a zone, taken as
