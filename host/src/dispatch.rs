@@ -23,7 +23,6 @@
 
 use std::cell::RefCell;
 use std::ffi::OsStr;
-use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -35,8 +34,8 @@ use fusehost_abi::{
     RequestCtx, SetAttr, Timespec,
 };
 use fuser::{
-    AccessFlags, BackingId, CopyFileRangeFlags, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo,
-    InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    AccessFlags, CopyFileRangeFlags, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
     ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
     TimeOrNow, WriteFlags,
 };
@@ -44,6 +43,7 @@ use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use tracing::span::Entered;
 use tracing::Span;
 
+use crate::backing::Backing;
 use crate::lookup_table::LookupTable;
 use crate::stats::{MountStats, Op};
 
@@ -61,20 +61,6 @@ pub struct DispatchConfig {
     pub attr_ttl: Duration,
     pub entry_ttl: Duration,
     pub writeback_cache: bool,
-}
-
-/// Kernel FUSE passthrough state: one backing file per inode, shared by every open
-/// handle of that inode (the kernel refuses a second, different backing file for an
-/// inode with `EBUSY`; it opens its own backing file per handle with that handle's
-/// flags, so sharing is correct).
-#[derive(Default)]
-struct Backing {
-    /// Set by the first passthrough open, so releases skip the maps otherwise.
-    used: std::sync::atomic::AtomicBool,
-    by_inode: dashmap::DashMap<u64, (BackingId, u32)>,
-    handles: dashmap::DashMap<(u64, u64), ()>,
-    /// Whether the reason passthrough is off was logged (once is enough).
-    refusal_logged: std::sync::atomic::AtomicBool,
 }
 
 /// One mount's `fuser::Filesystem`.
@@ -257,66 +243,12 @@ impl<O: RawFilesystem> Dispatch<O> {
         match answer.into_result() {
             Ok(opened) => {
                 let (fh, flags) = (FileHandle(opened.fh), fopen_flags(opened.flags));
-                match self.backing_for(ino, &opened, |fd| reply.open_backing(fd)) {
-                    Some(id) => reply.opened_passthrough(fh, flags, &id.0),
+                match self.backing.share(ino, &opened, |fd| reply.open_backing(fd)) {
+                    Some(id) => reply.opened_passthrough(fh, flags, &id),
                     None => reply.opened(fh, flags),
                 }
             }
             Err(errno) => reply.error(self.fail(op, errno)),
-        }
-    }
-
-    /// The inode's backing file when the plugin asked for kernel passthrough and the
-    /// kernel accepts it; `None` (logged once) serves the file through the plugin.
-    fn backing_for(
-        &self,
-        ino: u64,
-        opened: &fusehost_abi::Opened,
-        register: impl FnOnce(BorrowedFd<'_>) -> std::io::Result<BackingId>,
-    ) -> Option<dashmap::mapref::one::Ref<'_, u64, (BackingId, u32)>> {
-        if opened.passthrough_fd < 0 {
-            return None;
-        }
-        let shared = match self.backing.by_inode.entry(ino) {
-            dashmap::mapref::entry::Entry::Occupied(mut existing) => {
-                existing.get_mut().1 += 1;
-                existing.into_ref()
-            }
-            dashmap::mapref::entry::Entry::Vacant(vacant) => {
-                // SAFETY: the plugin lends a descriptor it keeps open at least until this
-                // open is answered (fusehost-abi's `Opened::passthrough_fd` contract), and
-                // it is only borrowed for the registering ioctl.
-                let fd = unsafe { BorrowedFd::borrow_raw(opened.passthrough_fd) };
-                match register(fd) {
-                    Ok(id) => vacant.insert((id, 1)),
-                    Err(error) => {
-                        if !self.backing.refusal_logged.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                            tracing::warn!(
-                                "kernel passthrough unavailable ({error}); serving files through the plugin"
-                            );
-                        }
-                        return None;
-                    }
-                }
-            }
-        };
-        self.backing.used.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.backing.handles.insert((ino, opened.fh), ());
-        Some(shared.downgrade())
-    }
-
-    /// Drops an open handle's share of its inode's backing file.
-    fn release_backing(&self, ino: u64, fh: u64) {
-        if !self.backing.used.load(std::sync::atomic::Ordering::Relaxed)
-            || self.backing.handles.remove(&(ino, fh)).is_none()
-        {
-            return;
-        }
-        if let dashmap::mapref::entry::Entry::Occupied(mut shared) = self.backing.by_inode.entry(ino) {
-            shared.get_mut().1 -= 1;
-            if shared.get().1 == 0 {
-                shared.remove();
-            }
         }
     }
 
@@ -648,7 +580,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     ) {
         let _call = self.begin(Op::Release);
         let answer = self.fs.release(&ctx(req, 0), ino.0, fh.0, flags.0, lock_owner(owner), flush);
-        self.release_backing(ino.0, fh.0);
+        self.backing.release(ino.0, fh.0);
         self.reply_empty(Op::Release, answer, reply);
     }
 
@@ -781,8 +713,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
                     self.shared.lookups.remember(created.entry.attr.ino);
                     let (ttl, generation) = (&self.config.entry_ttl, Generation(created.entry.generation));
                     let (fh, flags) = (FileHandle(created.opened.fh), fopen_flags(created.opened.flags));
-                    match self.backing_for(attr.ino.0, &created.opened, |fd| reply.open_backing(fd)) {
-                        Some(id) => reply.created_passthrough(ttl, &attr, generation, fh, flags, &id.0),
+                    match self.backing.share(attr.ino.0, &created.opened, |fd| reply.open_backing(fd)) {
+                        Some(id) => reply.created_passthrough(ttl, &attr, generation, fh, flags, &id),
                         None => reply.created(ttl, &attr, generation, fh, flags),
                     }
                 }

@@ -18,6 +18,7 @@
 //! - [`dispatch`]: the `fuser::Filesystem` of one mount, the only code that knows both
 //!   fuser and the plugin ABI;
 //! - [`lookup_table`]: the kernel's references per inode, so plugins never count;
+//! - [`backing`]: kernel FUSE passthrough, the backing files behind open handles;
 //! - [`session`]: a mount's life, from mountpoint check to unmount;
 //! - [`mount_options`]: the per-mount options the host understands;
 //! - [`signals`], [`logging`], [`stats`], [`error`]: what their names say;
@@ -27,6 +28,7 @@
 //! `load_from_file` is avoided, why the host unmounts itself instead of trusting
 //! fuser's `AutoUnmount`, and why mounts default to two threads with `clone_fd`.
 
+pub mod backing;
 pub mod commands;
 pub mod config;
 pub mod control;

@@ -89,3 +89,16 @@ fn a_missing_source_is_refused_before_mounting() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("source /nonexistent/source"), "{stderr}");
 }
+
+#[test]
+fn without_kernel_support_files_are_served_through_the_plugin_and_the_log_says_so() {
+    let source = Tmpfs::new();
+    std::fs::write(source.path().join("a"), "first").unwrap();
+    std::fs::write(source.path().join("b"), "second").unwrap();
+    // The host does not negotiate FUSE passthrough together with writeback caching.
+    let host = mount_over(&source, ",kernel_passthrough=true,writeback_cache");
+    assert_eq!(std::fs::read_to_string(host.path("a")).unwrap(), "first");
+    assert_eq!(std::fs::read_to_string(host.path("b")).unwrap(), "second");
+    assert!(host.wait_for_stderr("kernel passthrough unavailable"), "{}", host.stderr());
+    assert_eq!(host.stderr().matches("kernel passthrough unavailable").count(), 1, "said once: {}", host.stderr());
+}
