@@ -43,7 +43,7 @@ pub fn status(socket: &Path, json: bool) -> Result<(), HostError> {
     let text = |value: &Value| value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
     say(format_args!("fusehost pid {} serving {}", status["pid"], text(&status["config"])));
     say(format_args!(
-        "{:<16} {:<10} {:>9} {:>7} {:>8} {:>9} {:>9} {:>7}  PATH",
+        "{:<16} {:<12} {:>9} {:>7} {:>8} {:>9} {:>9} {:>7}  PATH",
         "MOUNT", "PLUGIN", "UPTIME", "INODES", "FORGETS", "ANOMALIES", "REQUESTS", "ERRORS"
     ));
     for mount in status["mounts"].as_array().into_iter().flatten() {
@@ -52,7 +52,7 @@ pub fn status(socket: &Path, json: bool) -> Result<(), HostError> {
             (total + op["requests"].as_u64().unwrap_or(0), errors + op["errors"].as_u64().unwrap_or(0))
         });
         say(format_args!(
-            "{:<16} {:<10} {:>8.0}s {:>7} {:>8} {:>9} {:>9} {:>7}  {}",
+            "{:<16} {:<12} {:>8.0}s {:>7} {:>8} {:>9} {:>9} {:>7}  {}",
             text(&mount["name"]),
             text(&mount["plugin"]),
             mount["uptime_secs"].as_f64().unwrap_or(0.0),
