@@ -78,8 +78,22 @@ pub struct MountSpec {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub file: PathBuf,
+    /// The file's folder, absolute: what relative paths in it are relative to.
+    pub dir: PathBuf,
     pub host: HostSettings,
     pub mounts: Vec<MountSpec>,
+}
+
+impl Config {
+    /// A path written in this config, resolved against its folder (absolute paths
+    /// stay as they are) and without `.` or `..`.
+    pub fn resolve(&self, written: &str) -> PathBuf {
+        resolve_in(&self.dir, written)
+    }
+}
+
+fn resolve_in(dir: &Path, written: &str) -> PathBuf {
+    normalize(&dir.join(written))
 }
 
 #[derive(Deserialize)]
@@ -142,10 +156,10 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
             None => place.error(0..0, message),
         }
     })?;
-    let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let base = std::path::absolute(if base.as_os_str().is_empty() { Path::new(".") } else { &base })
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = std::path::absolute(if dir.as_os_str().is_empty() { Path::new(".") } else { &dir })
         .map_err(|error| place.error(0..0, format!("cannot resolve the config's folder: {error}")))?;
-    let resolve = |value: &str| normalize(&base.join(value));
+    let resolve = |written: &str| resolve_in(&dir, written);
 
     let host = HostSettings {
         plugin_dir: raw.host.plugin_dir.as_ref().map(|dir| resolve(dir.get_ref())),
@@ -165,7 +179,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         mounts.push(mount_spec(&place, raw_mount, &resolve)?);
     }
     check_unique(&place, &raw.mount, &mounts)?;
-    Ok(Config { file: file.to_path_buf(), host, mounts })
+    Ok(Config { file: file.to_path_buf(), dir, host, mounts })
 }
 
 fn mount_spec(

@@ -109,10 +109,6 @@ fn ctx(req: &Request, umask: u32) -> RequestCtx {
     RequestCtx { uid: req.uid(), gid: req.gid(), pid: req.pid(), umask }
 }
 
-fn fh_u64(fh: FileHandle) -> u64 {
-    fh.0
-}
-
 fn lock_owner(owner: Option<LockOwner>) -> ROption<u64> {
     owner.map(|owner| owner.0).into()
 }
@@ -370,7 +366,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         if self.shared.lookups.forget(ino.0, nlookup) {
             // Wait out every request that might be handing `ino` out again right now.
             let _barrier = self.forget_barrier.write();
-            if self.shared.lookups.count(ino.0) == 0 {
+            if self.shared.lookups.confirm_forgotten(ino.0) {
                 self.fs.forget(ino.0);
             }
         }
@@ -378,7 +374,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
 
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         let _call = self.begin(Op::Getattr);
-        let answer = self.fs.getattr(&ctx(req, 0), ino.0, fh.map(fh_u64).into());
+        let answer = self.fs.getattr(&ctx(req, 0), ino.0, fh.map(|fh| fh.0).into());
         self.reply_attr(Op::Getattr, answer, reply);
     }
 
@@ -402,21 +398,20 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     ) {
         let _call = self.begin(Op::Setattr);
         let mut change = SetAttr::default();
-        let mut mark = |bit: u32| change.valid |= bit;
         if let Some(mode) = mode {
-            mark(setattr_valid::MODE);
+            change.valid |= setattr_valid::MODE;
             change.mode = mode;
         }
         if let Some(uid) = uid {
-            mark(setattr_valid::UID);
+            change.valid |= setattr_valid::UID;
             change.uid = uid;
         }
         if let Some(gid) = gid {
-            mark(setattr_valid::GID);
+            change.valid |= setattr_valid::GID;
             change.gid = gid;
         }
         if let Some(size) = size {
-            mark(setattr_valid::SIZE);
+            change.valid |= setattr_valid::SIZE;
             change.size = size;
         }
         for (time, bit, now_bit, slot) in [

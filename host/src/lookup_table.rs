@@ -2,8 +2,9 @@
 //!
 //! Every entry handed to the kernel (lookup, create, mkdir, mknod, symlink, link, and
 //! readdirplus entries other than `.` and `..`) is one reference; `FORGET` and
-//! `BATCH_FORGET` drop `n` of them. When an inode's count reaches zero the caller tells
-//! the plugin, once. The root (inode 1) is the kernel's own and never counted, and
+//! `BATCH_FORGET` drop `n` of them. When an inode's count reaches zero the caller
+//! confirms it (once no request can be handing the inode out again, see dispatch's
+//! forget barrier) and then tells the plugin, once. The root (inode 1) is the kernel's own and never counted, and
 //! inode 0 in an entry means "no inode" (a negative entry).
 //!
 //! The map is sharded (dashmap), so lookups and forgets of different inodes rarely meet
@@ -42,7 +43,8 @@ impl LookupTable {
     }
 
     /// The kernel dropped `n` references to `ino`. Returns `true` when that was the
-    /// last one: the plugin must now be told, exactly once.
+    /// last one; [`LookupTable::confirm_forgotten`] then decides whether the plugin is
+    /// told.
     pub fn forget(&self, ino: u64, n: u64) -> bool {
         if !is_counted(ino) {
             return false;
@@ -59,7 +61,6 @@ impl LookupTable {
                     self.anomaly(format_args!("forget of {n} references to inode {ino}, which had {held}"));
                 }
                 counted.remove();
-                self.forgotten.fetch_add(1, Ordering::Relaxed);
                 true
             }
             Entry::Vacant(_) => {
@@ -67,6 +68,17 @@ impl LookupTable {
                 false
             }
         }
+    }
+
+    /// After [`LookupTable::forget`] returned `true`, and with no request handing out
+    /// entries in flight: whether `ino` is still unknown (no lookup handed it out again
+    /// meanwhile), in which case the plugin must be told now.
+    pub fn confirm_forgotten(&self, ino: u64) -> bool {
+        let gone = !self.counts.contains_key(&ino);
+        if gone {
+            self.forgotten.fetch_add(1, Ordering::Relaxed);
+        }
+        gone
     }
 
     /// Empties the table (at unmount) and returns every inode that was still counted.
@@ -94,7 +106,8 @@ impl LookupTable {
         self.counts.get(&ino).map_or(0, |count| *count)
     }
 
-    /// How many times a count reached zero (the plugin's `forget` calls).
+    /// How many times the plugin was told to forget (confirmed zeros and the drain at
+    /// unmount).
     pub fn forgotten(&self) -> u64 {
         self.forgotten.load(Ordering::Relaxed)
     }
@@ -125,10 +138,22 @@ mod tests {
         assert!(!table.forget(7, 2));
         assert_eq!(table.count(7), 1);
         assert!(table.forget(7, 1));
+        assert!(table.confirm_forgotten(7));
         assert_eq!(table.count(7), 0);
         assert!(table.is_empty());
         assert_eq!(table.anomalies(), 0);
         assert_eq!(table.forgotten(), 1);
+    }
+
+    #[test]
+    fn a_zero_is_not_confirmed_when_the_inode_was_handed_out_again() {
+        let table = LookupTable::new();
+        table.remember(5);
+        assert!(table.forget(5, 1));
+        table.remember(5); // a racing lookup returned it again
+        assert!(!table.confirm_forgotten(5));
+        assert_eq!(table.count(5), 1);
+        assert_eq!(table.forgotten(), 0);
     }
 
     #[test]
@@ -182,11 +207,10 @@ mod tests {
                         let ino = 2 + (round * 7 + worker) % INODES;
                         table.remember(ino);
                         table.remember(ino);
-                        if table.forget(ino, 1) {
-                            last_forgets.fetch_add(1, Ordering::Relaxed);
-                        }
-                        if table.forget(ino, 1) {
-                            last_forgets.fetch_add(1, Ordering::Relaxed);
+                        for _ in 0..2 {
+                            if table.forget(ino, 1) && table.confirm_forgotten(ino) {
+                                last_forgets.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                     }
                 })
@@ -198,6 +222,7 @@ mod tests {
         assert_eq!(table.anomalies(), 0, "balanced remember/forget must never underflow");
         assert!(table.is_empty(), "every reference was dropped");
         assert_eq!(last_forgets.load(Ordering::Relaxed), table.forgotten());
-        assert!(table.forgotten() >= INODES, "every inode reached zero at least once");
+        // The last zero of each inode is always confirmed: nothing hands it out after.
+        assert!(table.forgotten() >= INODES, "every inode was forgotten at least once");
     }
 }

@@ -31,7 +31,8 @@ use crate::mount_options::MountOptions;
 pub struct MountTarget {
     pub name: String,
     pub mountpoint: PathBuf,
-    /// Shown as the mount's subtype (`fuse.<plugin>`) and default source name.
+    /// The default source name (`fusehost:<plugin>`) and the subtype handed to
+    /// `fusermount3` (fuser's direct mount as root keeps the type plain `fuse`).
     pub plugin_name: String,
     pub options: MountOptions,
     /// Refuse a mountpoint that is not empty (mounting would hide its files).
@@ -198,9 +199,11 @@ fn fuser_config(target: &MountTarget) -> Config {
     config
 }
 
-/// Builds the plugin's filesystem and mounts it.
+/// Checks the mountpoint, then builds the plugin's filesystem and mounts it. The
+/// mountpoint comes first: building may be costly (an archive is indexed whole).
 pub fn start(request: MountRequest) -> Result<RunningMount, HostError> {
     let MountRequest { target, plugin, plugin_options } = request;
+    prepare_mountpoint(&target)?;
     // The plugin's own log lines while it builds carry the mount's name too.
     let _span = tracing::info_span!(parent: None, "mount", name = %target.name).entered();
     let fs = plugin
@@ -211,7 +214,7 @@ pub fn start(request: MountRequest) -> Result<RunningMount, HostError> {
             message: refusal.message,
         })?;
     let serialized = plugin.description.thread_model == ThreadModel::Serialized;
-    start_with(target, fs, serialized)
+    mount(target, fs, serialized)
 }
 
 /// Mounts an already-built filesystem: a plugin's object, or one linked into the
@@ -222,6 +225,11 @@ pub fn start_with<O: RawFilesystem + 'static>(
     serialized: bool,
 ) -> Result<RunningMount, HostError> {
     prepare_mountpoint(&target)?;
+    mount(target, fs, serialized)
+}
+
+/// Mounts `fs` at a prepared mountpoint and starts its session thread.
+fn mount<O: RawFilesystem + 'static>(target: MountTarget, fs: O, serialized: bool) -> Result<RunningMount, HostError> {
     let shared = Arc::new(MountShared::default());
     let span = tracing::info_span!(parent: None, "mount", name = %target.name);
     let config = DispatchConfig {

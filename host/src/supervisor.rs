@@ -11,7 +11,7 @@
 //! full first; if anything in it is wrong, nothing changes.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -34,15 +34,19 @@ impl Prepared {
         &self.plugin
     }
 
+    fn target(&self) -> MountTarget {
+        MountTarget {
+            name: self.spec.name.clone(),
+            mountpoint: self.spec.path.clone(),
+            plugin_name: self.plugin.description.name.clone(),
+            options: self.spec.options.clone(),
+            require_empty: true,
+        }
+    }
+
     fn request(&self) -> MountRequest {
         MountRequest {
-            target: MountTarget {
-                name: self.spec.name.clone(),
-                mountpoint: self.spec.path.clone(),
-                plugin_name: self.plugin.description.name.clone(),
-                options: self.spec.options.clone(),
-                require_empty: true,
-            },
+            target: self.target(),
             plugin: Arc::clone(&self.plugin),
             plugin_options: self.plugin_options.clone(),
         }
@@ -70,7 +74,7 @@ pub fn prepare(loader: &Loader, config: &Config, spec: &MountSpec, check_path: b
     };
     let search = SearchPath::standard(config.host.plugin_dir.as_deref());
     let plugin = loader.load_named(&spec.plugin, &search).map_err(|error| problem(error.to_string()))?;
-    let options = resolve_relative_paths(&spec.plugin_options, &plugin.description.options, &config.file);
+    let options = resolve_path_options(&spec.plugin_options, &plugin.description.options, config);
     let plugin_options = toml::to_string(&options)
         .map_err(|error| problem(format!("[mount.options] cannot be handed over: {error}")))?;
     plugin.validate(&plugin_options).map_err(|refusal| {
@@ -78,23 +82,20 @@ pub fn prepare(loader: &Loader, config: &Config, spec: &MountSpec, check_path: b
     })?;
     let prepared = Prepared { spec: spec.clone(), plugin, plugin_options };
     if check_path {
-        check_mountpoint(&prepared.request().target)
+        check_mountpoint(&prepared.target())
             .map_err(|message| problem(format!("{}: {message}", spec.path.display())))?;
     }
     Ok(prepared)
 }
 
-/// Resolves the relative values of options the plugin declares as paths against the
-/// config file's folder, as every other path in the config is.
-fn resolve_relative_paths(options: &toml::Table, reference: &[OptionDescription], config_file: &Path) -> toml::Table {
-    let folder = std::path::absolute(config_file).ok().and_then(|file| file.parent().map(Path::to_path_buf));
+/// Resolves the options the plugin declares as paths against the config file's
+/// folder, as every other path in the config is.
+fn resolve_path_options(options: &toml::Table, reference: &[OptionDescription], config: &Config) -> toml::Table {
     let mut resolved = options.clone();
     for (key, value) in resolved.iter_mut() {
         let is_path = reference.iter().any(|option| &option.key == key && option.kind == "path");
-        if let (true, Some(folder), toml::Value::String(text)) = (is_path, &folder, &*value) {
-            if Path::new(text).is_relative() {
-                *value = toml::Value::String(folder.join(text).display().to_string());
-            }
+        if let (true, toml::Value::String(written)) = (is_path, &*value) {
+            *value = toml::Value::String(config.resolve(written).display().to_string());
         }
     }
     resolved
@@ -188,10 +189,6 @@ impl Supervisor {
         Ok(())
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     /// Applies `new`: see the module documentation.
     pub fn reload(&mut self, new: Config) -> ReloadReport {
         let mut report = ReloadReport::default();
@@ -255,6 +252,11 @@ impl Supervisor {
         });
     }
 
+    /// How many mounts are up.
+    pub fn len(&self) -> usize {
+        self.mounts.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.mounts.is_empty()
     }
@@ -300,6 +302,7 @@ fn same_mount(a: &MountSpec, b: &MountSpec) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn only_declared_path_options_resolve_against_the_config_folder() {
@@ -317,12 +320,13 @@ mod tests {
                 help: String::new(),
             },
         ];
+        let config = crate::config::parse("", Path::new("/etc/fusehost/mounts.toml")).unwrap();
         let options: toml::Table = toml::from_str("source = \"data\"\nlabel = \"data\"").unwrap();
-        let resolved = resolve_relative_paths(&options, &reference, Path::new("/etc/fusehost/mounts.toml"));
+        let resolved = resolve_path_options(&options, &reference, &config);
         assert_eq!(resolved["source"].as_str(), Some("/etc/fusehost/data"));
         assert_eq!(resolved["label"].as_str(), Some("data"));
         let absolute: toml::Table = toml::from_str("source = \"/srv/x\"").unwrap();
-        let resolved = resolve_relative_paths(&absolute, &reference, Path::new("/etc/fusehost/mounts.toml"));
+        let resolved = resolve_path_options(&absolute, &reference, &config);
         assert_eq!(resolved["source"].as_str(), Some("/srv/x"));
     }
 }

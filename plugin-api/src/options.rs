@@ -40,13 +40,14 @@ impl OptionKind {
 pub struct OptionSpec {
     pub key: &'static str,
     pub kind: OptionKind,
-    /// The default, written as a user would; empty for a required option.
+    /// The default, written as a user would. Empty makes the option required, except
+    /// for a `String` option, where it means the empty string.
     pub default: &'static str,
     pub help: &'static str,
 }
 
 impl OptionSpec {
-    /// An option with a default (`""` for required).
+    /// An option with a default (`""`: see [`OptionSpec::default`]).
     pub const fn new(key: &'static str, kind: OptionKind, default: &'static str, help: &'static str) -> Self {
         OptionSpec { key, kind, default, help }
     }

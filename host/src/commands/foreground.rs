@@ -11,7 +11,7 @@ use crate::signals::{self, HostSignal};
 pub const UNMOUNT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often to notice a mount unmounted from outside.
-const POLL: Duration = Duration::from_millis(250);
+pub const POLL: Duration = Duration::from_millis(250);
 
 /// Tells the operator (and scripts waiting on stdout) that a mount is up.
 pub fn announce(mount: &RunningMount) {

@@ -148,8 +148,11 @@ pub fn run(plugin_dir: Option<&Path>, json: bool) -> Result<(), HostError> {
         ));
         say(format_args!("    {}", plugin.description.as_deref().unwrap_or("")));
         for option in &plugin.options {
-            let default =
-                if option.default.is_empty() { "required".to_owned() } else { format!("default {:?}", option.default) };
+            let default = if option.default.is_empty() && option.kind != "string" {
+                "required".to_owned()
+            } else {
+                format!("default {:?}", option.default)
+            };
             say(format_args!("    -o {:<14} {:<8} {:<24} {}", option.key, option.kind, default, option.help));
         }
     }

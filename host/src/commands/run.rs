@@ -3,17 +3,14 @@
 
 use std::path::Path;
 use std::sync::mpsc::{channel, RecvTimeoutError};
-use std::time::Duration;
 
+use crate::commands::foreground::POLL;
 use crate::commands::say;
 use crate::config;
 use crate::control::{self, ControlSocket, Request};
 use crate::error::HostError;
 use crate::signals::{self, HostSignal};
 use crate::supervisor::{ReloadReport, Supervisor};
-
-/// How often to notice a mount unmounted from outside.
-const POLL: Duration = Duration::from_millis(250);
 
 enum Event {
     Signal(HostSignal),
@@ -36,7 +33,7 @@ pub fn run(config_file: &Path, verbosity: u8) -> Result<(), HostError> {
         .serve(move |request| events.send(Event::Control(request)).is_ok())
         .map_err(|source| HostError::Io { context: "starting the control socket".into(), source })?;
     say(format_args!("fusehost: control socket at {}", socket.path().display()));
-    tracing::info!("serving {} mount(s); SIGHUP reloads, Ctrl-C or SIGTERM stops", supervisor.status().mounts.len());
+    tracing::info!("serving {} mount(s); SIGHUP reloads, Ctrl-C or SIGTERM stops", supervisor.len());
 
     loop {
         match incoming.recv_timeout(POLL) {

@@ -502,7 +502,8 @@ pub struct OptionDoc {
     pub key: RStr<'static>,
     /// `string`, `bool`, `integer`, `size` (bytes, `512MiB`) or `path`.
     pub kind: RStr<'static>,
-    /// The default, as the user would write it; empty when the option is required.
+    /// The default, as the user would write it. Empty means required, except for a
+    /// `string` option, where it is the empty string.
     pub default: RStr<'static>,
     pub help: RStr<'static>,
 }

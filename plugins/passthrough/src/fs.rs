@@ -73,6 +73,13 @@ fn attr_of(id: u64, stat: &Stat) -> Result<FileAttr> {
     })
 }
 
+/// A stat's permission bits, setuid, setgid and sticky included.
+// `st_mode` is a `u32` on some architectures and narrower on others.
+#[allow(clippy::unnecessary_cast)]
+fn permissions(stat: &Stat) -> u32 {
+    stat.st_mode as u32 & 0o7777
+}
+
 fn kind_of(file_type: rustix::fs::FileType) -> FileKind {
     use rustix::fs::FileType as T;
     match file_type {
@@ -125,14 +132,13 @@ impl Passthrough {
     /// inherited stays.
     fn settle(&self, req: &Request, parent: &Node, name: &OsStr, mode: Option<u32>) -> Result<()> {
         if self.as_root {
-            let parent_setgid = u32::from(attr_of(0, &parent.stat()?)?.perm) & S_ISGID != 0;
+            let parent_setgid = permissions(&parent.stat()?) & S_ISGID != 0;
             let gid = (!parent_setgid).then(|| Gid::from_raw(req.gid));
             rustix::fs::chownat(&parent.fd, name, Some(Uid::from_raw(req.uid)), gid, AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(errno)?;
         }
         if let Some(mode) = mode {
-            let current =
-                u32::from(attr_of(0, &statat(&parent.fd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(errno)?)?.perm);
+            let current = permissions(&statat(&parent.fd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(errno)?);
             let wanted = (mode & 0o7777 & !req.umask) | (current & S_ISGID);
             if wanted != current {
                 chmodat(&parent.fd, name, Mode::from_raw_mode(wanted), AtFlags::empty()).map_err(errno)?;
