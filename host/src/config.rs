@@ -16,18 +16,32 @@
 //! ```
 //!
 //! Unknown keys are errors everywhere. Every error names `file:line:col` and what to
-//! do; a misspelt key gets the nearest valid one as a hint. Duplicate names or paths
-//! and nested mountpoints are refused here, before anything mounts.
+//! do; a misspelt key gets the nearest valid one as a hint, a value of the wrong type
+//! names its key. A config without any `[[mount]]`, duplicate names or paths and
+//! nested mountpoints are refused here, before anything mounts. Every check is near
+//! linear in the file's size, and the file's size and its number of mounts are
+//! bounded ([`MAX_CONFIG_BYTES`], [`MAX_MOUNTS`]) so that a runaway file is refused in
+//! moments instead of eating memory.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::{Spanned, Table, Value};
 
 use crate::mount_options::MountOptions;
+
+/// The largest config file accepted.
+pub const MAX_CONFIG_BYTES: u64 = 8 << 20;
+
+/// The most mounts one config may hold.
+pub const MAX_MOUNTS: usize = 10_000;
+
+/// How long a stop waits, by default, for files still open on busy mounts.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An error in a config file, at a place in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,11 +66,19 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// The `[host]` table.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostSettings {
     pub plugin_dir: Option<PathBuf>,
     pub log: Option<String>,
     pub control_socket: Option<PathBuf>,
+    /// How long a stop keeps serving files still open on busy (lazily detached) mounts.
+    pub stop_timeout: Duration,
+}
+
+impl Default for HostSettings {
+    fn default() -> Self {
+        HostSettings { plugin_dir: None, log: None, control_socket: None, stop_timeout: DEFAULT_STOP_TIMEOUT }
+    }
 }
 
 /// One `[[mount]]`, checked and with its paths resolved.
@@ -111,6 +133,7 @@ struct RawHost {
     plugin_dir: Option<Spanned<String>>,
     log: Option<Spanned<String>>,
     control_socket: Option<Spanned<String>>,
+    stop_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -135,27 +158,53 @@ struct RawMount {
 
 /// Reads and checks a config file.
 pub fn load(file: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|error| ConfigError {
-        file: file.to_path_buf(),
-        line: 0,
-        column: 0,
-        message: format!("cannot read the config file: {error}"),
-    })?;
+    let unplaced = |message: String| ConfigError { file: file.to_path_buf(), line: 0, column: 0, message };
+    let size =
+        std::fs::metadata(file).map_err(|error| unplaced(format!("cannot read the config file: {error}")))?.len();
+    if size > MAX_CONFIG_BYTES {
+        return Err(unplaced(format!(
+            "the config file is {size} bytes, more than the {MAX_CONFIG_BYTES} a config may hold: split it, or check \
+             that this is the file you meant"
+        )));
+    }
+    let text =
+        std::fs::read_to_string(file).map_err(|error| unplaced(format!("cannot read the config file: {error}")))?;
     parse(&text, file)
 }
 
 /// Parses and checks config `text` read from `file` (relative paths resolve against
 /// `file`'s folder).
 pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
-    let place = Place { file, text };
+    let place = Place::new(file, text);
     let raw: RawConfig = toml::from_str(text).map_err(|error| {
         // toml's messages may span lines; an error here is one line.
         let message = with_suggestion(&error.message().trim().replace('\n', "; "));
         match error.span() {
-            Some(span) => place.error(span, message),
+            Some(span) => {
+                let message = match place.key_before(span.start) {
+                    Some(key) if message.starts_with("invalid") => format!("`{key}`: {message}"),
+                    _ => message,
+                };
+                place.error(span, message)
+            }
             None => place.error(0..0, message),
         }
     })?;
+    if raw.mount.is_empty() {
+        return Err(place.error(
+            0..0,
+            "no [[mount]] in this config: a host with nothing to mount would serve nothing; add a [[mount]] \
+             (see config/reference.toml)"
+                .to_owned(),
+        ));
+    }
+    if raw.mount.len() > MAX_MOUNTS {
+        let start = raw.mount[MAX_MOUNTS].span().start;
+        return Err(place.error(
+            start..start,
+            format!("more than {MAX_MOUNTS} [[mount]]s in one config: split them over several hosts"),
+        ));
+    }
     let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let dir = std::path::absolute(if dir.as_os_str().is_empty() { Path::new(".") } else { &dir })
         .map_err(|error| place.error(0..0, format!("cannot resolve the config's folder: {error}")))?;
@@ -165,6 +214,12 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         plugin_dir: raw.host.plugin_dir.as_ref().map(|dir| resolve(dir.get_ref())),
         log: raw.host.log.as_ref().map(|log| log.get_ref().clone()),
         control_socket: raw.host.control_socket.as_ref().map(|socket| resolve(socket.get_ref())),
+        stop_timeout: match &raw.host.stop_timeout {
+            Some(written) => humantime::parse_duration(written.get_ref()).map_err(|error| {
+                place.error(written.span(), format!("`stop_timeout` is not a duration (e.g. \"30s\"): {error}"))
+            })?,
+            None => DEFAULT_STOP_TIMEOUT,
+        },
     };
     if let Some(log) = &raw.host.log {
         if let Err(error) = tracing_subscriber::EnvFilter::try_new(log.get_ref()) {
@@ -241,9 +296,12 @@ fn mount_spec(
     })
 }
 
-/// Refuses duplicate names, duplicate paths and mountpoints inside one another.
+/// Refuses duplicate names, duplicate paths and mountpoints inside one another, in
+/// O(n log n): after sorting the paths component-wise, a mountpoint that lies inside
+/// another sorts right after it or after another one inside it, so comparing
+/// neighbours finds every nesting there is.
 fn check_unique(place: &Place<'_>, raw: &[Spanned<RawMount>], mounts: &[MountSpec]) -> Result<(), ConfigError> {
-    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut names: HashMap<&str, usize> = HashMap::with_capacity(mounts.len());
     for (index, mount) in mounts.iter().enumerate() {
         if let Some(first) = names.insert(&mount.name, index) {
             let message = format!(
@@ -253,22 +311,25 @@ fn check_unique(place: &Place<'_>, raw: &[Spanned<RawMount>], mounts: &[MountSpe
             return Err(place.error(raw[index].get_ref().name.span(), message));
         }
     }
-    for (index, mount) in mounts.iter().enumerate() {
-        for other in &mounts[..index] {
-            let message = if mount.path == other.path {
-                format!("path {} is also the mountpoint of `{}`", mount.path.display(), other.name)
-            } else if mount.path.starts_with(&other.path) || other.path.starts_with(&mount.path) {
-                format!(
-                    "path {} and the mountpoint of `{}` ({}) are nested: one mount would hide the other",
-                    mount.path.display(),
-                    other.name,
-                    other.path.display()
-                )
-            } else {
-                continue;
-            };
-            return Err(place.error(raw[index].get_ref().path.span(), message));
-        }
+    let mut by_path: Vec<usize> = (0..mounts.len()).collect();
+    by_path.sort_by(|&a, &b| mounts[a].path.cmp(&mounts[b].path).then(a.cmp(&b)));
+    for pair in by_path.windows(2) {
+        // Report at the one written later, naming the one written first.
+        let (first, later) = (pair[0].min(pair[1]), pair[0].max(pair[1]));
+        let (mount, other) = (&mounts[later], &mounts[first]);
+        let message = if mount.path == other.path {
+            format!("path {} is also the mountpoint of `{}`", mount.path.display(), other.name)
+        } else if mount.path.starts_with(&other.path) || other.path.starts_with(&mount.path) {
+            format!(
+                "path {} and the mountpoint of `{}` ({}) are nested: one mount would hide the other",
+                mount.path.display(),
+                other.name,
+                other.path.display()
+            )
+        } else {
+            continue;
+        };
+        return Err(place.error(raw[later].get_ref().path.span(), message));
     }
     Ok(())
 }
@@ -310,14 +371,33 @@ fn with_suggestion(message: &str) -> String {
 struct Place<'a> {
     file: &'a Path,
     text: &'a str,
+    /// Where each line starts, for a binary search instead of a scan per lookup.
+    line_starts: Vec<usize>,
 }
 
-impl Place<'_> {
+impl<'a> Place<'a> {
+    fn new(file: &'a Path, text: &'a str) -> Place<'a> {
+        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(at, _)| at + 1)).collect();
+        Place { file, text, line_starts }
+    }
+
+    fn line_start(&self, offset: usize) -> (usize, usize) {
+        let line = self.line_starts.partition_point(|&start| start <= offset).max(1);
+        (line, self.line_starts[line - 1])
+    }
+
     fn line_column(&self, offset: usize) -> (usize, usize) {
-        let before = &self.text[..offset.min(self.text.len())];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |text| text.chars().count()) + 1;
+        let offset = offset.min(self.text.len());
+        let (line, start) = self.line_start(offset);
+        let column = self.text.get(start..offset).map_or(0, |text| text.chars().count()) + 1;
         (line, column)
+    }
+
+    /// The key of a `key = value` line whose value starts at `offset`.
+    fn key_before(&self, offset: usize) -> Option<&'a str> {
+        let (_, start) = self.line_start(offset.min(self.text.len()));
+        let key = self.text.get(start..offset)?.trim_end().strip_suffix('=')?.trim();
+        (!key.is_empty() && !key.contains(['[', '"', '\''])).then_some(key)
     }
 
     fn error(&self, span: Range<usize>, message: String) -> ConfigError {
@@ -412,7 +492,44 @@ plugin = "./libfusehost_hello.so"
         assert!(error.message.contains("missing field `plugin`"), "{error}");
         let error = parse_at("[[mount]]\nname = \"a b\"\npath = \"/a\"\nplugin = \"x\"\n").unwrap_err();
         assert!(error.message.contains("must be letters, digits"), "{error}");
-        let error = parse_at("[host]\nlog = \"info,,=\"\n").unwrap_err();
+        let one_mount = "[[mount]]\nname = \"a\"\npath = \"/a\"\nplugin = \"x\"\n";
+        let error = parse_at(&format!("[host]\nlog = \"info,,=\"\n{one_mount}")).unwrap_err();
         assert!(error.message.contains("`log` is not a log filter"), "{error}");
+        let error = parse_at(&format!("[host]\nstop_timeout = \"soon\"\n{one_mount}")).unwrap_err();
+        assert!(error.message.contains("`stop_timeout` is not a duration"), "{error}");
+    }
+
+    #[test]
+    fn a_config_without_mounts_is_refused() {
+        for text in ["", "[host]\nlog = \"info\"\n"] {
+            let error = parse_at(text).unwrap_err();
+            assert!(error.to_string().starts_with("/etc/fusehost/mounts.toml:1:1: no [[mount]]"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_its_key() {
+        let text = "[[mount]]\nname = \"a\"\npath = \"/a\"\nplugin = \"memfs\"\nthreads = \"many\"\n";
+        let error = parse_at(text).unwrap_err();
+        assert_eq!(error.line, 5, "{error}");
+        assert!(error.message.starts_with("`threads`: invalid type"), "{error}");
+    }
+
+    #[test]
+    fn many_mounts_are_checked_without_quadratic_work_and_nesting_is_still_found() {
+        let mut text = String::new();
+        for index in 0..MAX_MOUNTS {
+            text.push_str(&format!("[[mount]]\nname = \"m{index}\"\npath = \"/srv/m{index}\"\nplugin = \"memfs\"\n"));
+        }
+        assert_eq!(parse_at(&text).unwrap().mounts.len(), MAX_MOUNTS);
+        let nested = format!("{text}[[mount]]\nname = \"inner\"\npath = \"/srv/m17/deeper\"\nplugin = \"memfs\"\n");
+        let error = parse_at(&nested).unwrap_err();
+        assert!(error.message.contains("more than 10000"), "{error}");
+        let mut nested = text.replacen("path = \"/srv/m9999\"", "path = \"/srv/m17/deeper\"", 1);
+        let error = parse_at(&nested).unwrap_err();
+        assert!(error.message.contains("the mountpoint of `m17`"), "{error}");
+        assert_eq!(error.line, 9999 * 4 + 3, "{error}");
+        nested.push_str("[[mount]]\nname = \"late\"\npath = \"/srv\"\nplugin = \"memfs\"\n");
+        assert!(parse_at(&nested).is_err());
     }
 }

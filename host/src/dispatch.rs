@@ -6,44 +6,56 @@
 //! request passes through here, so the success path allocates nothing, takes no global
 //! lock and formats no strings: reads go into a per-thread buffer lent to the plugin,
 //! writes borrow the kernel's payload, directory entries go straight from the plugin
-//! into fuser's reply buffer.
+//! into fuser's reply buffer ([`crate::dir_sinks`]).
 //!
-//! Dispatch also owns the lookup counts (see [`crate::lookup_table`]): each entry
-//! handed to the kernel is counted *before* the reply is sent, and the plugin's
-//! `forget` is called only when a count reaches zero, plus once for every inode still
-//! counted when the session ends, before `destroy`.
+//! Every answer is checked before it is counted or sent ([`crate::contract`]): an
+//! entry or errno the kernel would drop or choke on becomes `EIO`, and a rejected
+//! create's handle is released. A panic inside the host while serving a request is
+//! caught here: the request is answered `EIO` and the worker thread goes on serving.
 //!
-//! A count can reach zero while a lookup that will return the same inode is still in
-//! the plugin (the kernel evicted its old inode while resolving the name again). Told
-//! to forget then, a plugin that reuses inode numbers (passthrough) would drop an inode
-//! the kernel is about to hold. So requests that hand out entries hold the mount's
-//! forget barrier for reading across the plugin call and the count, and a count that
-//! reached zero is confirmed under the barrier held for writing before the plugin
-//! hears of it: the plugin's `forget(ino)` never overlaps a request that returns `ino`.
+//! Dispatch owns the lookup counts (see [`crate::lookup_table`]): each entry handed to
+//! the kernel is counted *before* the reply is sent. A count can reach zero while a
+//! lookup that will return the same inode is still in the plugin (the kernel evicted
+//! its old inode while resolving the name again). Told to forget then, a plugin that
+//! reuses inode numbers (passthrough) would drop an inode the kernel is about to hold.
+//! So requests that hand out entries hold the mount's forget barrier for reading
+//! across the plugin call and the count, and the mount's [`Forgetter`] confirms zeros
+//! under the barrier held for writing, taken only when free, off the request threads:
+//! the plugin's `forget(ino)` never overlaps a request that returns `ino`, and no
+//! request ever waits for a forget.
+//!
+//! Every filesystem gets exactly one `destroy()`: at the end of its session, when it
+//! is dropped without a session (the mount failed), or from the host on its way out
+//! while a lazily detached session is still alive ([`MountCore::destroy_once`]).
 
 use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RSlice, RSliceMut};
 use fusehost_abi::{
-    open_flags, setattr_valid, Attr, DirPlusSink, DirPlusSink_TO, DirSink, DirSink_TO, Entry, Errno, RawFilesystem,
-    RequestCtx, SetAttr, Timespec,
+    open_flags, setattr_valid, Attr, DirPlusSink_TO, DirSink_TO, Entry, Errno, RawFilesystem, RequestCtx, SetAttr,
+    Timespec,
 };
 use fuser::{
-    AccessFlags, CopyFileRangeFlags, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
-    TimeOrNow, WriteFlags,
+    AccessFlags, CopyFileRangeFlags, FileHandle, FopenFlags, INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner,
+    OpenFlags, PollEvents, PollFlags, PollNotifier, RenameFlags, ReplyAttr, ReplyBmap, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyLock, ReplyLseek, ReplyOpen,
+    ReplyPoll, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use tracing::span::Entered;
 use tracing::Span;
 
 use crate::backing::Backing;
+use crate::contract::{check_attr, check_entry, kernel_errno, Anomalies, Expected};
+use crate::dir_sinks::{ReplyDirPlusSink, ReplyDirSink};
+use crate::forgetter::{ForgetTarget, Forgetter};
 use crate::lookup_table::LookupTable;
 use crate::stats::{MountStats, Op};
 
@@ -52,6 +64,7 @@ use crate::stats::{MountStats, Op};
 pub struct MountShared {
     pub lookups: LookupTable,
     pub stats: MountStats,
+    pub anomalies: Anomalies,
 }
 
 /// How dispatch treats one mount.
@@ -63,16 +76,77 @@ pub struct DispatchConfig {
     pub writeback_cache: bool,
 }
 
-/// One mount's `fuser::Filesystem`.
-pub struct Dispatch<O> {
+/// The plugin's filesystem and the locks around it, shared by the request threads,
+/// the mount's forgetter and the host (for a last `destroy` on its way out).
+pub struct Core<O> {
     fs: O,
     shared: Arc<MountShared>,
     serial: Option<Mutex<()>>,
-    /// Read-held by requests that hand out entries, write-held to confirm a forget.
+    /// Read-held by requests that hand out entries, write-held to confirm forgets.
     forget_barrier: RwLock<()>,
+    destroyed: AtomicBool,
+    span: Span,
+}
+
+/// What the host keeps of a mount's core: the means to destroy it once.
+pub trait MountCore: Send + Sync {
+    /// Forgets every inode still counted (and `also`), then destroys the filesystem;
+    /// does nothing the second time.
+    fn destroy_once(&self, also: &[u64]);
+}
+
+impl<O: RawFilesystem> MountCore for Core<O> {
+    fn destroy_once(&self, also: &[u64]) {
+        if self.destroyed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let _span = self.span.enter();
+        let _serial = self.serial.as_ref().map(Mutex::lock);
+        let _barrier = self.forget_barrier.write();
+        let mut still_known = self.shared.lookups.drain();
+        still_known.extend(also.iter().copied().filter(|&ino| ino > 1));
+        still_known.sort_unstable();
+        still_known.dedup();
+        tracing::debug!(inodes = still_known.len(), "forgetting every inode still known before destroy");
+        for ino in still_known {
+            self.fs.forget(ino);
+        }
+        self.fs.destroy();
+    }
+}
+
+impl<O: RawFilesystem + 'static> ForgetTarget for Core<O> {
+    fn try_forget(&self, batch: &[u64]) -> bool {
+        // Never wait: a waiting writer would make new lookups queue behind it. The
+        // call lock of a serialized plugin comes first, as it does for requests.
+        let _serial = match &self.serial {
+            Some(lock) => match lock.try_lock() {
+                Some(held) => Some(held),
+                None => return false,
+            },
+            None => None,
+        };
+        let Some(_barrier) = self.forget_barrier.try_write() else { return false };
+        if self.destroyed.load(Ordering::SeqCst) {
+            return true;
+        }
+        for &ino in batch {
+            if self.shared.lookups.confirm_forgotten(ino) {
+                self.fs.forget(ino);
+            }
+        }
+        true
+    }
+}
+
+/// One mount's `fuser::Filesystem`.
+pub struct Dispatch<O: RawFilesystem + 'static> {
+    core: Arc<Core<O>>,
+    shared: Arc<MountShared>,
+    forgetter: Option<Forgetter>,
     backing: Backing,
     config: DispatchConfig,
-    span: Span,
+    name: String,
 }
 
 /// What every request holds while it runs: the mount's span, for serialized plugins
@@ -82,6 +156,10 @@ struct InCall<'a> {
     _serial: Option<MutexGuard<'a, ()>>,
     _span: Entered<'a>,
 }
+
+const S_IFDIR: u32 = 0o040_000;
+const S_IFREG: u32 = 0o100_000;
+const S_IFLNK: u32 = 0o120_000;
 
 /// The longest symlink target the kernel accepts (`PATH_MAX`).
 const LINK_MAX: usize = 4096;
@@ -113,44 +191,6 @@ fn lock_owner(owner: Option<LockOwner>) -> ROption<u64> {
     owner.map(|owner| owner.0).into()
 }
 
-fn to_system_time(time: Timespec) -> SystemTime {
-    fusehost_plugin_api::from_timespec(time)
-}
-
-fn file_type(mode: u32) -> Option<FileType> {
-    use fusehost_plugin_api::FileKind;
-    Some(match FileKind::from_mode(mode)? {
-        FileKind::RegularFile => FileType::RegularFile,
-        FileKind::Directory => FileType::Directory,
-        FileKind::Symlink => FileType::Symlink,
-        FileKind::NamedPipe => FileType::NamedPipe,
-        FileKind::CharDevice => FileType::CharDevice,
-        FileKind::BlockDevice => FileType::BlockDevice,
-        FileKind::Socket => FileType::Socket,
-    })
-}
-
-/// fuser's attributes from the plugin's, or `None` when the mode names no file type.
-fn to_fuser_attr(attr: &Attr) -> Option<FileAttr> {
-    Some(FileAttr {
-        ino: INodeNo(attr.ino),
-        size: attr.size,
-        blocks: attr.blocks,
-        atime: to_system_time(attr.atime),
-        mtime: to_system_time(attr.mtime),
-        ctime: to_system_time(attr.ctime),
-        crtime: to_system_time(attr.crtime),
-        kind: file_type(attr.mode)?,
-        perm: (attr.mode & 0o7777) as u16,
-        nlink: attr.nlink,
-        uid: attr.uid,
-        gid: attr.gid,
-        rdev: attr.rdev,
-        blksize: attr.blksize,
-        flags: attr.flags,
-    })
-}
-
 fn to_timespec(time: SystemTime) -> Timespec {
     fusehost_plugin_api::to_timespec(time)
 }
@@ -159,72 +199,111 @@ fn fopen_flags(flags: u32) -> FopenFlags {
     FopenFlags::from_bits_truncate(flags & open_flags::ALL)
 }
 
-/// The kernel's errno for a plugin's answer; a non-positive value is a plugin bug.
-fn to_fuser_errno(errno: Errno) -> fuser::Errno {
-    fuser::Errno::from_i32(errno.0)
-}
-
-impl<O: RawFilesystem> Dispatch<O> {
-    pub fn new(fs: O, shared: Arc<MountShared>, config: DispatchConfig, span: Span) -> Self {
+impl<O: RawFilesystem + 'static> Dispatch<O> {
+    /// Dispatch for `fs`; its forgetter starts when the kernel's INIT arrives.
+    pub fn new(fs: O, shared: Arc<MountShared>, config: DispatchConfig, name: &str, span: Span) -> Self {
         let serial = config.serialized.then(|| Mutex::new(()));
-        Dispatch { fs, shared, serial, forget_barrier: RwLock::new(()), backing: Backing::default(), config, span }
+        let core = Arc::new(Core {
+            fs,
+            shared: Arc::clone(&shared),
+            serial,
+            forget_barrier: RwLock::new(()),
+            destroyed: AtomicBool::new(false),
+            span,
+        });
+        Dispatch { core, shared, forgetter: None, backing: Backing::default(), config, name: name.to_owned() }
+    }
+
+    /// The handle the host keeps to destroy the filesystem once, whatever happens to
+    /// the session.
+    pub fn core(&self) -> Arc<dyn MountCore> {
+        Arc::clone(&self.core) as Arc<dyn MountCore>
     }
 
     #[inline]
     fn begin(&self, op: Op) -> InCall<'_> {
         self.shared.stats.request(op);
-        let span = self.span.enter();
-        InCall { _entries: None, _serial: self.serial.as_ref().map(Mutex::lock), _span: span }
+        let span = self.core.span.enter();
+        InCall { _entries: None, _serial: self.core.serial.as_ref().map(Mutex::lock), _span: span }
     }
 
     /// [`Dispatch::begin`] for a request that may hand out entries.
     #[inline]
     fn begin_handing_out(&self, op: Op) -> InCall<'_> {
         let mut call = self.begin(op);
-        call._entries = Some(self.forget_barrier.read());
+        call._entries = Some(self.core.forget_barrier.read());
         call
+    }
+
+    /// Runs one request; a panic in it is answered `EIO` (the reply's drop sends it)
+    /// and the worker thread lives on.
+    #[inline]
+    fn serve(&self, op: Op, request: impl FnOnce()) {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(request)) {
+            self.shared.anomalies.host_panic(op, &*panic);
+        }
     }
 
     #[inline]
     fn fail(&self, op: Op, errno: Errno) -> fuser::Errno {
         self.shared.stats.error(op);
-        to_fuser_errno(errno)
+        match kernel_errno(errno) {
+            Some(errno) => errno,
+            None => self.shared.anomalies.invalid_errno(op, errno),
+        }
     }
 
-    /// A plugin answer that breaks the protocol (an impossible attribute, say).
+    /// [`Dispatch::fail`] for a request about inode `ino`: an `ENOENT` for an inode the
+    /// kernel holds is the plugin denying what it handed out.
+    #[inline]
+    fn fail_on(&self, op: Op, ino: u64, errno: Errno) -> fuser::Errno {
+        if errno == Errno::ENOENT && self.shared.lookups.count(ino) > 0 {
+            self.shared.anomalies.denied_inode(op, ino);
+        }
+        self.fail(op, errno)
+    }
+
+    /// A plugin answer that breaks the protocol.
     #[cold]
     fn invalid(&self, op: Op, what: &str) -> fuser::Errno {
-        tracing::error!(operation = op.name(), "plugin answered {what}; replying EIO");
         self.shared.stats.error(op);
-        fuser::Errno::EIO
+        self.shared.anomalies.invalid_answer(op, what)
     }
 
-    /// Counts the entry, then hands it to the kernel.
-    fn reply_entry(&self, op: Op, answer: RResult<Entry, Errno>, reply: ReplyEntry) {
+    /// The plugin produced `ino` but the kernel will not hold it through this reply:
+    /// if nothing else holds it, the plugin hears `forget` for it.
+    fn undelivered(&self, ino: u64) {
+        if ino > 1 && self.shared.lookups.count(ino) == 0 {
+            if let Some(forgetter) = &self.forgetter {
+                forgetter.push(ino);
+            }
+        }
+    }
+
+    /// Checks and counts the entry, then hands it to the kernel.
+    fn reply_entry(&self, op: Op, expected: Expected, answer: RResult<Entry, Errno>, reply: ReplyEntry) {
         match answer.into_result() {
-            Ok(entry) => match to_fuser_attr(&entry.attr) {
-                Some(attr) => {
+            Ok(entry) => match check_entry(&entry, expected) {
+                Ok((attr, generation)) => {
                     self.shared.lookups.remember(entry.attr.ino);
-                    reply.entry_with_ttls(
-                        &self.config.attr_ttl,
-                        &self.config.entry_ttl,
-                        &attr,
-                        Generation(entry.generation),
-                    );
+                    reply.entry_with_ttls(&self.config.attr_ttl, &self.config.entry_ttl, &attr, generation);
                 }
-                None => reply.error(self.invalid(op, "an entry whose mode names no file type")),
+                Err(why) => {
+                    reply.error(self.invalid(op, why));
+                    self.undelivered(entry.attr.ino);
+                }
             },
             Err(errno) => reply.error(self.fail(op, errno)),
         }
     }
 
-    fn reply_attr(&self, op: Op, answer: RResult<Attr, Errno>, reply: ReplyAttr) {
+    fn reply_attr(&self, op: Op, ino: u64, answer: RResult<Attr, Errno>, reply: ReplyAttr) {
         match answer.into_result() {
-            Ok(attr) => match to_fuser_attr(&attr) {
-                Some(attr) => reply.attr(&self.config.attr_ttl, &attr),
-                None => reply.error(self.invalid(op, "attributes whose mode names no file type")),
+            Ok(attr) => match check_attr(&attr) {
+                Ok(attr) => reply.attr(&self.config.attr_ttl, &attr),
+                Err(why) => reply.error(self.invalid(op, why)),
             },
-            Err(errno) => reply.error(self.fail(op, errno)),
+            Err(errno) => reply.error(self.fail_on(op, ino, errno)),
         }
     }
 
@@ -244,7 +323,7 @@ impl<O: RawFilesystem> Dispatch<O> {
                     None => reply.opened(fh, flags),
                 }
             }
-            Err(errno) => reply.error(self.fail(op, errno)),
+            Err(errno) => reply.error(self.fail_on(op, ino, errno)),
         }
     }
 
@@ -266,63 +345,20 @@ impl<O: RawFilesystem> Dispatch<O> {
             Err(errno) => reply.error(self.fail(op, errno)),
         })
     }
-}
 
-/// Puts readdir entries straight into fuser's reply buffer.
-struct ReplyDirSink<'r> {
-    reply: &'r mut ReplyDirectory,
-    added: usize,
-    bad_kind: bool,
-}
-
-impl DirSink for ReplyDirSink<'_> {
-    fn add(&mut self, ino: u64, next_offset: i64, kind: u32, name: RSlice<'_, u8>) -> bool {
-        let Some(kind) = file_type(kind) else {
-            self.bad_kind = true;
-            return true;
-        };
-        let full = self.reply.add(INodeNo(ino), next_offset as u64, kind, OsStr::from_bytes(name.as_slice()));
-        if !full {
-            self.added += 1;
-        }
-        full
+    /// The TTL of a reply that carries an entry and its attributes under one TTL
+    /// (create, readdirplus): the shorter one, so neither is trusted for longer than
+    /// the operator allowed.
+    fn combined_ttl(&self) -> Duration {
+        self.config.attr_ttl.min(self.config.entry_ttl)
     }
 }
 
-/// Puts readdirplus entries into fuser's reply buffer, counting each one the kernel
-/// will hold a reference to.
-struct ReplyDirPlusSink<'r> {
-    reply: &'r mut ReplyDirectoryPlus,
-    lookups: &'r LookupTable,
-    ttl: Duration,
-    added: usize,
-    bad_attr: bool,
-}
-
-impl DirPlusSink for ReplyDirPlusSink<'_> {
-    fn add(&mut self, next_offset: i64, name: RSlice<'_, u8>, entry: &Entry) -> bool {
-        let Some(attr) = to_fuser_attr(&entry.attr) else {
-            self.bad_attr = true;
-            return true;
-        };
-        let name = name.as_slice();
-        let full = self.reply.add(
-            INodeNo(entry.attr.ino),
-            next_offset as u64,
-            OsStr::from_bytes(name),
-            &self.ttl,
-            &attr,
-            Generation(entry.generation),
-        );
-        if !full {
-            self.added += 1;
-            // The reply is sent only after the plugin returns, so counting here is
-            // still before the kernel can see (and forget) the entry.
-            if name != b"." && name != b".." {
-                self.lookups.remember(entry.attr.ino);
-            }
-        }
-        full
+impl<O: RawFilesystem + 'static> Drop for Dispatch<O> {
+    /// A dispatch dropped without its session's `destroy` (the mount failed after the
+    /// plugin built its filesystem) still destroys the filesystem, once.
+    fn drop(&mut self) {
+        fuser::Filesystem::destroy(self);
     }
 }
 
@@ -341,41 +377,42 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
             tracing::debug!("kernel lacks capabilities {unsupported:?}");
             let _ = config.add_capabilities(wanted - unsupported);
         }
+        let target = Arc::clone(&self.core) as Arc<dyn ForgetTarget>;
+        self.forgetter = Some(Forgetter::start(&self.name, target, self.core.span.clone())?);
         Ok(())
     }
 
     fn destroy(&mut self) {
-        let _span = self.span.enter();
-        let _serial = self.serial.as_ref().map(Mutex::lock);
-        let still_known = self.shared.lookups.drain();
-        tracing::debug!(inodes = still_known.len(), "forgetting every inode still known before destroy");
-        for ino in still_known {
-            self.fs.forget(ino);
-        }
-        self.fs.destroy();
+        let left = self.forgetter.as_mut().map(Forgetter::stop).unwrap_or_default();
+        self.core.destroy_once(&left);
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let _call = self.begin_handing_out(Op::Lookup);
-        let answer = self.fs.lookup(&ctx(req, 0), parent.0, bytes(name));
-        self.reply_entry(Op::Lookup, answer, reply);
+        self.serve(Op::Lookup, || {
+            let _call = self.begin_handing_out(Op::Lookup);
+            let answer = self.core.fs.lookup(&ctx(req, 0), parent.0, bytes(name));
+            self.reply_entry(Op::Lookup, Expected::Found, answer, reply);
+        });
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        let _call = self.begin(Op::Forget);
-        if self.shared.lookups.forget(ino.0, nlookup) {
-            // Wait out every request that might be handing `ino` out again right now.
-            let _barrier = self.forget_barrier.write();
-            if self.shared.lookups.confirm_forgotten(ino.0) {
-                self.fs.forget(ino.0);
+        self.serve(Op::Forget, || {
+            self.shared.stats.request(Op::Forget);
+            // Only the count changes here; the forgetter tells the plugin.
+            if self.shared.lookups.forget(ino.0, nlookup) {
+                if let Some(forgetter) = &self.forgetter {
+                    forgetter.push(ino.0);
+                }
             }
-        }
+        });
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        let _call = self.begin(Op::Getattr);
-        let answer = self.fs.getattr(&ctx(req, 0), ino.0, fh.map(|fh| fh.0).into());
-        self.reply_attr(Op::Getattr, answer, reply);
+        self.serve(Op::Getattr, || {
+            let _call = self.begin(Op::Getattr);
+            let answer = self.core.fs.getattr(&ctx(req, 0), ino.0, fh.map(|fh| fh.0).into());
+            self.reply_attr(Op::Getattr, ino.0, answer, reply);
+        });
     }
 
     fn setattr(
@@ -396,88 +433,102 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let _call = self.begin(Op::Setattr);
-        let mut change = SetAttr::default();
-        if let Some(mode) = mode {
-            change.valid |= setattr_valid::MODE;
-            change.mode = mode;
-        }
-        if let Some(uid) = uid {
-            change.valid |= setattr_valid::UID;
-            change.uid = uid;
-        }
-        if let Some(gid) = gid {
-            change.valid |= setattr_valid::GID;
-            change.gid = gid;
-        }
-        if let Some(size) = size {
-            change.valid |= setattr_valid::SIZE;
-            change.size = size;
-        }
-        for (time, bit, now_bit, slot) in [
-            (atime, setattr_valid::ATIME, setattr_valid::ATIME_NOW, &mut change.atime),
-            (mtime, setattr_valid::MTIME, setattr_valid::MTIME_NOW, &mut change.mtime),
-        ] {
-            match time {
-                Some(TimeOrNow::Now) => change.valid |= bit | now_bit,
-                Some(TimeOrNow::SpecificTime(at)) => {
-                    change.valid |= bit;
-                    *slot = to_timespec(at);
-                }
-                None => {}
+        self.serve(Op::Setattr, || {
+            let _call = self.begin(Op::Setattr);
+            let mut change = SetAttr::default();
+            if let Some(mode) = mode {
+                change.valid |= setattr_valid::MODE;
+                change.mode = mode;
             }
-        }
-        if let Some(ctime) = ctime {
-            change.valid |= setattr_valid::CTIME;
-            change.ctime = to_timespec(ctime);
-        }
-        if let Some(fh) = fh {
-            change.valid |= setattr_valid::FH;
-            change.fh = fh.0;
-        }
-        let answer = self.fs.setattr(&ctx(req, 0), ino.0, &change);
-        self.reply_attr(Op::Setattr, answer, reply);
+            if let Some(uid) = uid {
+                change.valid |= setattr_valid::UID;
+                change.uid = uid;
+            }
+            if let Some(gid) = gid {
+                change.valid |= setattr_valid::GID;
+                change.gid = gid;
+            }
+            if let Some(size) = size {
+                change.valid |= setattr_valid::SIZE;
+                change.size = size;
+            }
+            for (time, bit, now_bit, slot) in [
+                (atime, setattr_valid::ATIME, setattr_valid::ATIME_NOW, &mut change.atime),
+                (mtime, setattr_valid::MTIME, setattr_valid::MTIME_NOW, &mut change.mtime),
+            ] {
+                match time {
+                    Some(TimeOrNow::Now) => change.valid |= bit | now_bit,
+                    Some(TimeOrNow::SpecificTime(at)) => {
+                        change.valid |= bit;
+                        *slot = to_timespec(at);
+                    }
+                    None => {}
+                }
+            }
+            if let Some(ctime) = ctime {
+                change.valid |= setattr_valid::CTIME;
+                change.ctime = to_timespec(ctime);
+            }
+            if let Some(fh) = fh {
+                change.valid |= setattr_valid::FH;
+                change.fh = fh.0;
+            }
+            let answer = self.core.fs.setattr(&ctx(req, 0), ino.0, &change);
+            self.reply_attr(Op::Setattr, ino.0, answer, reply);
+        });
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
-        let _call = self.begin(Op::Readlink);
-        with_buffer(LINK_MAX, |buffer| {
-            match self.fs.readlink(&ctx(req, 0), ino.0, RSliceMut::from_mut_slice(buffer)).into_result() {
-                Ok(full) if full <= LINK_MAX as u64 => reply.data(&buffer[..full as usize]),
-                Ok(_) => reply.error(self.fail(Op::Readlink, Errno::ENAMETOOLONG)),
-                Err(errno) => reply.error(self.fail(Op::Readlink, errno)),
-            }
+        self.serve(Op::Readlink, || {
+            let _call = self.begin(Op::Readlink);
+            with_buffer(LINK_MAX, |buffer| {
+                match self.core.fs.readlink(&ctx(req, 0), ino.0, RSliceMut::from_mut_slice(buffer)).into_result() {
+                    Ok(full) if full <= LINK_MAX as u64 => reply.data(&buffer[..full as usize]),
+                    Ok(_) => reply.error(self.fail(Op::Readlink, Errno::ENAMETOOLONG)),
+                    Err(errno) => reply.error(self.fail_on(Op::Readlink, ino.0, errno)),
+                }
+            });
         });
     }
 
     fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
-        let _call = self.begin_handing_out(Op::Mknod);
-        let answer = self.fs.mknod(&ctx(req, umask), parent.0, bytes(name), mode, rdev);
-        self.reply_entry(Op::Mknod, answer, reply);
+        self.serve(Op::Mknod, || {
+            let _call = self.begin_handing_out(Op::Mknod);
+            let answer = self.core.fs.mknod(&ctx(req, umask), parent.0, bytes(name), mode, rdev);
+            self.reply_entry(Op::Mknod, Expected::Created(mode), answer, reply);
+        });
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        let _call = self.begin_handing_out(Op::Mkdir);
-        let answer = self.fs.mkdir(&ctx(req, umask), parent.0, bytes(name), mode);
-        self.reply_entry(Op::Mkdir, answer, reply);
+        self.serve(Op::Mkdir, || {
+            let _call = self.begin_handing_out(Op::Mkdir);
+            let answer = self.core.fs.mkdir(&ctx(req, umask), parent.0, bytes(name), mode);
+            self.reply_entry(Op::Mkdir, Expected::Created(S_IFDIR), answer, reply);
+        });
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let _call = self.begin(Op::Unlink);
-        let answer = self.fs.unlink(&ctx(req, 0), parent.0, bytes(name));
-        self.reply_empty(Op::Unlink, answer, reply);
+        self.serve(Op::Unlink, || {
+            let _call = self.begin(Op::Unlink);
+            let answer = self.core.fs.unlink(&ctx(req, 0), parent.0, bytes(name));
+            self.reply_empty(Op::Unlink, answer, reply);
+        });
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let _call = self.begin(Op::Rmdir);
-        let answer = self.fs.rmdir(&ctx(req, 0), parent.0, bytes(name));
-        self.reply_empty(Op::Rmdir, answer, reply);
+        self.serve(Op::Rmdir, || {
+            let _call = self.begin(Op::Rmdir);
+            let answer = self.core.fs.rmdir(&ctx(req, 0), parent.0, bytes(name));
+            self.reply_empty(Op::Rmdir, answer, reply);
+        });
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &std::path::Path, reply: ReplyEntry) {
-        let _call = self.begin_handing_out(Op::Symlink);
-        let answer = self.fs.symlink(&ctx(req, 0), parent.0, bytes(link_name), bytes(target.as_os_str()));
-        self.reply_entry(Op::Symlink, answer, reply);
+        self.serve(Op::Symlink, || {
+            let _call = self.begin_handing_out(Op::Symlink);
+            let answer = self.core.fs.symlink(&ctx(req, 0), parent.0, bytes(link_name), bytes(target.as_os_str()));
+            self.reply_entry(Op::Symlink, Expected::Created(S_IFLNK), answer, reply);
+        });
     }
 
     fn rename(
@@ -490,21 +541,28 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let _call = self.begin(Op::Rename);
-        let answer = self.fs.rename(&ctx(req, 0), parent.0, bytes(name), newparent.0, bytes(newname), flags.bits());
-        self.reply_empty(Op::Rename, answer, reply);
+        self.serve(Op::Rename, || {
+            let _call = self.begin(Op::Rename);
+            let answer =
+                self.core.fs.rename(&ctx(req, 0), parent.0, bytes(name), newparent.0, bytes(newname), flags.bits());
+            self.reply_empty(Op::Rename, answer, reply);
+        });
     }
 
     fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
-        let _call = self.begin_handing_out(Op::Link);
-        let answer = self.fs.link(&ctx(req, 0), ino.0, newparent.0, bytes(newname));
-        self.reply_entry(Op::Link, answer, reply);
+        self.serve(Op::Link, || {
+            let _call = self.begin_handing_out(Op::Link);
+            let answer = self.core.fs.link(&ctx(req, 0), ino.0, newparent.0, bytes(newname));
+            self.reply_entry(Op::Link, Expected::Linked, answer, reply);
+        });
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let _call = self.begin(Op::Open);
-        let answer = self.fs.open(&ctx(req, 0), ino.0, flags.0);
-        self.reply_open(Op::Open, ino.0, answer, reply);
+        self.serve(Op::Open, || {
+            let _call = self.begin(Op::Open);
+            let answer = self.core.fs.open(&ctx(req, 0), ino.0, flags.0);
+            self.reply_open(Op::Open, ino.0, answer, reply);
+        });
     }
 
     fn read(
@@ -518,13 +576,16 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let _call = self.begin(Op::Read);
-        with_buffer(size as usize, |buffer| {
-            let lent = RSliceMut::from_mut_slice(&mut *buffer);
-            match self.fs.read(&ctx(req, 0), ino.0, fh.0, offset, lent, flags.0, lock_owner(owner)).into_result() {
-                Ok(filled) => reply.data(&buffer[..(filled as usize).min(buffer.len())]),
-                Err(errno) => reply.error(self.fail(Op::Read, errno)),
-            }
+        self.serve(Op::Read, || {
+            let _call = self.begin(Op::Read);
+            with_buffer(size as usize, |buffer| {
+                let lent = RSliceMut::from_mut_slice(&mut *buffer);
+                let answer = self.core.fs.read(&ctx(req, 0), ino.0, fh.0, offset, lent, flags.0, lock_owner(owner));
+                match answer.into_result() {
+                    Ok(filled) => reply.data(&buffer[..(filled as usize).min(buffer.len())]),
+                    Err(errno) => reply.error(self.fail(Op::Read, errno)),
+                }
+            });
         });
     }
 
@@ -540,27 +601,32 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let _call = self.begin(Op::Write);
-        let answer = self.fs.write(
-            &ctx(req, 0),
-            ino.0,
-            fh.0,
-            offset,
-            RSlice::from_slice(data),
-            write_flags.bits(),
-            flags.0,
-            lock_owner(owner),
-        );
-        match answer.into_result() {
-            Ok(written) => reply.written(written),
-            Err(errno) => reply.error(self.fail(Op::Write, errno)),
-        }
+        self.serve(Op::Write, || {
+            let _call = self.begin(Op::Write);
+            let answer = self.core.fs.write(
+                &ctx(req, 0),
+                ino.0,
+                fh.0,
+                offset,
+                RSlice::from_slice(data),
+                write_flags.bits(),
+                flags.0,
+                lock_owner(owner),
+            );
+            match answer.into_result() {
+                Ok(written) if written as usize <= data.len() => reply.written(written),
+                Ok(_) => reply.error(self.invalid(Op::Write, "more bytes written than it was given")),
+                Err(errno) => reply.error(self.fail(Op::Write, errno)),
+            }
+        });
     }
 
     fn flush(&self, req: &Request, ino: INodeNo, fh: FileHandle, owner: LockOwner, reply: ReplyEmpty) {
-        let _call = self.begin(Op::Flush);
-        let answer = self.fs.flush(&ctx(req, 0), ino.0, fh.0, owner.0);
-        self.reply_empty(Op::Flush, answer, reply);
+        self.serve(Op::Flush, || {
+            let _call = self.begin(Op::Flush);
+            let answer = self.core.fs.flush(&ctx(req, 0), ino.0, fh.0, owner.0);
+            self.reply_empty(Op::Flush, answer, reply);
+        });
     }
 
     fn release(
@@ -573,83 +639,111 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         flush: bool,
         reply: ReplyEmpty,
     ) {
-        let _call = self.begin(Op::Release);
-        let answer = self.fs.release(&ctx(req, 0), ino.0, fh.0, flags.0, lock_owner(owner), flush);
-        self.backing.release(ino.0, fh.0);
-        self.reply_empty(Op::Release, answer, reply);
+        self.serve(Op::Release, || {
+            let _call = self.begin(Op::Release);
+            let answer = self.core.fs.release(&ctx(req, 0), ino.0, fh.0, flags.0, lock_owner(owner), flush);
+            self.backing.release(ino.0, fh.0);
+            self.reply_empty(Op::Release, answer, reply);
+        });
     }
 
     fn fsync(&self, req: &Request, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
-        let _call = self.begin(Op::Fsync);
-        let answer = self.fs.fsync(&ctx(req, 0), ino.0, fh.0, datasync);
-        self.reply_empty(Op::Fsync, answer, reply);
+        self.serve(Op::Fsync, || {
+            let _call = self.begin(Op::Fsync);
+            let answer = self.core.fs.fsync(&ctx(req, 0), ino.0, fh.0, datasync);
+            self.reply_empty(Op::Fsync, answer, reply);
+        });
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let _call = self.begin(Op::Opendir);
-        let answer = self.fs.opendir(&ctx(req, 0), ino.0, flags.0);
-        self.reply_open(Op::Opendir, ino.0, answer, reply);
+        self.serve(Op::Opendir, || {
+            let _call = self.begin(Op::Opendir);
+            let answer = self.core.fs.opendir(&ctx(req, 0), ino.0, flags.0);
+            self.reply_open(Op::Opendir, ino.0, answer, reply);
+        });
     }
 
     fn readdir(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let _call = self.begin(Op::Readdir);
-        let mut sink = ReplyDirSink { reply: &mut reply, added: 0, bad_kind: false };
-        let answer = {
-            let mut lent = DirSink_TO::from_ptr(&mut sink, TD_Opaque);
-            self.fs.readdir(&ctx(req, 0), ino.0, fh.0, offset as i64, &mut lent)
-        };
-        let (added, bad_kind) = (sink.added, sink.bad_kind);
-        match answer.into_result() {
-            _ if bad_kind => reply.error(self.invalid(Op::Readdir, "a directory entry whose kind names no file type")),
-            Ok(()) => reply.ok(),
-            // Entries already added are a valid partial listing; the kernel asks again.
-            Err(_) if added > 0 => reply.ok(),
-            Err(errno) => reply.error(self.fail(Op::Readdir, errno)),
-        }
+        self.serve(Op::Readdir, || {
+            let _call = self.begin(Op::Readdir);
+            let mut sink = ReplyDirSink { reply: &mut reply, added: 0, invalid: None };
+            let answer = {
+                let mut lent = DirSink_TO::from_ptr(&mut sink, TD_Opaque);
+                self.core.fs.readdir(&ctx(req, 0), ino.0, fh.0, offset as i64, &mut lent)
+            };
+            let (added, invalid) = (sink.added, sink.invalid);
+            match answer.into_result() {
+                _ if added == 0 && invalid.is_some() => {
+                    reply.error(self.invalid(Op::Readdir, invalid.unwrap_or_default()))
+                }
+                Ok(()) => reply.ok(),
+                // Entries already added are a valid partial listing; the kernel asks again.
+                Err(_) if added > 0 => reply.ok(),
+                Err(errno) => reply.error(self.fail(Op::Readdir, errno)),
+            }
+        });
     }
 
     fn readdirplus(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        let _call = self.begin_handing_out(Op::Readdirplus);
-        let mut sink = ReplyDirPlusSink {
-            reply: &mut reply,
-            lookups: &self.shared.lookups,
-            ttl: self.config.entry_ttl,
-            added: 0,
-            bad_attr: false,
-        };
-        let answer = {
-            let mut lent = DirPlusSink_TO::from_ptr(&mut sink, TD_Opaque);
-            self.fs.readdirplus(&ctx(req, 0), ino.0, fh.0, offset as i64, &mut lent)
-        };
-        let (added, bad_attr) = (sink.added, sink.bad_attr);
-        match answer.into_result() {
-            // Entries already counted must reach the kernel, or their counts would
-            // never come back down: send what was added, even alongside an error.
-            _ if added > 0 => reply.ok(),
-            _ if bad_attr => reply.error(self.invalid(Op::Readdirplus, "a directory entry with invalid attributes")),
-            Ok(()) => reply.ok(),
-            Err(errno) => reply.error(self.fail(Op::Readdirplus, errno)),
-        }
+        self.serve(Op::Readdirplus, || {
+            let _call = self.begin_handing_out(Op::Readdirplus);
+            let mut sink = ReplyDirPlusSink {
+                reply: &mut reply,
+                lookups: &self.shared.lookups,
+                ttl: self.combined_ttl(),
+                added: 0,
+                invalid: None,
+                undelivered: Vec::new(),
+            };
+            let answer = {
+                let mut lent = DirPlusSink_TO::from_ptr(&mut sink, TD_Opaque);
+                self.core.fs.readdirplus(&ctx(req, 0), ino.0, fh.0, offset as i64, &mut lent)
+            };
+            let (added, invalid, undelivered) = (sink.added, sink.invalid, std::mem::take(&mut sink.undelivered));
+            if let Some(why) = invalid {
+                // Logged and counted even when the valid entries before it are sent.
+                let errno = self.invalid(Op::Readdirplus, why);
+                if added == 0 {
+                    reply.error(errno);
+                    undelivered.into_iter().for_each(|ino| self.undelivered(ino));
+                    return;
+                }
+            }
+            match answer.into_result() {
+                // Entries already counted must reach the kernel, or their counts would
+                // never come back down: send what was added, even alongside an error.
+                _ if added > 0 => reply.ok(),
+                Ok(()) => reply.ok(),
+                Err(errno) => reply.error(self.fail(Op::Readdirplus, errno)),
+            }
+            undelivered.into_iter().for_each(|ino| self.undelivered(ino));
+        });
     }
 
     fn releasedir(&self, req: &Request, ino: INodeNo, fh: FileHandle, flags: OpenFlags, reply: ReplyEmpty) {
-        let _call = self.begin(Op::Releasedir);
-        let answer = self.fs.releasedir(&ctx(req, 0), ino.0, fh.0, flags.0);
-        self.reply_empty(Op::Releasedir, answer, reply);
+        self.serve(Op::Releasedir, || {
+            let _call = self.begin(Op::Releasedir);
+            let answer = self.core.fs.releasedir(&ctx(req, 0), ino.0, fh.0, flags.0);
+            self.reply_empty(Op::Releasedir, answer, reply);
+        });
     }
 
     fn fsyncdir(&self, req: &Request, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
-        let _call = self.begin(Op::Fsyncdir);
-        let answer = self.fs.fsyncdir(&ctx(req, 0), ino.0, fh.0, datasync);
-        self.reply_empty(Op::Fsyncdir, answer, reply);
+        self.serve(Op::Fsyncdir, || {
+            let _call = self.begin(Op::Fsyncdir);
+            let answer = self.core.fs.fsyncdir(&ctx(req, 0), ino.0, fh.0, datasync);
+            self.reply_empty(Op::Fsyncdir, answer, reply);
+        });
     }
 
     fn statfs(&self, req: &Request, ino: INodeNo, reply: ReplyStatfs) {
-        let _call = self.begin(Op::Statfs);
-        match self.fs.statfs(&ctx(req, 0), ino.0).into_result() {
-            Ok(s) => reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize),
-            Err(errno) => reply.error(self.fail(Op::Statfs, errno)),
-        }
+        self.serve(Op::Statfs, || {
+            let _call = self.begin(Op::Statfs);
+            match self.core.fs.statfs(&ctx(req, 0), ino.0).into_result() {
+                Ok(s) => reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize),
+                Err(errno) => reply.error(self.fail(Op::Statfs, errno)),
+            }
+        });
     }
 
     fn setxattr(
@@ -662,33 +756,46 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         position: u32,
         reply: ReplyEmpty,
     ) {
-        let _call = self.begin(Op::Setxattr);
-        let answer = self.fs.setxattr(&ctx(req, 0), ino.0, bytes(name), RSlice::from_slice(value), flags, position);
-        self.reply_empty(Op::Setxattr, answer, reply);
+        self.serve(Op::Setxattr, || {
+            let _call = self.begin(Op::Setxattr);
+            let answer =
+                self.core.fs.setxattr(&ctx(req, 0), ino.0, bytes(name), RSlice::from_slice(value), flags, position);
+            self.reply_empty(Op::Setxattr, answer, reply);
+        });
     }
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        let _call = self.begin(Op::Getxattr);
-        let ctx = ctx(req, 0);
-        self.reply_xattr(Op::Getxattr, size, reply, |buffer| self.fs.getxattr(&ctx, ino.0, bytes(name), buffer));
+        self.serve(Op::Getxattr, || {
+            let _call = self.begin(Op::Getxattr);
+            let ctx = ctx(req, 0);
+            self.reply_xattr(Op::Getxattr, size, reply, |buffer| {
+                self.core.fs.getxattr(&ctx, ino.0, bytes(name), buffer)
+            });
+        });
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        let _call = self.begin(Op::Listxattr);
-        let ctx = ctx(req, 0);
-        self.reply_xattr(Op::Listxattr, size, reply, |buffer| self.fs.listxattr(&ctx, ino.0, buffer));
+        self.serve(Op::Listxattr, || {
+            let _call = self.begin(Op::Listxattr);
+            let ctx = ctx(req, 0);
+            self.reply_xattr(Op::Listxattr, size, reply, |buffer| self.core.fs.listxattr(&ctx, ino.0, buffer));
+        });
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let _call = self.begin(Op::Removexattr);
-        let answer = self.fs.removexattr(&ctx(req, 0), ino.0, bytes(name));
-        self.reply_empty(Op::Removexattr, answer, reply);
+        self.serve(Op::Removexattr, || {
+            let _call = self.begin(Op::Removexattr);
+            let answer = self.core.fs.removexattr(&ctx(req, 0), ino.0, bytes(name));
+            self.reply_empty(Op::Removexattr, answer, reply);
+        });
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        let _call = self.begin(Op::Access);
-        let answer = self.fs.access(&ctx(req, 0), ino.0, mask.bits());
-        self.reply_empty(Op::Access, answer, reply);
+        self.serve(Op::Access, || {
+            let _call = self.begin(Op::Access);
+            let answer = self.core.fs.access(&ctx(req, 0), ino.0, mask.bits());
+            self.reply_empty(Op::Access, answer, reply);
+        });
     }
 
     fn create(
@@ -701,22 +808,32 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let _call = self.begin_handing_out(Op::Create);
-        match self.fs.create(&ctx(req, umask), parent.0, bytes(name), mode, flags).into_result() {
-            Ok(created) => match to_fuser_attr(&created.entry.attr) {
-                Some(attr) => {
-                    self.shared.lookups.remember(created.entry.attr.ino);
-                    let (ttl, generation) = (&self.config.entry_ttl, Generation(created.entry.generation));
-                    let (fh, flags) = (FileHandle(created.opened.fh), fopen_flags(created.opened.flags));
-                    match self.backing.share(attr.ino.0, &created.opened, |fd| reply.open_backing(fd)) {
-                        Some(id) => reply.created_passthrough(ttl, &attr, generation, fh, flags, &id),
-                        None => reply.created(ttl, &attr, generation, fh, flags),
-                    }
+        self.serve(Op::Create, || {
+            let _call = self.begin_handing_out(Op::Create);
+            let created = match self.core.fs.create(&ctx(req, umask), parent.0, bytes(name), mode, flags).into_result()
+            {
+                Ok(created) => created,
+                Err(errno) => return reply.error(self.fail(Op::Create, errno)),
+            };
+            let (attr, generation) = match check_entry(&created.entry, Expected::Created(S_IFREG)) {
+                Ok(checked) => checked,
+                Err(why) => {
+                    reply.error(self.invalid(Op::Create, why));
+                    // The kernel would never send RELEASE for this handle, nor FORGET.
+                    let ino = created.entry.attr.ino;
+                    let _ = self.core.fs.release(&ctx(req, 0), ino, created.opened.fh, flags, ROption::RNone, false);
+                    self.undelivered(ino);
+                    return;
                 }
-                None => reply.error(self.invalid(Op::Create, "an entry whose mode names no file type")),
-            },
-            Err(errno) => reply.error(self.fail(Op::Create, errno)),
-        }
+            };
+            self.shared.lookups.remember(created.entry.attr.ino);
+            let ttl = self.combined_ttl();
+            let (fh, open_flags) = (FileHandle(created.opened.fh), fopen_flags(created.opened.flags));
+            match self.backing.share(attr.ino.0, &created.opened, |fd| reply.open_backing(fd)) {
+                Some(id) => reply.created_passthrough(&ttl, &attr, generation, fh, open_flags, &id),
+                None => reply.created(&ttl, &attr, generation, fh, open_flags),
+            }
+        });
     }
 
     fn fallocate(
@@ -729,17 +846,21 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        let _call = self.begin(Op::Fallocate);
-        let answer = self.fs.fallocate(&ctx(req, 0), ino.0, fh.0, offset, length, mode);
-        self.reply_empty(Op::Fallocate, answer, reply);
+        self.serve(Op::Fallocate, || {
+            let _call = self.begin(Op::Fallocate);
+            let answer = self.core.fs.fallocate(&ctx(req, 0), ino.0, fh.0, offset, length, mode);
+            self.reply_empty(Op::Fallocate, answer, reply);
+        });
     }
 
     fn lseek(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
-        let _call = self.begin(Op::Lseek);
-        match self.fs.lseek(&ctx(req, 0), ino.0, fh.0, offset, whence).into_result() {
-            Ok(position) => reply.offset(position),
-            Err(errno) => reply.error(self.fail(Op::Lseek, errno)),
-        }
+        self.serve(Op::Lseek, || {
+            let _call = self.begin(Op::Lseek);
+            match self.core.fs.lseek(&ctx(req, 0), ino.0, fh.0, offset, whence).into_result() {
+                Ok(position) => reply.offset(position),
+                Err(errno) => reply.error(self.fail(Op::Lseek, errno)),
+            }
+        });
     }
 
     fn copy_file_range(
@@ -755,21 +876,96 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
-        let _call = self.begin(Op::CopyFileRange);
-        let answer = self.fs.copy_file_range(
-            &ctx(req, 0),
-            ino_in.0,
-            fh_in.0,
-            offset_in,
-            ino_out.0,
-            fh_out.0,
-            offset_out,
-            len,
-            flags.bits(),
-        );
-        match answer.into_result() {
-            Ok(copied) => reply.written(copied),
-            Err(errno) => reply.error(self.fail(Op::CopyFileRange, errno)),
-        }
+        self.serve(Op::CopyFileRange, || {
+            let _call = self.begin(Op::CopyFileRange);
+            let answer = self.core.fs.copy_file_range(
+                &ctx(req, 0),
+                ino_in.0,
+                fh_in.0,
+                offset_in,
+                ino_out.0,
+                fh_out.0,
+                offset_out,
+                len,
+                flags.bits(),
+            );
+            match answer.into_result() {
+                Ok(copied) => reply.written(copied),
+                Err(errno) => reply.error(self.fail(Op::CopyFileRange, errno)),
+            }
+        });
+    }
+
+    // Requests ABI 1.0 cannot carry to a plugin. fuser's defaults log a multi-line
+    // warning per request, which any client could repeat to flood the log: answer
+    // them quietly, the way the kernel expects of a filesystem without them.
+
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        self.shared.stats.request(Op::Ioctl);
+        // What a file without ioctls answers (the kernel would turn ENOSYS into it too).
+        reply.error(fuser::Errno::ENOTTY);
+    }
+
+    fn poll(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _ph: PollNotifier,
+        _events: PollEvents,
+        _flags: PollFlags,
+        reply: ReplyPoll,
+    ) {
+        self.shared.stats.request(Op::Poll);
+        // ENOSYS: the kernel stops asking and treats files as always ready.
+        reply.error(fuser::Errno::ENOSYS);
+    }
+
+    fn getlk(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        _start: u64,
+        _end: u64,
+        _typ: i32,
+        _pid: u32,
+        reply: ReplyLock,
+    ) {
+        self.shared.stats.request(Op::Getlk);
+        reply.error(fuser::Errno::ENOSYS);
+    }
+
+    fn setlk(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        _start: u64,
+        _end: u64,
+        _typ: i32,
+        _pid: u32,
+        _sleep: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.shared.stats.request(Op::Setlk);
+        reply.error(fuser::Errno::ENOSYS);
+    }
+
+    fn bmap(&self, _req: &Request, _ino: INodeNo, _blocksize: u32, _idx: u64, reply: ReplyBmap) {
+        self.shared.stats.request(Op::Bmap);
+        reply.error(fuser::Errno::ENOSYS);
     }
 }

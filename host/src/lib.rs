@@ -31,10 +31,14 @@
 pub mod backing;
 pub mod commands;
 pub mod config;
+pub mod contract;
 pub mod control;
+pub mod dir_sinks;
 pub mod dispatch;
 pub mod error;
+pub mod forgetter;
 pub mod loader;
+pub mod log_limit;
 pub mod logging;
 pub mod lookup_table;
 pub mod mount_options;

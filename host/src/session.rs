@@ -21,7 +21,7 @@ use fuser::{Config, MountOption, Session, SessionACL, SessionUnmounter};
 use rustix::io::Errno;
 use rustix::mount::{unmount, UnmountFlags};
 
-use crate::dispatch::{Dispatch, DispatchConfig, MountShared};
+use crate::dispatch::{Dispatch, DispatchConfig, MountCore, MountShared};
 use crate::error::HostError;
 use crate::loader::{LoadedPlugin, ThreadModel};
 use crate::mount_options::MountOptions;
@@ -58,20 +58,46 @@ pub struct RunningMount {
     session: Option<JoinHandle<()>>,
     ended: Receiver<std::io::Result<()>>,
     unmounter: SessionUnmounter,
+    /// The filesystem behind the session, to destroy once if the session outlives us.
+    core: Arc<dyn MountCore>,
     /// Set once [`RunningMount::unmount`] ran; otherwise dropping unmounts.
     unmounted: bool,
 }
 
 /// How an unmount went.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unmounted {
     /// Unmounted, the session ended and the plugin was destroyed.
     Clean,
-    /// The mount was busy: detached lazily. Its session ends when the last open file
-    /// closes (or when the host exits).
-    Lazily,
-    /// Unmounted, but the session did not end within the timeout.
-    SessionStuck,
+    /// The mount was busy: detached lazily. Its session serves the open files until
+    /// the last one closes.
+    Lazily(Lingering),
+    /// Unmounted, but the session did not end within the timeout (a request is still
+    /// inside the plugin).
+    SessionStuck(Lingering),
+}
+
+/// A session still serving after its mount was taken down.
+pub struct Lingering {
+    pub name: String,
+    pub mountpoint: PathBuf,
+    session: Option<JoinHandle<()>>,
+    core: Arc<dyn MountCore>,
+}
+
+impl Lingering {
+    /// Whether the session has ended (its plugin was destroyed by it).
+    pub fn has_ended(&self) -> bool {
+        self.session.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// The host is leaving while the session still serves: forget and destroy the
+    /// plugin's filesystem now, since the session never will. Files still open on the
+    /// detached mount fail from here on.
+    pub fn abandon(self) {
+        if !self.has_ended() {
+            self.core.destroy_once(&[]);
+        }
+    }
 }
 
 impl RunningMount {
@@ -80,7 +106,8 @@ impl RunningMount {
         self.session.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
-    /// Unmounts and waits up to `timeout` for the session to end.
+    /// Unmounts and waits up to `timeout` for the session to end; a busy mount is
+    /// detached lazily and handed back at once, still serving its open files.
     pub fn unmount(mut self, timeout: Duration) -> Unmounted {
         self.unmounted = true;
         let lazily = match unmount_path(&mut self.unmounter, &self.mountpoint) {
@@ -90,6 +117,9 @@ impl RunningMount {
                 false
             }
         };
+        if lazily {
+            return Unmounted::Lazily(self.linger());
+        }
         match self.ended.recv_timeout(timeout) {
             Ok(outcome) => {
                 if let Some(session) = self.session.take() {
@@ -98,15 +128,19 @@ impl RunningMount {
                 if let Err(error) = outcome {
                     tracing::warn!(mount = %self.name, "session ended with an error: {error}");
                 }
-                if lazily {
-                    Unmounted::Lazily
-                } else {
-                    Unmounted::Clean
-                }
+                Unmounted::Clean
             }
             Err(RecvTimeoutError::Disconnected) => Unmounted::Clean,
-            Err(RecvTimeoutError::Timeout) if lazily => Unmounted::Lazily,
-            Err(RecvTimeoutError::Timeout) => Unmounted::SessionStuck,
+            Err(RecvTimeoutError::Timeout) => Unmounted::SessionStuck(self.linger()),
+        }
+    }
+
+    fn linger(&mut self) -> Lingering {
+        Lingering {
+            name: self.name.clone(),
+            mountpoint: self.mountpoint.clone(),
+            session: self.session.take(),
+            core: Arc::clone(&self.core),
         }
     }
 }
@@ -238,17 +272,28 @@ fn mount<O: RawFilesystem + 'static>(target: MountTarget, fs: O, serialized: boo
         entry_ttl: target.options.entry_ttl,
         writeback_cache: target.options.writeback_cache,
     };
-    let dispatch = Dispatch::new(fs, Arc::clone(&shared), config, span);
+    let dispatch = Dispatch::new(fs, Arc::clone(&shared), config, &target.name, span);
+    let core = dispatch.core();
+    // A failed mount drops the dispatch, which destroys the plugin's filesystem.
     let mut session = Session::new(dispatch, &target.mountpoint, &fuser_config(&target)).map_err(|source| {
         HostError::MountFailed { mount: target.name.clone(), path: target.mountpoint.clone(), source }
     })?;
     let unmounter = session.unmount_callable();
     let (report_end, ended) = std::sync::mpsc::channel();
+    let (name, mountpoint) = (target.name.clone(), target.mountpoint.clone());
     let thread = std::thread::Builder::new()
         .name(format!("session-{}", target.name))
         .spawn(move || {
             // run() joins the worker threads, then calls destroy (forgets + plugin destroy).
-            let _ = report_end.send(session.run());
+            let outcome = session.run();
+            if let Err(error) = &outcome {
+                // run() gives up early when a worker thread died, while the others may
+                // still serve: detach the mount so that nothing is left that the host
+                // no longer manages. The last worker's exit destroys the filesystem.
+                tracing::error!(mount = %name, "session failed ({error}): detaching {}", mountpoint.display());
+                let _ = unmount(&mountpoint, UnmountFlags::DETACH);
+            }
+            let _ = report_end.send(outcome);
         })
         .map_err(|source| HostError::Io { context: "starting the session thread".to_owned(), source })?;
     Ok(RunningMount {
@@ -260,6 +305,7 @@ fn mount<O: RawFilesystem + 'static>(target: MountTarget, fs: O, serialized: boo
         session: Some(thread),
         ended,
         unmounter,
+        core,
         unmounted: false,
     })
 }

@@ -28,7 +28,8 @@ operations! {
     Statfs => "statfs", Setxattr => "setxattr", Getxattr => "getxattr",
     Listxattr => "listxattr", Removexattr => "removexattr", Access => "access",
     Create => "create", Fallocate => "fallocate", Lseek => "lseek",
-    CopyFileRange => "copy_file_range",
+    CopyFileRange => "copy_file_range", Ioctl => "ioctl", Poll => "poll", Getlk => "getlk",
+    Setlk => "setlk", Bmap => "bmap",
 }
 
 const OPS: usize = Op::ALL.len();

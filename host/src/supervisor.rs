@@ -20,7 +20,7 @@ use crate::commands::foreground::{announce, unmount_all};
 use crate::config::{Config, MountSpec};
 use crate::error::HostError;
 use crate::loader::{LoadedPlugin, Loader, OptionDescription, SearchPath};
-use crate::session::{self, check_mountpoint, MountRequest, MountTarget, RunningMount};
+use crate::session::{self, check_mountpoint, Lingering, MountRequest, MountTarget, RunningMount};
 
 /// A mount that passed every check and is ready to come up.
 pub struct Prepared {
@@ -112,6 +112,8 @@ pub struct Supervisor {
     loader: Loader,
     config: Config,
     mounts: Vec<Supervised>,
+    /// Busy mounts a reload took down, still serving their open files.
+    lingering: Vec<Lingering>,
 }
 
 /// What a reload changed.
@@ -167,11 +169,10 @@ impl Supervisor {
             .map(|spec| prepare(&loader, &config, spec, true))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|problem| HostError::Config(problem.to_string()))?;
-        let mut supervisor = Supervisor { loader, config, mounts: Vec::new() };
+        let mut supervisor = Supervisor { loader, config, mounts: Vec::new(), lingering: Vec::new() };
         for ready in prepared {
             if let Err(error) = supervisor.bring_up(ready) {
-                let mounts = std::mem::take(&mut supervisor.mounts);
-                unmount_all(mounts.into_iter().map(|mount| mount.running).collect());
+                supervisor.stop_now();
                 return Err(error);
             }
         }
@@ -225,7 +226,9 @@ impl Supervisor {
             .filter(|mount| !new.mounts.iter().any(|spec| spec.name == mount.spec.name))
             .map(|mount| mount.spec.name.clone())
             .collect();
-        unmount_all(leave.into_iter().map(|mount| mount.running).collect());
+        let lingering = unmount_all(leave.into_iter().map(|mount| mount.running).collect());
+        self.lingering.extend(lingering);
+        self.lingering.retain(|session| !session.has_ended());
         for (ready, was_there) in to_start {
             let name = ready.spec.name.clone();
             match self.bring_up(ready) {
@@ -275,7 +278,7 @@ impl Supervisor {
                     uptime_secs: mount.running.started.elapsed().as_secs_f64(),
                     inodes_known: shared.lookups.len(),
                     forgets: shared.lookups.forgotten(),
-                    anomalies: shared.lookups.anomalies(),
+                    anomalies: shared.lookups.anomalies() + shared.anomalies.count(),
                     requests: shared
                         .stats
                         .snapshot()
@@ -288,9 +291,24 @@ impl Supervisor {
         HostStatus { pid: std::process::id(), config: self.config.file.clone(), mounts }
     }
 
-    /// Unmounts everything, in parallel.
-    pub fn stop(self) {
-        unmount_all(self.mounts.into_iter().map(|mount| mount.running).collect());
+    /// Unmounts everything, in parallel; returns the sessions still serving open files
+    /// on busy mounts (see `commands::foreground::finish`).
+    pub fn stop(mut self) -> Vec<Lingering> {
+        let mut lingering =
+            unmount_all(std::mem::take(&mut self.mounts).into_iter().map(|mount| mount.running).collect());
+        lingering.append(&mut self.lingering);
+        lingering
+    }
+
+    /// Unmounts everything and leaves no session behind (a failed start).
+    fn stop_now(&mut self) {
+        let lingering = unmount_all(std::mem::take(&mut self.mounts).into_iter().map(|mount| mount.running).collect());
+        lingering.into_iter().for_each(Lingering::abandon);
+    }
+
+    /// How long a stop waits for open files (the config's `stop_timeout`).
+    pub fn stop_timeout(&self) -> std::time::Duration {
+        self.config.host.stop_timeout
     }
 }
 
@@ -320,7 +338,11 @@ mod tests {
                 help: String::new(),
             },
         ];
-        let config = crate::config::parse("", Path::new("/etc/fusehost/mounts.toml")).unwrap();
+        let config = crate::config::parse(
+            "[[mount]]\nname = \"a\"\npath = \"/a\"\nplugin = \"x\"\n",
+            Path::new("/etc/fusehost/mounts.toml"),
+        )
+        .unwrap();
         let options: toml::Table = toml::from_str("source = \"data\"\nlabel = \"data\"").unwrap();
         let resolved = resolve_path_options(&options, &reference, &config);
         assert_eq!(resolved["source"].as_str(), Some("/etc/fusehost/data"));

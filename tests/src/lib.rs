@@ -152,10 +152,11 @@ pub fn status_json(socket: &Path) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("status --json is JSON")
 }
 
-/// Text a child writes to stderr, gathered as it arrives; waiters are woken per line.
+/// Text a child writes to stderr, gathered as it arrives; waiters are woken per line
+/// and when the stream closes.
 #[derive(Default)]
 struct Transcript {
-    text: Mutex<String>,
+    text: Mutex<(String, bool)>,
     grew: Condvar,
 }
 
@@ -165,10 +166,12 @@ fn collect_stderr(stream: impl Read + Send + 'static) -> Arc<Transcript> {
     thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
             let mut text = writer.text.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            text.push_str(&line);
-            text.push('\n');
+            text.0.push_str(&line);
+            text.0.push('\n');
             writer.grew.notify_all();
         }
+        writer.text.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).1 = true;
+        writer.grew.notify_all();
     });
     transcript
 }
@@ -270,9 +273,10 @@ impl Host {
         }
     }
 
-    /// Everything the process wrote to stderr so far.
+    /// Everything the process wrote to stderr so far (after [`Host::wait_exit`]: all
+    /// of it).
     pub fn stderr(&self) -> String {
-        self.stderr.text.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.stderr.text.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).0.clone()
     }
 
     /// Waits until stderr contains `needle`; returns whether it did within [`TIMEOUT`].
@@ -281,9 +285,15 @@ impl Host {
         let (text, _) = self
             .stderr
             .grew
-            .wait_timeout_while(text, TIMEOUT, |text| !text.contains(needle))
+            .wait_timeout_while(text, TIMEOUT, |text| !text.0.contains(needle) && !text.1)
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        text.contains(needle)
+        text.0.contains(needle)
+    }
+
+    /// Waits (bounded) until the process's stderr is closed: everything it wrote is in.
+    fn wait_stderr_closed(&self) {
+        let text = self.stderr.text.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _ = self.stderr.grew.wait_timeout_while(text, TIMEOUT, |text| !text.1);
     }
 
     /// Sends `signal` to the process.
@@ -292,9 +302,17 @@ impl Host {
         kill_process(pid, signal).expect("fusehost can be signalled");
     }
 
-    /// Waits up to `timeout` for the process to exit.
+    /// Waits up to `timeout` for the process to exit, and then for the last of its
+    /// output, so that [`Host::stderr`] is complete when this returns `Some`.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        self.child.wait_timeout(timeout).expect("waiting for fusehost")
+        let status = self.child.wait_timeout(timeout).expect("waiting for fusehost")?;
+        self.wait_stderr_closed();
+        Some(status)
+    }
+
+    /// The process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
@@ -351,6 +369,18 @@ pub fn run_within(mut command: Command, limit: Duration) -> Output {
         }
     };
     Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() }
+}
+
+/// Runs `operation` on a thread of its own and waits up to [`TIMEOUT`] for it: a
+/// caller stuck on an unanswered FUSE request cannot be killed, so a test never makes
+/// one itself. `None` when it did not finish in time (the thread is left behind; the
+/// host's guard ends the stuck request when it stops the host).
+pub fn in_background<T: Send + 'static>(operation: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (done, result) = channel();
+    thread::spawn(move || {
+        let _ = done.send(operation());
+    });
+    result.recv_timeout(TIMEOUT).ok()
 }
 
 /// The process's stderr as text, without surrounding blank lines.

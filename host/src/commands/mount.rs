@@ -42,6 +42,6 @@ pub fn run(args: MountArgs) -> Result<(), HostError> {
     let mount = session::start(MountRequest { target, plugin, plugin_options })?;
     announce(&mount);
     tracing::info!(mount = %mount.name, "serving; Ctrl-C or SIGTERM unmounts");
-    serve_until_stopped(vec![mount], &signals);
+    serve_until_stopped(vec![mount], &signals, crate::config::DEFAULT_STOP_TIMEOUT);
     Ok(())
 }

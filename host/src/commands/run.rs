@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::mpsc::{channel, RecvTimeoutError};
 
-use crate::commands::foreground::POLL;
+use crate::commands::foreground::{finish, POLL};
 use crate::commands::say;
 use crate::config;
 use crate::control::{self, ControlSocket, Request};
@@ -56,7 +56,11 @@ pub fn run(config_file: &Path, verbosity: u8) -> Result<(), HostError> {
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    supervisor.stop();
+    let stop_timeout = supervisor.stop_timeout();
+    let lingering = supervisor.stop();
+    finish(lingering, stop_timeout, |wait| {
+        matches!(incoming.recv_timeout(wait), Ok(Event::Signal(HostSignal::Stop(_))))
+    });
     Ok(())
 }
 

@@ -1,0 +1,93 @@
+//! Directory entries from the plugin straight into fuser's reply buffer.
+//!
+//! readdir entries need only a valid kind. readdirplus entries are handed to the
+//! kernel like lookups, so each one that reaches the buffer is counted, each is checked
+//! as the kernel will check it, and one the plugin produced but that did not reach the
+//! kernel (the buffer was full, or the entry was invalid) is reported so that the
+//! plugin still hears `forget` for it when nothing else holds it.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::time::Duration;
+
+use abi_stable::std_types::RSlice;
+use fusehost_abi::{DirPlusSink, DirSink, Entry};
+use fuser::{INodeNo, ReplyDirectory, ReplyDirectoryPlus};
+
+use crate::contract::{check_entry, entry_kind, Expected};
+use crate::lookup_table::LookupTable;
+
+/// Puts readdir entries into fuser's reply buffer.
+pub struct ReplyDirSink<'r> {
+    pub reply: &'r mut ReplyDirectory,
+    pub added: usize,
+    /// Why an entry was refused, if one was.
+    pub invalid: Option<&'static str>,
+}
+
+impl DirSink for ReplyDirSink<'_> {
+    fn add(&mut self, ino: u64, next_offset: i64, kind: u32, name: RSlice<'_, u8>) -> bool {
+        let kind = match entry_kind(kind) {
+            Ok(kind) => kind,
+            Err(why) => {
+                self.invalid = Some(why);
+                return true;
+            }
+        };
+        let full = self.reply.add(INodeNo(ino), next_offset as u64, kind, OsStr::from_bytes(name.as_slice()));
+        if !full {
+            self.added += 1;
+        }
+        full
+    }
+}
+
+/// Puts readdirplus entries into fuser's reply buffer, counting each one the kernel
+/// will hold a reference to.
+pub struct ReplyDirPlusSink<'r> {
+    pub reply: &'r mut ReplyDirectoryPlus,
+    pub lookups: &'r LookupTable,
+    pub ttl: Duration,
+    pub added: usize,
+    pub invalid: Option<&'static str>,
+    /// Inodes the plugin produced that the kernel will never hold through this reply.
+    pub undelivered: Vec<u64>,
+}
+
+fn is_dot_or_dotdot(name: &[u8]) -> bool {
+    name == b"." || name == b".."
+}
+
+impl DirPlusSink for ReplyDirPlusSink<'_> {
+    fn add(&mut self, next_offset: i64, name: RSlice<'_, u8>, entry: &Entry) -> bool {
+        let name = name.as_slice();
+        let (attr, generation) = match check_entry(entry, Expected::Found) {
+            Ok(checked) => checked,
+            Err(why) => {
+                self.invalid = Some(why);
+                self.undelivered.push(entry.attr.ino);
+                return true;
+            }
+        };
+        let full = self.reply.add(
+            INodeNo(entry.attr.ino),
+            next_offset as u64,
+            OsStr::from_bytes(name),
+            &self.ttl,
+            &attr,
+            generation,
+        );
+        if full {
+            self.undelivered.push(entry.attr.ino);
+        } else {
+            self.added += 1;
+            // The reply is sent only after the plugin returns, so counting here is
+            // still before the kernel can see (and forget) the entry. The kernel does
+            // not take references for `.` and `..`.
+            if !is_dot_or_dotdot(name) {
+                self.lookups.remember(entry.attr.ino);
+            }
+        }
+        full
+    }
+}
