@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// How many lines pass in one window.
+/// How many lines pass in one window, unless the limiter says otherwise.
 const LINES_PER_WINDOW: u32 = 10;
 /// The window's length.
 const WINDOW: Duration = Duration::from_secs(10);
@@ -20,10 +20,11 @@ fn seconds_since_start() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_secs()
 }
 
-/// Lets [`LINES_PER_WINDOW`] lines through per [`WINDOW`].
+/// Lets a few lines through per [`WINDOW`] ([`LINES_PER_WINDOW`] by default).
 #[derive(Debug)]
 pub struct LogLimiter {
     what: &'static str,
+    lines_per_window: u32,
     window_start: AtomicU64,
     in_window: AtomicU32,
     suppressed: AtomicU64,
@@ -32,8 +33,14 @@ pub struct LogLimiter {
 impl LogLimiter {
     /// `what` names the kind of line in the "suppressed" summary.
     pub const fn new(what: &'static str) -> LogLimiter {
+        LogLimiter::with_lines(what, LINES_PER_WINDOW)
+    }
+
+    /// A limiter that lets `lines_per_window` lines through per window.
+    pub const fn with_lines(what: &'static str, lines_per_window: u32) -> LogLimiter {
         LogLimiter {
             what,
+            lines_per_window,
             window_start: AtomicU64::new(0),
             in_window: AtomicU32::new(0),
             suppressed: AtomicU64::new(0),
@@ -53,7 +60,7 @@ impl LogLimiter {
                 tracing::warn!("{held_back} more {} were not logged in the last {}s", self.what, WINDOW.as_secs());
             }
         }
-        if self.in_window.fetch_add(1, Ordering::Relaxed) < LINES_PER_WINDOW {
+        if self.in_window.fetch_add(1, Ordering::Relaxed) < self.lines_per_window {
             true
         } else {
             self.suppressed.fetch_add(1, Ordering::Relaxed);

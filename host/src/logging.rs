@@ -4,12 +4,15 @@
 //! with target `plugin` (tracing needs a constant target) and the plugin's own target
 //! as the `plugin_target` field, inside whatever span is current: during a request,
 //! the mount's dispatch span, so each line names its mount. `RUST_LOG=plugin=debug`
-//! selects them.
+//! selects them. Plugin warnings and errors are rate-limited (a plugin that warns per
+//! request, or panics on one, must not let a client flood the log).
 
 use std::io::IsTerminal as _;
 
 use fusehost_abi::{log_level, HostServices, LogRecord};
 use tracing::level_filters::LevelFilter;
+
+use crate::log_limit::LogLimiter;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the subscriber: `RUST_LOG` if set, else what `-v` asks for, else the
@@ -43,7 +46,13 @@ extern "C" fn plugin_max_level() -> u8 {
     }
 }
 
+/// Plugin lines at warn and above, across all plugins of the process.
+static PLUGIN_WARNINGS: LogLimiter = LogLimiter::with_lines("plugin warnings and errors", 50);
+
 extern "C" fn plugin_log(record: &LogRecord<'_>) {
+    if matches!(record.level, log_level::ERROR | log_level::WARN) && !PLUGIN_WARNINGS.allow() {
+        return;
+    }
     let plugin_target = record.target.as_str();
     let message = record.message.as_str();
     let fields = record.fields.as_str();
