@@ -102,3 +102,83 @@ fn without_kernel_support_files_are_served_through_the_plugin_and_the_log_says_s
     assert!(host.wait_for_stderr("kernel passthrough unavailable"), "{}", host.stderr());
     assert_eq!(host.stderr().matches("kernel passthrough unavailable").count(), 1, "said once: {}", host.stderr());
 }
+
+/// The race from the hardening review: while a symlink to a root-owned file outside the
+/// source is planted and removed in the source, creating the same name through the
+/// mount (as root, O_NOFOLLOW) must never truncate, chmod or chown that file.
+#[test]
+fn creating_through_the_mount_never_follows_a_symlink_planted_in_the_source() {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let source = Tmpfs::new();
+    let outside = tempfile::tempdir().unwrap();
+    let canary = outside.path().join("canary");
+    std::fs::write(&canary, "precious").unwrap();
+    std::fs::set_permissions(&canary, PermissionsExt::from_mode(0o600)).unwrap();
+    let host = mount_over(&source, ",allow_other,entry_ttl=0,attr_ttl=0");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let planter = std::thread::spawn({
+        let (stop, source, canary) = (Arc::clone(&stop), source.path().to_path_buf(), canary.clone());
+        move || {
+            let mut round = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let name = source.join(format!("v{}", round % 8));
+                let _ = std::os::unix::fs::symlink(&canary, &name);
+                let _ = std::fs::remove_file(&name);
+                round += 1;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut creates = 0u64;
+    while Instant::now() < deadline {
+        for index in 0..8 {
+            let path = host.path(&format!("v{index}"));
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o777)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path);
+            if created.is_ok() {
+                creates += 1;
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    planter.join().unwrap();
+    assert!(creates > 0, "the race ran");
+    let meta = std::fs::metadata(&canary).unwrap();
+    assert_eq!(std::fs::read_to_string(&canary).unwrap(), "precious", "the canary was truncated");
+    assert_eq!(meta.mode() & 0o7777, 0o600, "the canary was chmod'ed");
+    assert_eq!((meta.uid(), meta.gid()), (0, 0), "the canary was chown'ed");
+}
+
+#[test]
+fn extended_attributes_act_on_the_file_itself() {
+    let source = Tmpfs::new();
+    let host = mount_over(&source, "");
+    let file = host.path("tagged");
+    std::fs::write(&file, "x").unwrap();
+    let name = "user.colour";
+    rustix::fs::setxattr(&file, name, b"blue", rustix::fs::XattrFlags::empty()).expect("setxattr through the mount");
+    let mut value = [0u8; 16];
+    let size = rustix::fs::getxattr(source.path().join("tagged"), name, &mut value).expect("landed on the source file");
+    assert_eq!(&value[..size], b"blue");
+    let size = rustix::fs::getxattr(&file, name, &mut value).expect("getxattr through the mount");
+    assert_eq!(&value[..size], b"blue");
+    let mut names = [0u8; 64];
+    let size = rustix::fs::listxattr(&file, &mut names).expect("listxattr");
+    assert!(names[..size].split(|&byte| byte == 0).any(|listed| listed == name.as_bytes()));
+    let mut small = [0u8; 2];
+    assert_eq!(rustix::fs::getxattr(&file, name, &mut small), Err(rustix::io::Errno::RANGE));
+    rustix::fs::removexattr(&file, name).expect("removexattr");
+    assert_eq!(rustix::fs::getxattr(&file, name, &mut value), Err(rustix::io::Errno::NODATA));
+    assert_eq!(rustix::fs::getxattr(&file, "user.never-set", &mut value), Err(rustix::io::Errno::NODATA));
+}

@@ -14,9 +14,9 @@ use fusehost_plugin_api::{
     DirSink, Entry, Errno, FileAttr, FileKind, Filesystem, Opened, Request, Result, SetAttr, StatFs, TimeOrNow,
 };
 use rustix::fs::{
-    chmod, chmodat, copy_file_range, fallocate, fdatasync, fstatvfs, fsync, ftruncate, linkat, mkdirat, mknodat,
-    openat, readlinkat, renameat_with, seek, statat, symlinkat, unlinkat, utimensat, AtFlags, Dir, FallocateFlags, Gid,
-    Mode, OFlags, RenameFlags, SeekFrom, Stat, Timespec, Timestamps, Uid, XattrFlags, CWD, UTIME_NOW, UTIME_OMIT,
+    chmod, copy_file_range, fallocate, fdatasync, fstatvfs, fsync, ftruncate, linkat, mkdirat, mknodat, openat,
+    readlinkat, renameat_with, seek, symlinkat, unlinkat, utimensat, AtFlags, Dir, FallocateFlags, Gid, Mode, OFlags,
+    RenameFlags, SeekFrom, Stat, Timespec, Timestamps, Uid, XattrFlags, CWD, UTIME_NOW, UTIME_OMIT,
 };
 use rustix::io::{pread, pwrite};
 
@@ -125,26 +125,49 @@ impl Passthrough {
         self.files.read().get(&fh).cloned().ok_or(Errno::EBADF)
     }
 
-    /// Finishes a creation: the caller's ownership (when running as root, keeping the
-    /// group a setgid directory handed down), then the exact mode the caller asked
-    /// for. The host process's own umask also applied to the `*at()` call; the
-    /// caller's umask is already in `mode`, and a setgid bit the new directory
-    /// inherited stays.
-    fn settle(&self, req: &Request, parent: &Node, name: &OsStr, mode: Option<u32>) -> Result<()> {
+    /// Finishes a creation through a descriptor of the new file itself, never by
+    /// name (a name in the source can be swapped for a symlink at any moment): the
+    /// caller's ownership when running as root (keeping the group a setgid directory
+    /// handed down), then the exact mode the caller asked for. The host process's own
+    /// umask also applied to the `*at()` call; the caller's umask is already in `mode`,
+    /// and a setgid bit the new directory inherited stays. Returns the new file's node.
+    fn settle(&self, req: &Request, parent: &Node, file: &OwnedFd, mode: Option<u32>) -> Result<Entry> {
         if self.as_root {
             let parent_setgid = permissions(&parent.stat()?) & S_ISGID != 0;
             let gid = (!parent_setgid).then(|| Gid::from_raw(req.gid));
-            rustix::fs::chownat(&parent.fd, name, Some(Uid::from_raw(req.uid)), gid, AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(errno)?;
+            rustix::fs::chownat(
+                file,
+                "",
+                Some(Uid::from_raw(req.uid)),
+                gid,
+                AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(errno)?;
         }
+        let stat = rustix::fs::fstat(file).map_err(errno)?;
         if let Some(mode) = mode {
-            let current = permissions(&statat(&parent.fd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(errno)?);
+            let current = permissions(&stat);
             let wanted = (mode & 0o7777 & !req.umask) | (current & S_ISGID);
             if wanted != current {
-                chmodat(&parent.fd, name, Mode::from_raw_mode(wanted), AtFlags::empty()).map_err(errno)?;
+                // The /proc link names exactly this file, whatever its name now is.
+                chmod(format!("/proc/self/fd/{}", file.as_raw_fd()), Mode::from_raw_mode(wanted)).map_err(errno)?;
             }
         }
-        Ok(())
+        let (id, stat) = self.nodes.node_of(file)?;
+        Ok(Entry::new(attr_of(id, &stat)?))
+    }
+
+    /// Opens what `mknodat`/`mkdirat`/`symlinkat` just made under `name`, refusing to
+    /// follow a symlink and checking it is still of the kind that was made.
+    fn just_made(parent: &Node, name: &OsStr, kind: rustix::fs::FileType) -> Result<OwnedFd> {
+        let fd = openat(&parent.fd, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+            .map_err(errno)?;
+        let made = rustix::fs::fstat(&fd).map_err(errno)?;
+        if rustix::fs::FileType::from_raw_mode(made.st_mode) != kind {
+            // Someone replaced it in the source between the two calls: touch nothing.
+            return Err(Errno::EEXIST);
+        }
+        Ok(fd)
     }
 
     fn remember_handle<T>(&self, map: &RwLock<HashMap<u64, Arc<T>>>, value: T) -> u64 {
@@ -230,15 +253,15 @@ impl Filesystem for Passthrough {
         let file_type = rustix::fs::FileType::from_raw_mode(mode);
         let permissions = Mode::from_raw_mode(mode & 0o7777 & !req.umask);
         mknodat(&parent.fd, name, file_type, permissions, u64::from(rdev)).map_err(errno)?;
-        self.settle(req, &parent, name, Some(mode))?;
-        self.entry(&parent, name)
+        let made = Self::just_made(&parent, name, file_type)?;
+        self.settle(req, &parent, &made, Some(mode))
     }
 
     fn mkdir(&self, req: &Request, parent: u64, name: &OsStr, mode: u32) -> Result<Entry> {
         let parent = self.nodes.get(parent)?;
         mkdirat(&parent.fd, name, Mode::from_raw_mode(mode & 0o7777 & !req.umask)).map_err(errno)?;
-        self.settle(req, &parent, name, Some(mode))?;
-        self.entry(&parent, name)
+        let made = Self::just_made(&parent, name, rustix::fs::FileType::Directory)?;
+        self.settle(req, &parent, &made, Some(mode))
     }
 
     fn unlink(&self, _req: &Request, parent: u64, name: &OsStr) -> Result<()> {
@@ -252,8 +275,8 @@ impl Filesystem for Passthrough {
     fn symlink(&self, req: &Request, parent: u64, name: &OsStr, target: &OsStr) -> Result<Entry> {
         let parent = self.nodes.get(parent)?;
         symlinkat(target, &parent.fd, name).map_err(errno)?;
-        self.settle(req, &parent, name, None)?;
-        self.entry(&parent, name)
+        let made = Self::just_made(&parent, name, rustix::fs::FileType::Symlink)?;
+        self.settle(req, &parent, &made, None)
     }
 
     fn rename(
@@ -380,38 +403,50 @@ impl Filesystem for Passthrough {
 
     fn setxattr(&self, _req: &Request, ino: u64, name: &OsStr, value: &[u8], flags: i32, _position: u32) -> Result<()> {
         let flags = XattrFlags::from_bits(flags as u32).ok_or(Errno::EINVAL)?;
-        rustix::fs::lsetxattr(self.nodes.get(ino)?.proc_path(), name, value, flags).map_err(errno)
+        rustix::fs::setxattr(self.nodes.get(ino)?.proc_path(), name, value, flags).map_err(errno)
     }
 
     fn getxattr(&self, _req: &Request, ino: u64, name: &OsStr) -> Result<Vec<u8>> {
         let path = self.nodes.get(ino)?.proc_path();
-        let size = rustix::fs::lgetxattr(&path, name, &mut [0u8; 0][..]).map_err(errno)?;
+        let size = rustix::fs::getxattr_query(&path, name).map_err(errno)?;
         let mut value = vec![0; size];
-        let size = rustix::fs::lgetxattr(&path, name, &mut value).map_err(errno)?;
+        let size = rustix::fs::getxattr(&path, name, &mut value).map_err(errno)?;
         value.truncate(size);
         Ok(value)
     }
 
     fn listxattr(&self, _req: &Request, ino: u64) -> Result<Vec<u8>> {
         let path = self.nodes.get(ino)?.proc_path();
-        let size = rustix::fs::llistxattr(&path, &mut [0u8; 0][..]).map_err(errno)?;
+        let size = rustix::fs::listxattr_query(&path).map_err(errno)?;
         let mut names = vec![0; size];
-        let size = rustix::fs::llistxattr(&path, &mut names).map_err(errno)?;
+        let size = rustix::fs::listxattr(&path, &mut names).map_err(errno)?;
         names.truncate(size);
         Ok(names)
     }
 
     fn removexattr(&self, _req: &Request, ino: u64, name: &OsStr) -> Result<()> {
-        rustix::fs::lremovexattr(self.nodes.get(ino)?.proc_path(), name).map_err(errno)
+        rustix::fs::removexattr(self.nodes.get(ino)?.proc_path(), name).map_err(errno)
     }
 
     fn create(&self, req: &Request, parent: u64, name: &OsStr, mode: u32, flags: i32) -> Result<(Entry, Opened)> {
         let parent = self.nodes.get(parent)?;
-        let flags = OFlags::from_bits_retain(flags as u32) & !OFlags::NOFOLLOW | OFlags::CREATE | OFlags::CLOEXEC;
-        let fd = openat(&parent.fd, name, flags, Mode::from_raw_mode(mode & 0o7777 & !req.umask)).map_err(errno)?;
-        self.settle(req, &parent, name, Some(mode))?;
-        let entry = self.entry(&parent, name)?;
-        Ok((entry, self.opened(fd)))
+        // Never follow a symlink planted in the source: O_NOFOLLOW, and only a file this
+        // call made itself (O_EXCL) gets the caller's ownership and mode.
+        let asked = OFlags::from_bits_retain(flags as u32) | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let permissions = Mode::from_raw_mode(mode & 0o7777 & !req.umask);
+        match openat(&parent.fd, name, asked | OFlags::CREATE | OFlags::EXCL, permissions) {
+            Ok(fd) => {
+                let entry = self.settle(req, &parent, &fd, Some(mode))?;
+                Ok((entry, self.opened(fd)))
+            }
+            Err(rustix::io::Errno::EXIST) if !asked.contains(OFlags::EXCL) => {
+                // Made in the source since the kernel's lookup: open it as it is.
+                let fd = openat(&parent.fd, name, asked - OFlags::CREATE, Mode::empty()).map_err(errno)?;
+                let (id, stat) = self.nodes.node_of(&fd)?;
+                Ok((Entry::new(attr_of(id, &stat)?), self.opened(fd)))
+            }
+            Err(error) => Err(errno(error)),
+        }
     }
 
     fn fallocate(&self, _req: &Request, _ino: u64, fh: u64, offset: u64, length: u64, mode: i32) -> Result<()> {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use fusehost_plugin_api::sync::RwLock;
 use fusehost_plugin_api::{Errno, Result, ROOT_INO};
-use rustix::fs::{fstat, openat, Mode, OFlags, Stat};
+use rustix::fs::{fstat, openat, Mode, OFlags, Stat, CWD};
 
 pub fn errno(error: rustix::io::Errno) -> Errno {
     Errno(error.raw_os_error())
@@ -73,6 +73,22 @@ impl Nodes {
     pub fn look_up(&self, parent: &Node, name: &OsStr) -> Result<(u64, Stat)> {
         let fd = openat(&parent.fd, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
             .map_err(errno)?;
+        self.register(fd)
+    }
+
+    /// The node of the file behind `file` (any descriptor of it), found again by name
+    /// never: through `/proc/self/fd`, which names exactly that file.
+    pub fn node_of(&self, file: &impl AsRawFd) -> Result<(u64, Stat)> {
+        // Following the /proc link (no O_NOFOLLOW, which would open the link itself)
+        // lands on the file the descriptor refers to, a symlink included, never on what
+        // a symlink points to.
+        let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+        let fd = openat(CWD, path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).map_err(errno)?;
+        self.register(fd)
+    }
+
+    /// The id of the file `fd` (an `O_PATH` descriptor) refers to, kept if it is new.
+    fn register(&self, fd: OwnedFd) -> Result<(u64, Stat)> {
         let stat = fstat(&fd).map_err(errno)?;
         let key = key_of(&stat);
         if let Some(id) = self.by_key.read().get(&key) {
