@@ -7,6 +7,7 @@
 //! `$XDG_RUNTIME_DIR/fusehost.sock`, else `/run/fusehost/fusehost.sock`.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -57,7 +58,14 @@ impl ControlSocket {
                 .create(folder)
                 .map_err(io(format!("creating {}", folder.display())))?;
         }
-        if path.exists() {
+        if let Ok(found) = std::fs::symlink_metadata(path) {
+            if !found.file_type().is_socket() {
+                return Err(HostError::Usage(format!(
+                    "control_socket {} is an existing file that is not a socket: fusehost will not remove it; \
+                     point [host] control_socket at a free path",
+                    path.display()
+                )));
+            }
             if UnixStream::connect(path).is_ok() {
                 return Err(HostError::Usage(format!(
                     "another fusehost is running with control socket {}: stop it, or set [host] control_socket",

@@ -24,6 +24,23 @@ pub struct MountOptions {
     pub create: bool,
 }
 
+impl MountOptions {
+    /// Refuses combinations that would hand every user the host's own rights. As root
+    /// with `allow_other`, the kernel checks nothing unless `default_permissions` is
+    /// on, and every request then runs with root's rights in the plugin (a passthrough
+    /// plugin would let any user read, write and chmod anything in its source).
+    pub fn check_safety(&self, running_as_root: bool) -> Result<(), String> {
+        if running_as_root && self.allow_other && !self.default_permissions {
+            return Err(
+                "`default_permissions = false` with `allow_other`, as root, would let every user act as root \
+                        through the plugin: keep default_permissions on, or run fusehost as the user who owns the data"
+                    .to_owned(),
+            );
+        }
+        Ok(())
+    }
+}
+
 impl Default for MountOptions {
     fn default() -> Self {
         MountOptions {
@@ -146,6 +163,15 @@ pub fn split_option_lists(lists: &[String]) -> Result<(MountOptions, Table), Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unchecked_permissions_for_every_user_are_refused_as_root() {
+        let mut options = MountOptions { allow_other: true, default_permissions: false, ..MountOptions::default() };
+        assert!(options.check_safety(true).unwrap_err().contains("every user act as root"));
+        assert!(options.check_safety(false).is_ok(), "a user's own rights are all a mount can lend");
+        options.default_permissions = true;
+        assert!(options.check_safety(true).is_ok());
+    }
 
     #[test]
     fn host_keys_are_taken_and_the_rest_goes_to_the_plugin() {

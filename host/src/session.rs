@@ -198,6 +198,7 @@ fn prepare_mountpoint(target: &MountTarget) -> Result<(), HostError> {
         path: target.mountpoint.clone(),
         message,
     };
+    target.options.check_safety(rustix::process::geteuid().is_root()).map_err(problem)?;
     check_mountpoint(target).map_err(problem)?;
     if target.options.create && !target.mountpoint.exists() {
         std::fs::create_dir_all(&target.mountpoint)

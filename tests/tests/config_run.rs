@@ -307,3 +307,30 @@ fn two_memfs_mounts_of_one_host_do_not_share_state() {
     let plugins: Vec<&str> = status["mounts"].as_array().unwrap().iter().filter_map(|m| m["plugin"].as_str()).collect();
     assert_eq!(plugins, ["memfs", "memfs"]);
 }
+
+#[test]
+fn a_config_without_mounts_is_refused_by_check_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &[]);
+    let path = config.display().to_string();
+    for command in ["check", "run"] {
+        let output = fusehost_with(&[command, &path]);
+        assert!(!output.status.success(), "{command} refuses it");
+        let stderr = stderr_text(&output);
+        assert!(stderr.contains(&format!("{path}:1:1: no [[mount]] in this config")), "{command}: {stderr}");
+    }
+}
+
+#[test]
+fn a_control_socket_path_naming_a_regular_file_is_refused_and_the_file_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &[mount("one", "hello", "")]);
+    let precious = dir.path().join("control.sock");
+    std::fs::write(&precious, "not a socket").unwrap();
+    let output = fusehost_with(&["run", &config.display().to_string()]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr_text(&output));
+    let stderr = stderr_text(&output);
+    assert!(stderr.contains("is an existing file that is not a socket"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "not a socket");
+    assert!(!is_mounted(&mountpoint(dir.path(), "one")), "nothing was mounted");
+}

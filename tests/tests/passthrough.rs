@@ -182,3 +182,23 @@ fn extended_attributes_act_on_the_file_itself() {
     assert_eq!(rustix::fs::getxattr(&file, name, &mut value), Err(rustix::io::Errno::NODATA));
     assert_eq!(rustix::fs::getxattr(&file, "user.never-set", &mut value), Err(rustix::io::Errno::NODATA));
 }
+
+#[test]
+fn every_user_acting_as_root_through_the_mount_is_refused() {
+    let source = Tmpfs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = fusehost_tests::fusehost();
+    command
+        .arg("mount")
+        .arg("passthrough")
+        .arg(dir.path())
+        .arg("--plugin-dir")
+        .arg(fusehost_tests::target_dir())
+        .arg("-o")
+        .arg(format!("source={},allow_other,default_permissions=false", source.path().display()));
+    let output = fusehost_tests::run_to_end(command);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = fusehost_tests::stderr_text(&output);
+    assert!(stderr.contains("would let every user act as root"), "{stderr}");
+    assert!(!fusehost_tests::is_mounted(dir.path()));
+}
