@@ -19,10 +19,11 @@
 //! its old inode while resolving the name again). Told to forget then, a plugin that
 //! reuses inode numbers (passthrough) would drop an inode the kernel is about to hold.
 //! So requests that hand out entries hold the mount's forget barrier for reading
-//! across the plugin call and the count, and the mount's [`Forgetter`] confirms zeros
-//! under the barrier held for writing, taken only when free, off the request threads:
-//! the plugin's `forget(ino)` never overlaps a request that returns `ino`, and no
-//! request ever waits for a forget.
+//! across the plugin call and the count, and a zero is confirmed under the barrier
+//! held for writing, taken only when free: by the worker that received the FORGET when
+//! it can take it at once, else by the mount's [`Forgetter`] thread later. The
+//! plugin's `forget(ino)` never overlaps a request that returns `ino`, and no request
+//! ever waits for a forget.
 //!
 //! Every filesystem gets exactly one `destroy()`: at the end of its session, when it
 //! is dropped without a session (the mount failed), or from the host on its way out
@@ -54,6 +55,7 @@ use tracing::Span;
 
 use crate::backing::Backing;
 use crate::contract::{check_attr, check_entry, kernel_errno, Anomalies, Expected};
+use crate::crash;
 use crate::dir_sinks::{ReplyDirPlusSink, ReplyDirSink};
 use crate::forgetter::{ForgetTarget, Forgetter};
 use crate::lookup_table::LookupTable;
@@ -147,11 +149,14 @@ pub struct Dispatch<O: RawFilesystem + 'static> {
     backing: Backing,
     config: DispatchConfig,
     name: String,
+    /// This mount's place in the fatal-signal handler's table.
+    crash: Option<crash::Registration>,
 }
 
 /// What every request holds while it runs: the mount's span, for serialized plugins
 /// the mount's call lock, and for requests that hand out entries the forget barrier.
 struct InCall<'a> {
+    _crash: Option<crash::Serving>,
     _entries: Option<RwLockReadGuard<'a, ()>>,
     _serial: Option<MutexGuard<'a, ()>>,
     _span: Entered<'a>,
@@ -211,7 +216,20 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
             destroyed: AtomicBool::new(false),
             span,
         });
-        Dispatch { core, shared, forgetter: None, backing: Backing::default(), config, name: name.to_owned() }
+        Dispatch {
+            core,
+            shared,
+            forgetter: None,
+            backing: Backing::default(),
+            config,
+            name: name.to_owned(),
+            crash: None,
+        }
+    }
+
+    /// Names this mount in the report of a fatal signal, and detaches it then.
+    pub fn report_crashes_as(&mut self, registration: Option<crash::Registration>) {
+        self.crash = registration;
     }
 
     /// The handle the host keeps to destroy the filesystem once, whatever happens to
@@ -224,7 +242,8 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
     fn begin(&self, op: Op) -> InCall<'_> {
         self.shared.stats.request(op);
         let span = self.core.span.enter();
-        InCall { _entries: None, _serial: self.core.serial.as_ref().map(Mutex::lock), _span: span }
+        let crash = self.crash.as_ref().map(|registration| registration.serving(op));
+        InCall { _crash: crash, _entries: None, _serial: self.core.serial.as_ref().map(Mutex::lock), _span: span }
     }
 
     /// [`Dispatch::begin`] for a request that may hand out entries.
@@ -398,8 +417,10 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
         self.serve(Op::Forget, || {
             self.shared.stats.request(Op::Forget);
-            // Only the count changes here; the forgetter tells the plugin.
-            if self.shared.lookups.forget(ino.0, nlookup) {
+            // A zero is confirmed right here when nothing handing out entries is in
+            // flight (the common case, and the plugin frees an unlinked inode as soon
+            // as it would have); otherwise the forgetter does it later. Never waits.
+            if self.shared.lookups.forget(ino.0, nlookup) && !self.core.try_forget(&[ino.0]) {
                 if let Some(forgetter) = &self.forgetter {
                     forgetter.push(ino.0);
                 }

@@ -33,6 +33,7 @@ pub mod commands;
 pub mod config;
 pub mod contract;
 pub mod control;
+pub mod crash;
 pub mod dir_sinks;
 pub mod dispatch;
 pub mod error;

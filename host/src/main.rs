@@ -83,6 +83,7 @@ struct SocketArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    fusehost::crash::install();
     let verbose = cli.verbose;
     if !matches!(cli.command, Command::Run { .. }) {
         fusehost::logging::init(verbose, None);

@@ -170,9 +170,71 @@ fn unmount_path(unmounter: &mut SessionUnmounter, path: &Path) -> std::io::Resul
     }
 }
 
+/// A FUSE mount whose daemon died: every access fails with `ENOTCONN`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DeadMount {
+    /// Left by a fusehost that crashed or was killed (source `fusehost:*`).
+    Ours,
+    /// Left by some other FUSE program.
+    Foreign,
+}
+
+/// What is mounted at `path`, if it is a dead FUSE mount.
+fn dead_mount_at(path: &Path) -> Option<DeadMount> {
+    match std::fs::metadata(path) {
+        Err(error) if error.raw_os_error() == Some(Errno::NOTCONN.raw_os_error()) => {}
+        _ => return None,
+    }
+    let wanted = std::path::absolute(path).ok()?;
+    let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    // The last line for a path is the mount on top.
+    let line =
+        table.lines().rev().find(|line| line.split(' ').nth(4).map(unescape_mountinfo) == Some(wanted.clone()))?;
+    let after_separator = line.split(" - ").nth(1)?;
+    let mut fields = after_separator.split(' ');
+    let (fstype, source) = (fields.next()?, fields.next()?);
+    let is_fuse = fstype == "fuse" || fstype.starts_with("fuse.");
+    Some(if is_fuse && source.starts_with("fusehost:") { DeadMount::Ours } else { DeadMount::Foreign })
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+fn unescape_mountinfo(field: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escape =
+            bytes.get(i + 1..i + 4).filter(|digits| bytes[i] == b'\\' && digits.iter().all(u8::is_ascii_digit));
+        match escape {
+            Some(digits) => {
+                out.push(digits.iter().fold(0u8, |code, digit| code.wrapping_mul(8).wrapping_add(digit - b'0')));
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
 /// Checks the mountpoint without changing anything: a directory (empty, when the
-/// target requires it), or missing with `create` set.
+/// target requires it), or missing with `create` set. A dead mount a crashed fusehost
+/// left there is fine (mounting detaches it); any other dead mount is not.
 pub fn check_mountpoint(target: &MountTarget) -> Result<(), String> {
+    match dead_mount_at(&target.mountpoint) {
+        Some(DeadMount::Ours) => return Ok(()),
+        Some(DeadMount::Foreign) => {
+            let path = target.mountpoint.display();
+            return Err(format!(
+                "the mountpoint is a dead FUSE mount of another program (Transport endpoint is not connected): \
+                 unmount it with `fusermount3 -u {path}` or `umount -l {path}`"
+            ));
+        }
+        None => {}
+    }
     match std::fs::metadata(&target.mountpoint) {
         Ok(meta) if !meta.is_dir() => Err("the mountpoint is not a directory".to_owned()),
         Ok(_) if target.require_empty => match std::fs::read_dir(&target.mountpoint).map(|mut list| list.next()) {
@@ -199,6 +261,15 @@ fn prepare_mountpoint(target: &MountTarget) -> Result<(), HostError> {
         message,
     };
     target.options.check_safety(rustix::process::geteuid().is_root()).map_err(problem)?;
+    if dead_mount_at(&target.mountpoint) == Some(DeadMount::Ours) {
+        unmount(&target.mountpoint, UnmountFlags::DETACH)
+            .map_err(|error| problem(format!("cannot detach the dead fusehost mount there: {error}")))?;
+        tracing::warn!(
+            mount = %target.name,
+            "{} was a dead mount left by a fusehost that crashed or was killed: detached it",
+            target.mountpoint.display()
+        );
+    }
     check_mountpoint(target).map_err(problem)?;
     if target.options.create && !target.mountpoint.exists() {
         std::fs::create_dir_all(&target.mountpoint)
@@ -273,7 +344,8 @@ fn mount<O: RawFilesystem + 'static>(target: MountTarget, fs: O, serialized: boo
         entry_ttl: target.options.entry_ttl,
         writeback_cache: target.options.writeback_cache,
     };
-    let dispatch = Dispatch::new(fs, Arc::clone(&shared), config, &target.name, span);
+    let mut dispatch = Dispatch::new(fs, Arc::clone(&shared), config, &target.name, span);
+    dispatch.report_crashes_as(crate::crash::register(&target.name, &target.plugin_name, &target.mountpoint));
     let core = dispatch.core();
     // A failed mount drops the dispatch, which destroys the plugin's filesystem.
     let mut session = Session::new(dispatch, &target.mountpoint, &fuser_config(&target)).map_err(|source| {
