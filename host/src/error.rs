@@ -47,6 +47,9 @@ pub enum LoadError {
 
     #[error("plugin {} was refused by abi_stable's checks: {}", .path.display(), first_line(.detail))]
     Rejected { path: PathBuf, detail: String },
+
+    #[error("refusing to load plugin {} as root: {reason}, so another user could put code into this process; fix it with `{fix}`", .path.display())]
+    Unsafe { path: PathBuf, reason: String, fix: String },
 }
 
 fn first_line(text: &str) -> &str {

@@ -180,9 +180,14 @@ impl Loader {
         self.load(&path)
     }
 
-    /// Loads the library at `path` (or returns it, if already loaded).
+    /// Loads the library at `path` (or returns it, if already loaded). As root, a file
+    /// that anyone but root could change is refused before it is opened (opening a
+    /// library runs its code).
     pub fn load(&self, path: &Path) -> Result<Arc<LoadedPlugin>, LoadError> {
         let key = path.canonicalize().map_err(|_| LoadError::MissingFile { path: path.to_path_buf() })?;
+        if rustix::process::geteuid().is_root() {
+            check_only_root_can_change(&key)?;
+        }
         let mut loaded = self.loaded.lock();
         if let Some(plugin) = loaded.get(&key) {
             return Ok(Arc::clone(plugin));
@@ -191,6 +196,45 @@ impl Loader {
         loaded.insert(key, Arc::clone(&plugin));
         Ok(plugin)
     }
+}
+
+/// Whether anyone but root could replace or change `file` (a canonical path): the file
+/// itself, or any folder above it, owned by another user or writable by group or
+/// others, as sudo and OpenSSH's StrictModes judge it. A world-writable folder with the
+/// sticky bit owned by root (`/tmp`) is fine: nobody can rename what they do not own
+/// there.
+fn check_only_root_can_change(file: &Path) -> Result<(), LoadError> {
+    use std::os::unix::fs::MetadataExt;
+    const GROUP_OR_OTHER_WRITE: u32 = 0o022;
+    const STICKY: u32 = 0o1000;
+    let refuse = |reason: String, fix: String| LoadError::Unsafe { path: file.to_path_buf(), reason, fix };
+    let meta = std::fs::metadata(file).map_err(|_| LoadError::MissingFile { path: file.to_path_buf() })?;
+    if meta.uid() != 0 {
+        return Err(refuse(format!("it is owned by uid {}", meta.uid()), format!("chown root {}", file.display())));
+    }
+    if meta.mode() & GROUP_OR_OTHER_WRITE != 0 {
+        return Err(refuse(
+            format!("it is writable by {}", if meta.mode() & 0o002 != 0 { "everyone" } else { "its group" }),
+            format!("chmod go-w {}", file.display()),
+        ));
+    }
+    for folder in file.ancestors().skip(1) {
+        let Ok(meta) = std::fs::metadata(folder) else { continue };
+        let sticky_root_folder = meta.mode() & STICKY != 0 && meta.uid() == 0;
+        if meta.uid() != 0 {
+            return Err(refuse(
+                format!("the folder {} is owned by uid {}", folder.display(), meta.uid()),
+                format!("chown root {}", folder.display()),
+            ));
+        }
+        if meta.mode() & GROUP_OR_OTHER_WRITE != 0 && !sticky_root_folder {
+            return Err(refuse(
+                format!("the folder {} is writable by others", folder.display()),
+                format!("chmod go-w {}", folder.display()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn load_library(path: &Path) -> Result<LoadedPlugin, LoadError> {

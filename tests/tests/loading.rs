@@ -70,3 +70,39 @@ fn a_plugin_is_found_by_name_next_to_the_binary_without_flags() {
     assert!(stderr.contains("the mountpoint does not exist"), "{stderr}");
     assert!(Path::new(&target_dir().join("libfusehost_hello.so")).is_file());
 }
+
+/// As root, a plugin file anyone else could change is refused before it is opened.
+#[test]
+fn as_root_a_plugin_others_can_change_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let folder = tempfile::tempdir().unwrap();
+    let plugin = folder.path().join("libfusehost_hello.so");
+    std::fs::copy(target_dir().join("libfusehost_hello.so"), &plugin).unwrap();
+
+    std::fs::set_permissions(&plugin, PermissionsExt::from_mode(0o666)).unwrap();
+    let (code, stderr) = mount_fails(&plugin.display().to_string());
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_one_sentence(&stderr);
+    assert!(stderr.contains("refusing to load plugin") && stderr.contains("writable by everyone"), "{stderr}");
+    assert!(stderr.contains(&format!("chmod go-w {}", plugin.display())), "{stderr}");
+
+    std::fs::set_permissions(&plugin, PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(folder.path(), PermissionsExt::from_mode(0o777)).unwrap();
+    let (code, stderr) = mount_fails(&plugin.display().to_string());
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("is writable by others"), "{stderr}");
+
+    // `fusehost plugins` does not open it either, and says why.
+    let mut command = fusehost();
+    command.arg("plugins").arg("--plugin-dir").arg(folder.path());
+    let listing = run_to_end(command);
+    let text = String::from_utf8_lossy(&listing.stdout).into_owned() + &stderr_text(&listing);
+    assert!(text.contains("refusing to load plugin"), "{text}");
+
+    std::fs::set_permissions(folder.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = fusehost();
+    command.arg("mount").arg(&plugin).arg(dir.path());
+    let mut host = fusehost_tests::Host::spawn(command, tempfile::tempdir().unwrap(), vec![dir.path().into()]);
+    host.wait_until_mounted();
+}
