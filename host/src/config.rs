@@ -148,6 +148,7 @@ struct RawMount {
     default_permissions: Option<Spanned<bool>>,
     create: Option<Spanned<bool>>,
     writeback_cache: Option<Spanned<bool>>,
+    allow_panic_abort: Option<Spanned<bool>>,
     fsname: Option<Spanned<String>>,
     threads: Option<Spanned<i64>>,
     attr_ttl: Option<Spanned<Value>>,
@@ -266,6 +267,7 @@ fn mount_spec(
         ("default_permissions", &raw.default_permissions),
         ("create", &raw.create),
         ("writeback_cache", &raw.writeback_cache),
+        ("allow_panic_abort", &raw.allow_panic_abort),
     ] {
         if let Some(flag) = flag {
             set(key, flag.span(), flag.get_ref().to_string())?;

@@ -128,6 +128,21 @@ impl std::fmt::Debug for LoadedPlugin {
     }
 }
 
+impl LoadedPlugin {
+    /// Refuses a plugin built with `panic = "abort"` unless the mount allows it: one
+    /// panic in it would end the process and every mount in it.
+    pub fn check_panic_strategy(&self, allowed: bool) -> Result<(), String> {
+        if self.description.panic_unwind || allowed {
+            return Ok(());
+        }
+        Err(format!(
+            "plugin `{}` was built with panic = \"abort\": one panic in it would kill every mount of this host; \
+             rebuild it with panic = \"unwind\" (the default), or set allow_panic_abort = true on this mount",
+            self.description.name
+        ))
+    }
+}
+
 /// Why a plugin refused to check its options or build a filesystem.
 #[derive(Clone, Debug)]
 pub struct PluginRefusal {

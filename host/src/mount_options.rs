@@ -22,6 +22,8 @@ pub struct MountOptions {
     pub writeback_cache: bool,
     /// Create a missing mountpoint.
     pub create: bool,
+    /// Serve a plugin built with `panic = "abort"` (one panic kills every mount).
+    pub allow_panic_abort: bool,
 }
 
 impl MountOptions {
@@ -54,6 +56,7 @@ impl Default for MountOptions {
             entry_ttl: Duration::from_secs(1),
             writeback_cache: false,
             create: false,
+            allow_panic_abort: false,
         }
     }
 }
@@ -73,6 +76,7 @@ pub const HOST_KEYS: &[&str] = &[
     "entry_ttl",
     "writeback_cache",
     "create",
+    "allow_panic_abort",
 ];
 
 /// The most worker threads a mount may ask for.
@@ -91,6 +95,7 @@ impl MountOptions {
             "default_permissions" => self.default_permissions = flag(key, value)?,
             "writeback_cache" => self.writeback_cache = flag(key, value)?,
             "create" => self.create = flag(key, value)?,
+            "allow_panic_abort" => self.allow_panic_abort = flag(key, value)?,
             "fsname" => {
                 let name = required(key, value)?;
                 if name.is_empty() || name.contains([',', '\n']) {

@@ -81,6 +81,7 @@ pub fn prepare(loader: &Loader, config: &Config, spec: &MountSpec, check_path: b
         problem(format!("plugin `{}` refused its options: {}", plugin.description.name, refusal.message))
     })?;
     spec.options.check_safety(rustix::process::geteuid().is_root()).map_err(problem)?;
+    plugin.check_panic_strategy(spec.options.allow_panic_abort).map_err(problem)?;
     let prepared = Prepared { spec: spec.clone(), plugin, plugin_options };
     if check_path {
         check_mountpoint(&prepared.target())

@@ -152,3 +152,34 @@ fn a_plugin_whose_layout_differs_under_the_same_version_is_refused_and_explained
     assert!(stderr.lines().count() > 10, "-v adds abi_stable's layout report:\n{stderr}");
     assert!(stderr.contains("bfree"), "the report names the fields that moved");
 }
+
+#[test]
+fn a_plugin_built_with_panic_abort_is_refused_unless_the_mount_allows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = build_hello_against(
+        "1.0.0",
+        |copy| {
+            replace_once(
+                &copy.join("Cargo.toml"),
+                "[profile.dev]\npanic = \"unwind\"",
+                "[profile.dev]\npanic = \"abort\"",
+            )
+        },
+        dir.path(),
+    );
+    let plugin = plugin.display().to_string();
+    for (extra, allowed) in [("", false), ("allow_panic_abort = true", true)] {
+        let config = fusehost_tests::write_config(dir.path(), &[fusehost_tests::mount_lines("abort", &plugin, extra)]);
+        let mut command = fusehost();
+        command.arg("check").arg(&config);
+        let output = run_to_end(command);
+        let text = String::from_utf8_lossy(&output.stdout).into_owned() + &stderr_text(&output);
+        if allowed {
+            assert!(output.status.success(), "allowed per mount:\n{text}");
+        } else {
+            assert_eq!(output.status.code(), Some(1), "{text}");
+            assert!(text.contains("was built with panic = \"abort\""), "{text}");
+            assert!(text.contains("set allow_panic_abort = true on this mount"), "{text}");
+        }
+    }
+}

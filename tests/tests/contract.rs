@@ -181,3 +181,19 @@ fn repeated_ioctls_are_answered_without_a_log_line_each() {
     let after = host.stderr().lines().count();
     assert!(after - before < 5, "2000 ioctls logged {} lines:\n{}", after - before, host.stderr());
 }
+
+#[test]
+fn a_listing_with_attributes_caches_them_no_longer_than_attr_ttl() {
+    let host = liar("attr_ttl = 0\nentry_ttl = \"60s\"");
+    let listing = in_background({
+        let big = host.path("big");
+        move || std::process::Command::new("ls").arg("-l").arg(big).output()
+    })
+    .expect("ls finished")
+    .expect("ls ran");
+    assert!(listing.status.success());
+    let getattrs = |host: &Host| mount_status(host)["requests"]["getattr"]["requests"].as_u64().unwrap_or(0);
+    let before = getattrs(&host);
+    std::fs::metadata(host.path("big/f0001")).expect("the name is cached, its attributes are not");
+    assert!(getattrs(&host) > before, "with attr_ttl=0 the stat asked the plugin");
+}
