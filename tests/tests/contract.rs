@@ -24,6 +24,16 @@ fn mount_status(host: &Host) -> serde_json::Value {
     status_json(&host.control_socket())["mounts"][0].clone()
 }
 
+/// `ls -l big` (readdirplus, then a stat per entry), in the background; its output.
+fn list_big_with_attributes(host: &Host) -> std::process::Output {
+    let big = host.path("big");
+    let listing = in_background(move || std::process::Command::new("ls").arg("-l").arg(big).output())
+        .expect("ls finished")
+        .expect("ls ran");
+    assert!(listing.status.success());
+    listing
+}
+
 fn stop(mut host: Host) -> String {
     host.signal(Signal::TERM);
     let Some(status) = host.wait_exit(Duration::from_secs(10)) else {
@@ -121,13 +131,7 @@ fn readdirplus_entries_that_did_not_fit_are_forgotten() {
 #[test]
 fn a_full_listing_with_attributes_counts_what_it_delivers() {
     let host = liar("");
-    let listing = in_background({
-        let big = host.path("big");
-        move || std::process::Command::new("ls").arg("-l").arg(big).output()
-    })
-    .expect("ls finished")
-    .expect("ls ran");
-    assert!(listing.status.success());
+    let listing = list_big_with_attributes(&host);
     assert_eq!(String::from_utf8_lossy(&listing.stdout).lines().filter(|line| line.contains(" f")).count(), 3000);
     let status = mount_status(&host);
     assert!(status["inodes_known"].as_u64().unwrap() >= 3000, "{status}");
@@ -185,13 +189,7 @@ fn repeated_ioctls_are_answered_without_a_log_line_each() {
 #[test]
 fn a_listing_with_attributes_caches_them_no_longer_than_attr_ttl() {
     let host = liar("attr_ttl = 0\nentry_ttl = \"60s\"");
-    let listing = in_background({
-        let big = host.path("big");
-        move || std::process::Command::new("ls").arg("-l").arg(big).output()
-    })
-    .expect("ls finished")
-    .expect("ls ran");
-    assert!(listing.status.success());
+    list_big_with_attributes(&host);
     let getattrs = |host: &Host| mount_status(host)["requests"]["getattr"]["requests"].as_u64().unwrap_or(0);
     let before = getattrs(&host);
     std::fs::metadata(host.path("big/f0001")).expect("the name is cached, its attributes are not");
