@@ -133,7 +133,7 @@ struct RawHost {
     plugin_dir: Option<Spanned<String>>,
     log: Option<Spanned<String>>,
     control_socket: Option<Spanned<String>>,
-    stop_timeout: Option<Spanned<String>>,
+    stop_timeout: Option<Spanned<Value>>,
 }
 
 #[derive(Deserialize)]
@@ -216,9 +216,8 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         log: raw.host.log.as_ref().map(|log| log.get_ref().clone()),
         control_socket: raw.host.control_socket.as_ref().map(|socket| resolve(socket.get_ref())),
         stop_timeout: match &raw.host.stop_timeout {
-            Some(written) => humantime::parse_duration(written.get_ref()).map_err(|error| {
-                place.error(written.span(), format!("`stop_timeout` is not a duration (e.g. \"30s\"): {error}"))
-            })?,
+            Some(written) => crate::mount_options::ttl("stop_timeout", &duration_text(written.get_ref()))
+                .map_err(|message| place.error(written.span(), message))?,
             None => DEFAULT_STOP_TIMEOUT,
         },
     };
@@ -281,11 +280,7 @@ fn mount_spec(
     }
     for (key, ttl) in [("attr_ttl", &raw.attr_ttl), ("entry_ttl", &raw.entry_ttl)] {
         if let Some(ttl) = ttl {
-            let text = match ttl.get_ref() {
-                Value::String(text) => text.clone(),
-                other => other.to_string(),
-            };
-            set(key, ttl.span(), text)?;
+            set(key, ttl.span(), duration_text(ttl.get_ref()))?;
         }
     }
     Ok(MountSpec {
@@ -296,6 +291,14 @@ fn mount_spec(
         plugin_options: raw.options.clone(),
         line: place.line_column(spanned.span().start).0,
     })
+}
+
+/// A duration as written: a string (`"500ms"`) or a number of seconds (`0.5`).
+fn duration_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// Refuses duplicate names, duplicate paths and mountpoints inside one another, in
@@ -498,7 +501,7 @@ plugin = "./libfusehost_hello.so"
         let error = parse_at(&format!("[host]\nlog = \"info,,=\"\n{one_mount}")).unwrap_err();
         assert!(error.message.contains("`log` is not a log filter"), "{error}");
         let error = parse_at(&format!("[host]\nstop_timeout = \"soon\"\n{one_mount}")).unwrap_err();
-        assert!(error.message.contains("`stop_timeout` is not a duration"), "{error}");
+        assert!(error.message.contains("`stop_timeout` is a duration"), "{error}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use fusehost_abi::{Attr, Entry, Errno};
+use fusehost_plugin_api::FileKind;
 use fuser::{FileAttr, FileType, Generation, INodeNo};
 use parking_lot::Mutex;
 
@@ -26,9 +27,6 @@ use crate::stats::Op;
 /// internal codes from 512 up).
 pub const MAX_ERRNO: i32 = 511;
 
-/// `S_IFMT`: the file-type bits of a mode.
-pub const S_IFMT: u32 = 0o170_000;
-
 /// What the kernel will think of a plugin's answer.
 pub type Checked<T> = Result<T, &'static str>;
 
@@ -38,7 +36,6 @@ pub fn kernel_errno(errno: Errno) -> Option<fuser::Errno> {
 }
 
 fn file_type(mode: u32) -> Option<FileType> {
-    use fusehost_plugin_api::FileKind;
     Some(match FileKind::from_mode(mode)? {
         FileKind::RegularFile => FileType::RegularFile,
         FileKind::Directory => FileType::Directory,
@@ -101,7 +98,7 @@ pub fn check_entry(entry: &Entry, expected: Expected) -> Checked<(FileAttr, Gene
         Expected::Linked | Expected::Created(_) if ino <= 1 => {
             return Err("a new entry with inode 0 or 1 (the root)");
         }
-        Expected::Created(kind) if entry.attr.mode & S_IFMT != kind & S_IFMT => {
+        Expected::Created(kind) if FileKind::from_mode(entry.attr.mode) != FileKind::from_mode(kind) => {
             return Err("a new entry of another file type than the one requested");
         }
         Expected::Linked | Expected::Created(_) => {}
@@ -173,11 +170,7 @@ impl Anomalies {
     pub fn host_panic(&self, op: Op, panic: &(dyn Any + Send)) {
         self.count.fetch_add(1, Ordering::Relaxed);
         if self.breaches.allow() {
-            let message = panic
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("(no message)");
+            let message = fusehost_plugin_api::panic_message(panic);
             tracing::error!(operation = op.name(), "the host panicked serving this request: {message}; replied EIO");
         }
     }

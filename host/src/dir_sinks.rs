@@ -50,8 +50,9 @@ pub struct ReplyDirPlusSink<'r> {
     pub ttl: Duration,
     pub added: usize,
     pub invalid: Option<&'static str>,
-    /// Inodes the plugin produced that the kernel will never hold through this reply.
-    pub undelivered: Vec<u64>,
+    /// Inodes the plugin produced that the kernel will never hold through this reply
+    /// (a per-thread list, so a listing allocates nothing).
+    pub undelivered: &'r mut Vec<u64>,
 }
 
 fn is_dot_or_dotdot(name: &[u8]) -> bool {

@@ -53,6 +53,8 @@ use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use tracing::span::Entered;
 use tracing::Span;
 
+use fusehost_plugin_api::FileKind;
+
 use crate::backing::Backing;
 use crate::contract::{check_attr, check_entry, kernel_errno, Anomalies, Expected};
 use crate::crash;
@@ -144,7 +146,6 @@ impl<O: RawFilesystem + 'static> ForgetTarget for Core<O> {
 /// One mount's `fuser::Filesystem`.
 pub struct Dispatch<O: RawFilesystem + 'static> {
     core: Arc<Core<O>>,
-    shared: Arc<MountShared>,
     forgetter: Option<Forgetter>,
     backing: Backing,
     config: DispatchConfig,
@@ -162,10 +163,6 @@ struct InCall<'a> {
     _span: Entered<'a>,
 }
 
-const S_IFDIR: u32 = 0o040_000;
-const S_IFREG: u32 = 0o100_000;
-const S_IFLNK: u32 = 0o120_000;
-
 /// The longest symlink target the kernel accepts (`PATH_MAX`).
 const LINK_MAX: usize = 4096;
 
@@ -173,6 +170,8 @@ thread_local! {
     /// Each session thread's buffer for read, readlink and getxattr answers, grown to
     /// the largest request seen and then reused.
     static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Each session thread's list of readdirplus entries that did not reach the kernel.
+    static UNDELIVERED: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
 fn with_buffer<R>(size: usize, use_buffer: impl FnOnce(&mut [u8]) -> R) -> R {
@@ -210,21 +209,13 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
         let serial = config.serialized.then(|| Mutex::new(()));
         let core = Arc::new(Core {
             fs,
-            shared: Arc::clone(&shared),
+            shared,
             serial,
             forget_barrier: RwLock::new(()),
             destroyed: AtomicBool::new(false),
             span,
         });
-        Dispatch {
-            core,
-            shared,
-            forgetter: None,
-            backing: Backing::default(),
-            config,
-            name: name.to_owned(),
-            crash: None,
-        }
+        Dispatch { core, forgetter: None, backing: Backing::default(), config, name: name.to_owned(), crash: None }
     }
 
     /// Names this mount in the report of a fatal signal, and detaches it then.
@@ -240,7 +231,7 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
 
     #[inline]
     fn begin(&self, op: Op) -> InCall<'_> {
-        self.shared.stats.request(op);
+        self.core.shared.stats.request(op);
         let span = self.core.span.enter();
         let crash = self.crash.as_ref().map(|registration| registration.serving(op));
         InCall { _crash: crash, _entries: None, _serial: self.core.serial.as_ref().map(Mutex::lock), _span: span }
@@ -254,21 +245,34 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
         call
     }
 
-    /// Runs one request; a panic in it is answered `EIO` (the reply's drop sends it)
-    /// and the worker thread lives on.
+    /// Runs one request inside its [`InCall`]; a panic in it is answered `EIO` (the
+    /// reply's drop sends it while unwinding) and the worker thread lives on.
     #[inline]
     fn serve(&self, op: Op, request: impl FnOnce()) {
+        let _call = self.begin(op);
+        self.catching_panics(op, request);
+    }
+
+    /// [`Dispatch::serve`] for a request that may hand out entries.
+    #[inline]
+    fn serve_handing_out(&self, op: Op, request: impl FnOnce()) {
+        let _call = self.begin_handing_out(op);
+        self.catching_panics(op, request);
+    }
+
+    #[inline]
+    fn catching_panics(&self, op: Op, request: impl FnOnce()) {
         if let Err(panic) = catch_unwind(AssertUnwindSafe(request)) {
-            self.shared.anomalies.host_panic(op, &*panic);
+            self.core.shared.anomalies.host_panic(op, &*panic);
         }
     }
 
     #[inline]
     fn fail(&self, op: Op, errno: Errno) -> fuser::Errno {
-        self.shared.stats.error(op);
+        self.core.shared.stats.error(op);
         match kernel_errno(errno) {
             Some(errno) => errno,
-            None => self.shared.anomalies.invalid_errno(op, errno),
+            None => self.core.shared.anomalies.invalid_errno(op, errno),
         }
     }
 
@@ -276,8 +280,8 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
     /// kernel holds is the plugin denying what it handed out.
     #[inline]
     fn fail_on(&self, op: Op, ino: u64, errno: Errno) -> fuser::Errno {
-        if errno == Errno::ENOENT && self.shared.lookups.count(ino) > 0 {
-            self.shared.anomalies.denied_inode(op, ino);
+        if errno == Errno::ENOENT && self.core.shared.lookups.count(ino) > 0 {
+            self.core.shared.anomalies.denied_inode(op, ino);
         }
         self.fail(op, errno)
     }
@@ -285,14 +289,23 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
     /// A plugin answer that breaks the protocol.
     #[cold]
     fn invalid(&self, op: Op, what: &str) -> fuser::Errno {
-        self.shared.stats.error(op);
-        self.shared.anomalies.invalid_answer(op, what)
+        self.core.shared.stats.error(op);
+        self.core.shared.anomalies.invalid_answer(op, what)
     }
 
     /// The plugin produced `ino` but the kernel will not hold it through this reply:
     /// if nothing else holds it, the plugin hears `forget` for it.
     fn undelivered(&self, ino: u64) {
-        if ino > 1 && self.shared.lookups.count(ino) == 0 {
+        if ino > 1 && self.core.shared.lookups.count(ino) == 0 {
+            self.forget_when_free(ino);
+        }
+    }
+
+    /// Confirms a zero count and tells the plugin right here when nothing handing out
+    /// entries is in flight (the common case: an unlinked inode is freed as soon as it
+    /// would have been), else leaves it to the forgetter thread. Never waits.
+    fn forget_when_free(&self, ino: u64) {
+        if !self.core.try_forget(&[ino]) {
             if let Some(forgetter) = &self.forgetter {
                 forgetter.push(ino);
             }
@@ -304,7 +317,7 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
         match answer.into_result() {
             Ok(entry) => match check_entry(&entry, expected) {
                 Ok((attr, generation)) => {
-                    self.shared.lookups.remember(entry.attr.ino);
+                    self.core.shared.lookups.remember(entry.attr.ino);
                     reply.entry_with_ttls(&self.config.attr_ttl, &self.config.entry_ttl, &attr, generation);
                 }
                 Err(why) => {
@@ -365,6 +378,26 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
         })
     }
 
+    /// How a listing ends. Entries already added are sent whatever else happened: a
+    /// partial listing is valid (the kernel asks again from there), and readdirplus
+    /// entries are already counted, so they must reach the kernel. An invalid entry is
+    /// counted and logged either way; an error is reported only when nothing was added.
+    fn end_listing(
+        &self,
+        op: Op,
+        added: usize,
+        invalid: Option<&'static str>,
+        answer: RResult<(), Errno>,
+    ) -> Result<(), fuser::Errno> {
+        let refused = invalid.map(|why| self.invalid(op, why));
+        match (answer.into_result(), refused) {
+            _ if added > 0 => Ok(()),
+            (_, Some(errno)) => Err(errno),
+            (Ok(()), None) => Ok(()),
+            (Err(errno), None) => Err(self.fail(op, errno)),
+        }
+    }
+
     /// The TTL of a reply that carries an entry and its attributes under one TTL
     /// (create, readdirplus): the shorter one, so neither is trusted for longer than
     /// the operator allowed.
@@ -407,30 +440,25 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.serve(Op::Lookup, || {
-            let _call = self.begin_handing_out(Op::Lookup);
+        self.serve_handing_out(Op::Lookup, || {
             let answer = self.core.fs.lookup(&ctx(req, 0), parent.0, bytes(name));
             self.reply_entry(Op::Lookup, Expected::Found, answer, reply);
         });
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.serve(Op::Forget, || {
-            self.shared.stats.request(Op::Forget);
-            // A zero is confirmed right here when nothing handing out entries is in
-            // flight (the common case, and the plugin frees an unlinked inode as soon
-            // as it would have); otherwise the forgetter does it later. Never waits.
-            if self.shared.lookups.forget(ino.0, nlookup) && !self.core.try_forget(&[ino.0]) {
-                if let Some(forgetter) = &self.forgetter {
-                    forgetter.push(ino.0);
-                }
+        // Only the count changes under the request; the plugin hears of a zero when no
+        // request handing out entries is in flight.
+        self.core.shared.stats.request(Op::Forget);
+        self.catching_panics(Op::Forget, || {
+            if self.core.shared.lookups.forget(ino.0, nlookup) {
+                self.forget_when_free(ino.0);
             }
         });
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         self.serve(Op::Getattr, || {
-            let _call = self.begin(Op::Getattr);
             let answer = self.core.fs.getattr(&ctx(req, 0), ino.0, fh.map(|fh| fh.0).into());
             self.reply_attr(Op::Getattr, ino.0, answer, reply);
         });
@@ -455,7 +483,6 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         reply: ReplyAttr,
     ) {
         self.serve(Op::Setattr, || {
-            let _call = self.begin(Op::Setattr);
             let mut change = SetAttr::default();
             if let Some(mode) = mode {
                 change.valid |= setattr_valid::MODE;
@@ -501,7 +528,6 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
         self.serve(Op::Readlink, || {
-            let _call = self.begin(Op::Readlink);
             with_buffer(LINK_MAX, |buffer| {
                 match self.core.fs.readlink(&ctx(req, 0), ino.0, RSliceMut::from_mut_slice(buffer)).into_result() {
                     Ok(full) if full <= LINK_MAX as u64 => reply.data(&buffer[..full as usize]),
@@ -513,24 +539,21 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
-        self.serve(Op::Mknod, || {
-            let _call = self.begin_handing_out(Op::Mknod);
+        self.serve_handing_out(Op::Mknod, || {
             let answer = self.core.fs.mknod(&ctx(req, umask), parent.0, bytes(name), mode, rdev);
             self.reply_entry(Op::Mknod, Expected::Created(mode), answer, reply);
         });
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        self.serve(Op::Mkdir, || {
-            let _call = self.begin_handing_out(Op::Mkdir);
+        self.serve_handing_out(Op::Mkdir, || {
             let answer = self.core.fs.mkdir(&ctx(req, umask), parent.0, bytes(name), mode);
-            self.reply_entry(Op::Mkdir, Expected::Created(S_IFDIR), answer, reply);
+            self.reply_entry(Op::Mkdir, Expected::Created(FileKind::Directory.mode_bits()), answer, reply);
         });
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         self.serve(Op::Unlink, || {
-            let _call = self.begin(Op::Unlink);
             let answer = self.core.fs.unlink(&ctx(req, 0), parent.0, bytes(name));
             self.reply_empty(Op::Unlink, answer, reply);
         });
@@ -538,17 +561,15 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         self.serve(Op::Rmdir, || {
-            let _call = self.begin(Op::Rmdir);
             let answer = self.core.fs.rmdir(&ctx(req, 0), parent.0, bytes(name));
             self.reply_empty(Op::Rmdir, answer, reply);
         });
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &std::path::Path, reply: ReplyEntry) {
-        self.serve(Op::Symlink, || {
-            let _call = self.begin_handing_out(Op::Symlink);
+        self.serve_handing_out(Op::Symlink, || {
             let answer = self.core.fs.symlink(&ctx(req, 0), parent.0, bytes(link_name), bytes(target.as_os_str()));
-            self.reply_entry(Op::Symlink, Expected::Created(S_IFLNK), answer, reply);
+            self.reply_entry(Op::Symlink, Expected::Created(FileKind::Symlink.mode_bits()), answer, reply);
         });
     }
 
@@ -563,7 +584,6 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         reply: ReplyEmpty,
     ) {
         self.serve(Op::Rename, || {
-            let _call = self.begin(Op::Rename);
             let answer =
                 self.core.fs.rename(&ctx(req, 0), parent.0, bytes(name), newparent.0, bytes(newname), flags.bits());
             self.reply_empty(Op::Rename, answer, reply);
@@ -571,8 +591,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
-        self.serve(Op::Link, || {
-            let _call = self.begin_handing_out(Op::Link);
+        self.serve_handing_out(Op::Link, || {
             let answer = self.core.fs.link(&ctx(req, 0), ino.0, newparent.0, bytes(newname));
             self.reply_entry(Op::Link, Expected::Linked, answer, reply);
         });
@@ -580,7 +599,6 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         self.serve(Op::Open, || {
-            let _call = self.begin(Op::Open);
             let answer = self.core.fs.open(&ctx(req, 0), ino.0, flags.0);
             self.reply_open(Op::Open, ino.0, answer, reply);
         });
@@ -598,7 +616,6 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         reply: ReplyData,
     ) {
         self.serve(Op::Read, || {
-            let _call = self.begin(Op::Read);
             with_buffer(size as usize, |buffer| {
                 let lent = RSliceMut::from_mut_slice(&mut *buffer);
                 let answer = self.core.fs.read(&ctx(req, 0), ino.0, fh.0, offset, lent, flags.0, lock_owner(owner));
@@ -623,7 +640,6 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         reply: ReplyWrite,
     ) {
         self.serve(Op::Write, || {
-            let _call = self.begin(Op::Write);
             let answer = self.core.fs.write(
                 &ctx(req, 0),
                 ino.0,
@@ -644,7 +660,6 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
 
     fn flush(&self, req: &Request, ino: INodeNo, fh: FileHandle, owner: LockOwner, reply: ReplyEmpty) {
         self.serve(Op::Flush, || {
-            let _call = self.begin(Op::Flush);
             let answer = self.core.fs.flush(&ctx(req, 0), ino.0, fh.0, owner.0);
             self.reply_empty(Op::Flush, answer, reply);
         });
@@ -661,7 +676,6 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         reply: ReplyEmpty,
     ) {
         self.serve(Op::Release, || {
-            let _call = self.begin(Op::Release);
             let answer = self.core.fs.release(&ctx(req, 0), ino.0, fh.0, flags.0, lock_owner(owner), flush);
             self.backing.release(ino.0, fh.0);
             self.reply_empty(Op::Release, answer, reply);
@@ -670,7 +684,6 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
 
     fn fsync(&self, req: &Request, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
         self.serve(Op::Fsync, || {
-            let _call = self.begin(Op::Fsync);
             let answer = self.core.fs.fsync(&ctx(req, 0), ino.0, fh.0, datasync);
             self.reply_empty(Op::Fsync, answer, reply);
         });
@@ -678,7 +691,6 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
 
     fn opendir(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         self.serve(Op::Opendir, || {
-            let _call = self.begin(Op::Opendir);
             let answer = self.core.fs.opendir(&ctx(req, 0), ino.0, flags.0);
             self.reply_open(Op::Opendir, ino.0, answer, reply);
         });
@@ -686,64 +698,48 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
 
     fn readdir(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
         self.serve(Op::Readdir, || {
-            let _call = self.begin(Op::Readdir);
             let mut sink = ReplyDirSink { reply: &mut reply, added: 0, invalid: None };
             let answer = {
                 let mut lent = DirSink_TO::from_ptr(&mut sink, TD_Opaque);
                 self.core.fs.readdir(&ctx(req, 0), ino.0, fh.0, offset as i64, &mut lent)
             };
-            let (added, invalid) = (sink.added, sink.invalid);
-            match answer.into_result() {
-                _ if added == 0 && invalid.is_some() => {
-                    reply.error(self.invalid(Op::Readdir, invalid.unwrap_or_default()))
-                }
+            match self.end_listing(Op::Readdir, sink.added, sink.invalid, answer) {
                 Ok(()) => reply.ok(),
-                // Entries already added are a valid partial listing; the kernel asks again.
-                Err(_) if added > 0 => reply.ok(),
-                Err(errno) => reply.error(self.fail(Op::Readdir, errno)),
+                Err(errno) => reply.error(errno),
             }
         });
     }
 
     fn readdirplus(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        self.serve(Op::Readdirplus, || {
-            let _call = self.begin_handing_out(Op::Readdirplus);
-            let mut sink = ReplyDirPlusSink {
-                reply: &mut reply,
-                lookups: &self.shared.lookups,
-                ttl: self.combined_ttl(),
-                added: 0,
-                invalid: None,
-                undelivered: Vec::new(),
-            };
-            let answer = {
-                let mut lent = DirPlusSink_TO::from_ptr(&mut sink, TD_Opaque);
-                self.core.fs.readdirplus(&ctx(req, 0), ino.0, fh.0, offset as i64, &mut lent)
-            };
-            let (added, invalid, undelivered) = (sink.added, sink.invalid, std::mem::take(&mut sink.undelivered));
-            if let Some(why) = invalid {
-                // Logged and counted even when the valid entries before it are sent.
-                let errno = self.invalid(Op::Readdirplus, why);
-                if added == 0 {
-                    reply.error(errno);
-                    undelivered.into_iter().for_each(|ino| self.undelivered(ino));
-                    return;
+        UNDELIVERED.with_borrow_mut(|undelivered| {
+            self.serve_handing_out(Op::Readdirplus, || {
+                let mut sink = ReplyDirPlusSink {
+                    reply: &mut reply,
+                    lookups: &self.core.shared.lookups,
+                    ttl: self.combined_ttl(),
+                    added: 0,
+                    invalid: None,
+                    undelivered: &mut *undelivered,
+                };
+                let answer = {
+                    let mut lent = DirPlusSink_TO::from_ptr(&mut sink, TD_Opaque);
+                    self.core.fs.readdirplus(&ctx(req, 0), ino.0, fh.0, offset as i64, &mut lent)
+                };
+                match self.end_listing(Op::Readdirplus, sink.added, sink.invalid, answer) {
+                    Ok(()) => reply.ok(),
+                    Err(errno) => reply.error(errno),
                 }
+            });
+            // Out of the request, the forget barrier is free again: the entries the plugin
+            // produced but the kernel never got are usually forgotten right here.
+            for ino in undelivered.drain(..) {
+                self.undelivered(ino);
             }
-            match answer.into_result() {
-                // Entries already counted must reach the kernel, or their counts would
-                // never come back down: send what was added, even alongside an error.
-                _ if added > 0 => reply.ok(),
-                Ok(()) => reply.ok(),
-                Err(errno) => reply.error(self.fail(Op::Readdirplus, errno)),
-            }
-            undelivered.into_iter().for_each(|ino| self.undelivered(ino));
         });
     }
 
     fn releasedir(&self, req: &Request, ino: INodeNo, fh: FileHandle, flags: OpenFlags, reply: ReplyEmpty) {
         self.serve(Op::Releasedir, || {
-            let _call = self.begin(Op::Releasedir);
             let answer = self.core.fs.releasedir(&ctx(req, 0), ino.0, fh.0, flags.0);
             self.reply_empty(Op::Releasedir, answer, reply);
         });
@@ -751,19 +747,15 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
 
     fn fsyncdir(&self, req: &Request, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
         self.serve(Op::Fsyncdir, || {
-            let _call = self.begin(Op::Fsyncdir);
             let answer = self.core.fs.fsyncdir(&ctx(req, 0), ino.0, fh.0, datasync);
             self.reply_empty(Op::Fsyncdir, answer, reply);
         });
     }
 
     fn statfs(&self, req: &Request, ino: INodeNo, reply: ReplyStatfs) {
-        self.serve(Op::Statfs, || {
-            let _call = self.begin(Op::Statfs);
-            match self.core.fs.statfs(&ctx(req, 0), ino.0).into_result() {
-                Ok(s) => reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize),
-                Err(errno) => reply.error(self.fail(Op::Statfs, errno)),
-            }
+        self.serve(Op::Statfs, || match self.core.fs.statfs(&ctx(req, 0), ino.0).into_result() {
+            Ok(s) => reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize),
+            Err(errno) => reply.error(self.fail(Op::Statfs, errno)),
         });
     }
 
@@ -778,7 +770,6 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         reply: ReplyEmpty,
     ) {
         self.serve(Op::Setxattr, || {
-            let _call = self.begin(Op::Setxattr);
             let answer =
                 self.core.fs.setxattr(&ctx(req, 0), ino.0, bytes(name), RSlice::from_slice(value), flags, position);
             self.reply_empty(Op::Setxattr, answer, reply);
@@ -787,7 +778,6 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         self.serve(Op::Getxattr, || {
-            let _call = self.begin(Op::Getxattr);
             let ctx = ctx(req, 0);
             self.reply_xattr(Op::Getxattr, size, reply, |buffer| {
                 self.core.fs.getxattr(&ctx, ino.0, bytes(name), buffer)
@@ -797,7 +787,6 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         self.serve(Op::Listxattr, || {
-            let _call = self.begin(Op::Listxattr);
             let ctx = ctx(req, 0);
             self.reply_xattr(Op::Listxattr, size, reply, |buffer| self.core.fs.listxattr(&ctx, ino.0, buffer));
         });
@@ -805,7 +794,6 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         self.serve(Op::Removexattr, || {
-            let _call = self.begin(Op::Removexattr);
             let answer = self.core.fs.removexattr(&ctx(req, 0), ino.0, bytes(name));
             self.reply_empty(Op::Removexattr, answer, reply);
         });
@@ -813,7 +801,6 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         self.serve(Op::Access, || {
-            let _call = self.begin(Op::Access);
             let answer = self.core.fs.access(&ctx(req, 0), ino.0, mask.bits());
             self.reply_empty(Op::Access, answer, reply);
         });
@@ -829,25 +816,26 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        self.serve(Op::Create, || {
-            let _call = self.begin_handing_out(Op::Create);
+        self.serve_handing_out(Op::Create, || {
             let created = match self.core.fs.create(&ctx(req, umask), parent.0, bytes(name), mode, flags).into_result()
             {
                 Ok(created) => created,
                 Err(errno) => return reply.error(self.fail(Op::Create, errno)),
             };
-            let (attr, generation) = match check_entry(&created.entry, Expected::Created(S_IFREG)) {
-                Ok(checked) => checked,
-                Err(why) => {
-                    reply.error(self.invalid(Op::Create, why));
-                    // The kernel would never send RELEASE for this handle, nor FORGET.
-                    let ino = created.entry.attr.ino;
-                    let _ = self.core.fs.release(&ctx(req, 0), ino, created.opened.fh, flags, ROption::RNone, false);
-                    self.undelivered(ino);
-                    return;
-                }
-            };
-            self.shared.lookups.remember(created.entry.attr.ino);
+            let (attr, generation) =
+                match check_entry(&created.entry, Expected::Created(FileKind::RegularFile.mode_bits())) {
+                    Ok(checked) => checked,
+                    Err(why) => {
+                        reply.error(self.invalid(Op::Create, why));
+                        // The kernel would never send RELEASE for this handle, nor FORGET.
+                        let ino = created.entry.attr.ino;
+                        let _ =
+                            self.core.fs.release(&ctx(req, 0), ino, created.opened.fh, flags, ROption::RNone, false);
+                        self.undelivered(ino);
+                        return;
+                    }
+                };
+            self.core.shared.lookups.remember(created.entry.attr.ino);
             let ttl = self.combined_ttl();
             let (fh, open_flags) = (FileHandle(created.opened.fh), fopen_flags(created.opened.flags));
             match self.backing.share(attr.ino.0, &created.opened, |fd| reply.open_backing(fd)) {
@@ -868,19 +856,15 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         reply: ReplyEmpty,
     ) {
         self.serve(Op::Fallocate, || {
-            let _call = self.begin(Op::Fallocate);
             let answer = self.core.fs.fallocate(&ctx(req, 0), ino.0, fh.0, offset, length, mode);
             self.reply_empty(Op::Fallocate, answer, reply);
         });
     }
 
     fn lseek(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
-        self.serve(Op::Lseek, || {
-            let _call = self.begin(Op::Lseek);
-            match self.core.fs.lseek(&ctx(req, 0), ino.0, fh.0, offset, whence).into_result() {
-                Ok(position) => reply.offset(position),
-                Err(errno) => reply.error(self.fail(Op::Lseek, errno)),
-            }
+        self.serve(Op::Lseek, || match self.core.fs.lseek(&ctx(req, 0), ino.0, fh.0, offset, whence).into_result() {
+            Ok(position) => reply.offset(position),
+            Err(errno) => reply.error(self.fail(Op::Lseek, errno)),
         });
     }
 
@@ -898,7 +882,6 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         reply: ReplyWrite,
     ) {
         self.serve(Op::CopyFileRange, || {
-            let _call = self.begin(Op::CopyFileRange);
             let answer = self.core.fs.copy_file_range(
                 &ctx(req, 0),
                 ino_in.0,
@@ -932,7 +915,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         _out_size: u32,
         reply: ReplyIoctl,
     ) {
-        self.shared.stats.request(Op::Ioctl);
+        self.core.shared.stats.request(Op::Ioctl);
         // What a file without ioctls answers (the kernel would turn ENOSYS into it too).
         reply.error(fuser::Errno::ENOTTY);
     }
@@ -947,7 +930,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         _flags: PollFlags,
         reply: ReplyPoll,
     ) {
-        self.shared.stats.request(Op::Poll);
+        self.core.shared.stats.request(Op::Poll);
         // ENOSYS: the kernel stops asking and treats files as always ready.
         reply.error(fuser::Errno::ENOSYS);
     }
@@ -964,7 +947,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         _pid: u32,
         reply: ReplyLock,
     ) {
-        self.shared.stats.request(Op::Getlk);
+        self.core.shared.stats.request(Op::Getlk);
         reply.error(fuser::Errno::ENOSYS);
     }
 
@@ -981,12 +964,12 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         _sleep: bool,
         reply: ReplyEmpty,
     ) {
-        self.shared.stats.request(Op::Setlk);
+        self.core.shared.stats.request(Op::Setlk);
         reply.error(fuser::Errno::ENOSYS);
     }
 
     fn bmap(&self, _req: &Request, _ino: INodeNo, _blocksize: u32, _idx: u64, reply: ReplyBmap) {
-        self.shared.stats.request(Op::Bmap);
+        self.core.shared.stats.request(Op::Bmap);
         reply.error(fuser::Errno::ENOSYS);
     }
 }

@@ -80,8 +80,10 @@ impl Drop for Forgetter {
 }
 
 fn forget_loop(shared: &Shared, target: &dyn ForgetTarget) {
+    // Swapped with the queue's, so both keep their capacity: no allocation per batch.
+    let mut batch = Vec::new();
     loop {
-        let mut batch = {
+        {
             let mut queue = shared.queue.lock();
             while queue.pending.is_empty() && !queue.stopping {
                 shared.wake.wait(&mut queue);
@@ -89,8 +91,8 @@ fn forget_loop(shared: &Shared, target: &dyn ForgetTarget) {
             if queue.stopping {
                 return;
             }
-            std::mem::take(&mut queue.pending)
-        };
+            std::mem::swap(&mut queue.pending, &mut batch);
+        }
         batch.sort_unstable();
         batch.dedup();
         let mut backoff = FIRST_BACKOFF;
@@ -104,6 +106,7 @@ fn forget_loop(shared: &Shared, target: &dyn ForgetTarget) {
             let _ = shared.wake.wait_for(&mut queue, backoff);
             backoff = (backoff * 2).min(LONGEST_BACKOFF);
         }
+        batch.clear();
     }
 }
 

@@ -21,6 +21,12 @@
 //! - [`backing`]: kernel FUSE passthrough, the backing files behind open handles;
 //! - [`session`]: a mount's life, from mountpoint check to unmount;
 //! - [`mount_options`]: the per-mount options the host understands;
+//! - [`mount_table`]: what is mounted where (`/proc/self/mountinfo`);
+//! - [`contract`]: every plugin answer checked as the kernel will check it;
+//! - [`dir_sinks`]: directory entries from the plugin into the kernel's buffer;
+//! - [`forgetter`]: telling plugins to forget, never blocking a request;
+//! - [`crash`]: one line and no dead mounts when a plugin crashes the process;
+//! - [`log_limit`]: rate limits for log lines a client can provoke;
 //! - [`signals`], [`logging`], [`stats`], [`error`]: what their names say;
 //! - [`commands`]: one file per `fusehost` subcommand.
 //!
@@ -43,6 +49,7 @@ pub mod log_limit;
 pub mod logging;
 pub mod lookup_table;
 pub mod mount_options;
+pub mod mount_table;
 pub mod session;
 pub mod signals;
 pub mod stats;

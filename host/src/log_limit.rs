@@ -69,7 +69,8 @@ impl LogLimiter {
     }
 
     /// Lines held back in the current window.
-    pub fn suppressed(&self) -> u64 {
+    #[cfg(test)]
+    fn suppressed(&self) -> u64 {
         self.suppressed.load(Ordering::Relaxed)
     }
 }

@@ -185,39 +185,12 @@ fn dead_mount_at(path: &Path) -> Option<DeadMount> {
         Err(error) if error.raw_os_error() == Some(Errno::NOTCONN.raw_os_error()) => {}
         _ => return None,
     }
-    let wanted = std::path::absolute(path).ok()?;
-    let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    // The last line for a path is the mount on top.
-    let line =
-        table.lines().rev().find(|line| line.split(' ').nth(4).map(unescape_mountinfo) == Some(wanted.clone()))?;
-    let after_separator = line.split(" - ").nth(1)?;
-    let mut fields = after_separator.split(' ');
-    let (fstype, source) = (fields.next()?, fields.next()?);
-    let is_fuse = fstype == "fuse" || fstype.starts_with("fuse.");
-    Some(if is_fuse && source.starts_with("fusehost:") { DeadMount::Ours } else { DeadMount::Foreign })
-}
-
-/// Undoes mountinfo's octal escapes (`\040` for a space).
-fn unescape_mountinfo(field: &str) -> PathBuf {
-    use std::os::unix::ffi::OsStringExt;
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escape =
-            bytes.get(i + 1..i + 4).filter(|digits| bytes[i] == b'\\' && digits.iter().all(u8::is_ascii_digit));
-        match escape {
-            Some(digits) => {
-                out.push(digits.iter().fold(0u8, |code, digit| code.wrapping_mul(8).wrapping_add(digit - b'0')));
-                i += 4;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    PathBuf::from(std::ffi::OsString::from_vec(out))
+    let mounted = crate::mount_table::mounted_at(path)?;
+    Some(if mounted.is_fuse() && mounted.source.starts_with("fusehost:") {
+        DeadMount::Ours
+    } else {
+        DeadMount::Foreign
+    })
 }
 
 /// Checks the mountpoint without changing anything: a directory (empty, when the
@@ -260,7 +233,6 @@ fn prepare_mountpoint(target: &MountTarget) -> Result<(), HostError> {
         path: target.mountpoint.clone(),
         message,
     };
-    target.options.check_safety(rustix::process::geteuid().is_root()).map_err(problem)?;
     if dead_mount_at(&target.mountpoint) == Some(DeadMount::Ours) {
         unmount(&target.mountpoint, UnmountFlags::DETACH)
             .map_err(|error| problem(format!("cannot detach the dead fusehost mount there: {error}")))?;
@@ -305,9 +277,20 @@ fn fuser_config(target: &MountTarget) -> Config {
     config
 }
 
+/// The host's rules for a mount, whatever its mountpoint: no unchecked permissions
+/// for every user while running as root, and no `panic = "abort"` plugin unless the
+/// mount allows it. Checked before anything is built (by `check`, `run` and `mount`).
+pub fn check_request(request: &MountRequest) -> Result<(), String> {
+    let options = &request.target.options;
+    options.check_safety(rustix::process::geteuid().is_root())?;
+    request.plugin.check_panic_strategy(options.allow_panic_abort)
+}
+
 /// Checks the mountpoint, then builds the plugin's filesystem and mounts it. The
 /// mountpoint comes first: building may be costly (an archive is indexed whole).
 pub fn start(request: MountRequest) -> Result<RunningMount, HostError> {
+    check_request(&request)
+        .map_err(|message| HostError::Usage(format!("mount `{}`: {message}", request.target.name)))?;
     let MountRequest { target, plugin, plugin_options } = request;
     prepare_mountpoint(&target)?;
     // The plugin's own log lines while it builds carry the mount's name too.

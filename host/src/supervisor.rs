@@ -80,9 +80,8 @@ pub fn prepare(loader: &Loader, config: &Config, spec: &MountSpec, check_path: b
     plugin.validate(&plugin_options).map_err(|refusal| {
         problem(format!("plugin `{}` refused its options: {}", plugin.description.name, refusal.message))
     })?;
-    spec.options.check_safety(rustix::process::geteuid().is_root()).map_err(problem)?;
-    plugin.check_panic_strategy(spec.options.allow_panic_abort).map_err(problem)?;
     let prepared = Prepared { spec: spec.clone(), plugin, plugin_options };
+    session::check_request(&prepared.request()).map_err(problem)?;
     if check_path {
         check_mountpoint(&prepared.target())
             .map_err(|message| problem(format!("{}: {message}", spec.path.display())))?;
@@ -296,16 +295,19 @@ impl Supervisor {
     /// Unmounts everything, in parallel; returns the sessions still serving open files
     /// on busy mounts (see `commands::foreground::finish`).
     pub fn stop(mut self) -> Vec<Lingering> {
-        let mut lingering =
-            unmount_all(std::mem::take(&mut self.mounts).into_iter().map(|mount| mount.running).collect());
-        lingering.append(&mut self.lingering);
-        lingering
+        self.take_down()
     }
 
     /// Unmounts everything and leaves no session behind (a failed start).
     fn stop_now(&mut self) {
-        let lingering = unmount_all(std::mem::take(&mut self.mounts).into_iter().map(|mount| mount.running).collect());
-        lingering.into_iter().for_each(Lingering::abandon);
+        self.take_down().into_iter().for_each(Lingering::abandon);
+    }
+
+    fn take_down(&mut self) -> Vec<Lingering> {
+        let mounts = std::mem::take(&mut self.mounts).into_iter().map(|mount| mount.running).collect();
+        let mut lingering = unmount_all(mounts);
+        lingering.append(&mut self.lingering);
+        lingering
     }
 
     /// How long a stop waits for open files (the config's `stop_timeout`).

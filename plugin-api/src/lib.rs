@@ -117,6 +117,7 @@ pub use adapter::FfiFilesystem;
 pub use export::into_fs_object;
 pub use filesystem::{DirPlusSink, DirSink, Filesystem};
 pub use options::{OptionKind, OptionSpec, Options};
+pub use panic_guard::payload_text as panic_message;
 pub use plugin::{MountInfo, Plugin, SetupError, ThreadModel};
 pub use types::{
     from_timespec, to_timespec, Entry, Errno, FileAttr, FileKind, Opened, Request, Result, SetAttr, StatFs, TimeOrNow,

@@ -43,7 +43,8 @@ pub(crate) fn install_hook() {
     });
 }
 
-fn payload_text(payload: &(dyn Any + Send)) -> String {
+/// The message a panic carried (its `&str` or `String` payload).
+pub fn payload_text(payload: &(dyn Any + Send)) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {
         (*text).to_owned()
     } else if let Some(text) = payload.downcast_ref::<String>() {

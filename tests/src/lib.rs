@@ -50,35 +50,15 @@ pub fn fusehost() -> Command {
     command
 }
 
-/// Every mountpoint right now (per `/proc/self/mountinfo`).
+/// Every mountpoint right now.
 fn mountpoints() -> Vec<PathBuf> {
-    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else { return Vec::new() };
-    table.lines().filter_map(|line| line.split(' ').nth(4)).map(unescape).collect()
+    fusehost::mount_table::mounts().into_iter().map(|mount| mount.mountpoint).collect()
 }
 
 /// Whether `path` is a mountpoint right now.
 pub fn is_mounted(path: &Path) -> bool {
     let wanted = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     mountpoints().contains(&wanted)
-}
-
-/// Undoes mountinfo's octal escapes (`\040` for a space).
-fn unescape(field: &str) -> PathBuf {
-    let mut out = Vec::with_capacity(field.len());
-    let bytes = field.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
-            let code = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
-            out.push(code);
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    use std::os::unix::ffi::OsStringExt;
-    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 /// A tmpfs of the test's own (a passthrough source), unmounted when dropped.

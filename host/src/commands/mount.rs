@@ -29,7 +29,6 @@ pub fn run(args: MountArgs) -> Result<(), HostError> {
         mount: plugin.description.name.clone(),
         message: refusal.message,
     })?;
-    plugin.check_panic_strategy(options.allow_panic_abort).map_err(HostError::Usage)?;
     let signals =
         signals::listen().map_err(|source| HostError::Io { context: "installing signal handlers".into(), source })?;
     let name = plugin.description.name.clone();

@@ -20,7 +20,7 @@ use rustix::fs::{
 };
 use rustix::io::{pread, pwrite};
 
-use crate::nodes::{errno, Node, Nodes};
+use crate::nodes::{errno, proc_path_of, Node, Nodes};
 
 const S_ISGID: u32 = 0o2000;
 
@@ -121,6 +121,12 @@ impl Passthrough {
         Ok(Entry::new(attr_of(id, &stat)?))
     }
 
+    /// The entry of the file behind `file`, found through the descriptor, not a name.
+    fn entry_of(&self, file: &OwnedFd) -> Result<Entry> {
+        let (id, stat) = self.nodes.node_of(file)?;
+        Ok(Entry::new(attr_of(id, &stat)?))
+    }
+
     fn file(&self, fh: u64) -> Result<Arc<OwnedFd>> {
         self.files.read().get(&fh).cloned().ok_or(Errno::EBADF)
     }
@@ -144,17 +150,15 @@ impl Passthrough {
             )
             .map_err(errno)?;
         }
-        let stat = rustix::fs::fstat(file).map_err(errno)?;
         if let Some(mode) = mode {
-            let current = permissions(&stat);
+            let current = permissions(&rustix::fs::fstat(file).map_err(errno)?);
             let wanted = (mode & 0o7777 & !req.umask) | (current & S_ISGID);
             if wanted != current {
                 // The /proc link names exactly this file, whatever its name now is.
-                chmod(format!("/proc/self/fd/{}", file.as_raw_fd()), Mode::from_raw_mode(wanted)).map_err(errno)?;
+                chmod(proc_path_of(file), Mode::from_raw_mode(wanted)).map_err(errno)?;
             }
         }
-        let (id, stat) = self.nodes.node_of(file)?;
-        Ok(Entry::new(attr_of(id, &stat)?))
+        self.entry_of(file)
     }
 
     /// Opens what `mknodat`/`mkdirat`/`symlinkat` just made under `name`, refusing to
@@ -442,8 +446,7 @@ impl Filesystem for Passthrough {
             Err(rustix::io::Errno::EXIST) if !asked.contains(OFlags::EXCL) => {
                 // Made in the source since the kernel's lookup: open it as it is.
                 let fd = openat(&parent.fd, name, asked - OFlags::CREATE, Mode::empty()).map_err(errno)?;
-                let (id, stat) = self.nodes.node_of(&fd)?;
-                Ok((Entry::new(attr_of(id, &stat)?), self.opened(fd)))
+                Ok((self.entry_of(&fd)?, self.opened(fd)))
             }
             Err(error) => Err(errno(error)),
         }

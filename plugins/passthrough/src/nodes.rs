@@ -19,6 +19,11 @@ pub fn errno(error: rustix::io::Errno) -> Errno {
     Errno(error.raw_os_error())
 }
 
+/// `/proc/self/fd/N` for a descriptor: a name for exactly the file it refers to.
+pub fn proc_path_of(fd: &impl AsRawFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
 /// One source file the kernel holds a reference to.
 #[derive(Debug)]
 pub struct Node {
@@ -31,7 +36,7 @@ impl Node {
     /// `/proc/self/fd/N`: the path through which an `O_PATH` descriptor can be
     /// reopened, chmod'ed or given xattrs (which `O_PATH` descriptors refuse).
     pub fn proc_path(&self) -> String {
-        format!("/proc/self/fd/{}", self.fd.as_raw_fd())
+        proc_path_of(&self.fd)
     }
 
     pub fn stat(&self) -> Result<Stat> {
@@ -82,8 +87,7 @@ impl Nodes {
         // Following the /proc link (no O_NOFOLLOW, which would open the link itself)
         // lands on the file the descriptor refers to, a symlink included, never on what
         // a symlink points to.
-        let path = format!("/proc/self/fd/{}", file.as_raw_fd());
-        let fd = openat(CWD, path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).map_err(errno)?;
+        let fd = openat(CWD, proc_path_of(file), OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).map_err(errno)?;
         self.register(fd)
     }
 
