@@ -71,7 +71,9 @@ fn three_mounts_come_up_serve_concurrently_and_report_status() {
     for mount in mounts {
         assert!(mount["requests"]["read"]["requests"].as_u64().unwrap_or(0) >= 1, "{mount}");
         assert_eq!(mount["anomalies"], 0, "{mount}");
-        assert!(mount["inodes_known"].as_u64().unwrap() >= 1, "{mount}");
+        // Held by the kernel, or dropped (other tests drop its caches) and forgotten.
+        let counted = mount["inodes_known"].as_u64().unwrap() + mount["forgets"].as_u64().unwrap();
+        assert!(counted >= 1, "{mount}");
         assert!(mount["uptime_secs"].as_f64().unwrap() >= 0.0);
     }
     assert_eq!(mounts[2]["plugin"], "panicky");

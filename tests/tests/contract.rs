@@ -133,8 +133,11 @@ fn a_full_listing_with_attributes_counts_what_it_delivers() {
     let host = liar("");
     let listing = list_big_with_attributes(&host);
     assert_eq!(String::from_utf8_lossy(&listing.stdout).lines().filter(|line| line.contains(" f")).count(), 3000);
+    // Every delivered entry was counted: the kernel still holds it, or it dropped it
+    // and the plugin was told (other tests drop the kernel's caches at any moment).
     let status = mount_status(&host);
-    assert!(status["inodes_known"].as_u64().unwrap() >= 3000, "{status}");
+    let counted = status["inodes_known"].as_u64().unwrap() + status["forgets"].as_u64().unwrap();
+    assert!(counted >= 3000, "{status}");
     let stderr = stop(host);
     assert!(stderr.contains("destroy outstanding=0"), "{stderr}");
 }
@@ -190,8 +193,13 @@ fn repeated_ioctls_are_answered_without_a_log_line_each() {
 fn a_listing_with_attributes_caches_them_no_longer_than_attr_ttl() {
     let host = liar("attr_ttl = 0\nentry_ttl = \"60s\"");
     list_big_with_attributes(&host);
-    let getattrs = |host: &Host| mount_status(host)["requests"]["getattr"]["requests"].as_u64().unwrap_or(0);
-    let before = getattrs(&host);
+    // Attributes reach the kernel by getattr, or by lookup when another test dropped
+    // the kernel's caches meanwhile; cached for 60 s (the bug) neither is sent.
+    let asked = |host: &Host| {
+        let requests = &mount_status(host)["requests"];
+        ["getattr", "lookup"].iter().map(|op| requests[op]["requests"].as_u64().unwrap_or(0)).sum::<u64>()
+    };
+    let before = asked(&host);
     std::fs::metadata(host.path("big/f0001")).expect("the name is cached, its attributes are not");
-    assert!(getattrs(&host) > before, "with attr_ttl=0 the stat asked the plugin");
+    assert!(asked(&host) > before, "with attr_ttl=0 the stat asked the plugin");
 }
