@@ -34,6 +34,7 @@
 //! `load_from_file` is avoided, why the host unmounts itself instead of trusting
 //! fuser's `AutoUnmount`, and why mounts default to two threads with `clone_fd`.
 
+pub mod abi_adapters;
 pub mod backing;
 pub mod commands;
 pub mod config;

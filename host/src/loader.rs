@@ -5,7 +5,9 @@
 //! 1. open the `.so` with `libloading` (missing file, not a shared library);
 //! 2. read the plain `fusehost_abi_major` symbol before any abi_stable check (not a
 //!    plugin; a plugin built for another ABI major);
-//! 3. read abi_stable's header and check the root module's layout
+//! 3. read abi_stable's header, and check the root module's layout through the
+//!    interface of the ABI minor the plugin was built for (its header says which;
+//!    older minors are adapted, see [`crate::abi_adapters`])
 //!    (`lib_header_from_path(..).init_root_module()`). abi_stable's own
 //!    `RootModule::load_from_file` keeps one module per root-module type, so a second
 //!    plugin would come back as the first; going through the header loads each path
@@ -20,11 +22,15 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use abi_stable::library::{lib_header_from_path, LibraryError};
-use fusehost_abi::abi_stable::std_types::RStr;
-use fusehost_abi::{thread_model, MountInit, PluginModule_Ref, ABI_MAJOR, ABI_MAJOR_SYMBOL, ABI_VERSION};
+use abi_stable::library::{lib_header_from_path, LibHeader, LibraryError};
+use fusehost_abi::abi_stable::std_types::{RResult, RStr};
+use fusehost_abi::{
+    thread_model, v1_0, FsObject, HostServices, MountInit, PluginError, PluginInfo, PluginMetadata, PluginModule_Ref,
+    ABI_MAJOR, ABI_MAJOR_SYMBOL, ABI_VERSION,
+};
 use parking_lot::Mutex;
 
+use crate::abi_adapters;
 use crate::error::LoadError;
 use crate::logging::host_services;
 
@@ -113,12 +119,18 @@ pub struct PluginDescription {
     pub sdk_version: String,
     /// The `fusehost-abi` version the plugin was built with.
     pub abi_version: String,
+    /// The plugin never changes anything (ABI 1.1): mounted read-only.
+    pub read_only: bool,
+    /// The option naming what is mounted (ABI 1.1), if the plugin has one.
+    pub source_option: Option<String>,
+    /// The revision of the ABI's documented meaning the plugin was built with.
+    pub semantics: u32,
 }
 
 /// A plugin library, loaded and checked.
 pub struct LoadedPlugin {
     pub path: PathBuf,
-    module: PluginModule_Ref,
+    module: RootModule,
     pub description: PluginDescription,
 }
 
@@ -143,6 +155,60 @@ impl LoadedPlugin {
     }
 }
 
+/// A plugin's root module, through the interface of the ABI minor it was built for.
+enum RootModule {
+    V1_0(v1_0::PluginModule_Ref),
+    /// 1.1 or newer: a newer plugin's extra entries are never asked for.
+    Current(PluginModule_Ref),
+}
+
+impl RootModule {
+    fn load(header: &LibHeader, plugin_minor: u32) -> Result<RootModule, LibraryError> {
+        Ok(match plugin_minor {
+            0 => RootModule::V1_0(header.init_root_module::<v1_0::PluginModule_Ref>()?),
+            _ => RootModule::Current(header.init_root_module::<PluginModule_Ref>()?),
+        })
+    }
+
+    fn attach_host(&self) -> extern "C" fn(HostServices) {
+        match self {
+            RootModule::V1_0(module) => module.attach_host(),
+            RootModule::Current(module) => module.attach_host(),
+        }
+    }
+
+    fn describe(&self) -> extern "C" fn() -> PluginInfo {
+        match self {
+            RootModule::V1_0(module) => module.describe(),
+            RootModule::Current(module) => module.describe(),
+        }
+    }
+
+    fn metadata(&self) -> Option<PluginMetadata> {
+        match self {
+            RootModule::V1_0(_) => None,
+            RootModule::Current(module) => Some((module.metadata())()),
+        }
+    }
+
+    fn validate(&self, options_toml: &str) -> RResult<(), PluginError> {
+        match self {
+            RootModule::V1_0(module) => (module.validate())(RStr::from_str(options_toml)),
+            RootModule::Current(module) => (module.validate())(RStr::from_str(options_toml)),
+        }
+    }
+
+    fn new_filesystem(&self, init: &MountInit<'_>) -> RResult<FsObject, PluginError> {
+        match self {
+            RootModule::V1_0(module) => match (module.new_filesystem())(init) {
+                RResult::ROk(fs) => RResult::ROk(abi_adapters::from_v1_0(fs)),
+                RResult::RErr(error) => RResult::RErr(error),
+            },
+            RootModule::Current(module) => (module.new_filesystem())(init),
+        }
+    }
+}
+
 /// Why a plugin refused to check its options or build a filesystem.
 #[derive(Clone, Debug)]
 pub struct PluginRefusal {
@@ -152,7 +218,8 @@ pub struct PluginRefusal {
 impl LoadedPlugin {
     /// Checks options without building anything.
     pub fn validate(&self, options_toml: &str) -> Result<(), PluginRefusal> {
-        (self.module.validate())(RStr::from_str(options_toml))
+        self.module
+            .validate(options_toml)
             .into_result()
             .map_err(|error| PluginRefusal { message: error.message.into_string() })
     }
@@ -172,7 +239,8 @@ impl LoadedPlugin {
             options_toml: RStr::from_str(options_toml),
             read_only,
         };
-        (self.module.new_filesystem())(&init)
+        self.module
+            .new_filesystem(&init)
             .into_result()
             .map_err(|error| PluginRefusal { message: error.message.into_string() })
     }
@@ -264,9 +332,12 @@ fn load_library(path: &Path) -> Result<LoadedPlugin, LoadError> {
         });
     }
     let header = lib_header_from_path(path).map_err(|error| library_error(path, error))?;
-    let module = header.init_root_module::<PluginModule_Ref>().map_err(|error| library_error(path, error))?;
+    let abi_version = header.version_strings().version.as_str().to_owned();
+    let plugin_minor = abi_version.split('.').nth(1).and_then(|minor| minor.parse().ok()).unwrap_or(0);
+    let module = RootModule::load(header, plugin_minor).map_err(|error| library_error(path, error))?;
     (module.attach_host())(host_services());
     let info = (module.describe())();
+    let metadata = module.metadata();
     let description = PluginDescription {
         name: info.name.as_str().to_owned(),
         version: info.version.as_str().to_owned(),
@@ -291,7 +362,12 @@ fn load_library(path: &Path) -> Result<LoadedPlugin, LoadError> {
         },
         panic_unwind: info.panic_unwind,
         sdk_version: info.sdk_version.as_str().to_owned(),
-        abi_version: header.version_strings().version.as_str().to_owned(),
+        abi_version,
+        read_only: metadata.is_some_and(|metadata| metadata.read_only),
+        source_option: metadata
+            .map(|metadata| metadata.source_option.as_str().to_owned())
+            .filter(|option| !option.is_empty()),
+        semantics: metadata.map_or(1, |metadata| metadata.semantics),
     };
     if !description.panic_unwind {
         tracing::warn!(

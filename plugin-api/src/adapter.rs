@@ -9,13 +9,15 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
-use fusehost_abi::abi_stable::std_types::{ROption, RResult, RSlice, RSliceMut};
+use fusehost_abi::abi_stable::std_types::{RDuration, ROption, RResult, RSlice, RSliceMut};
 use fusehost_abi::{
-    Attr, Created, DirPlusSinkRef, DirSinkRef, Entry as AbiEntry, Opened as AbiOpened, RawFilesystem, RequestCtx,
+    Attr, AttrTtl, Created, DirPlusSinkRef, DirSinkRef, Entry as AbiEntry, EntryTtl, FileLock, IoctlOut,
+    MountHostObject, Negotiated as AbiNegotiated, Opened as AbiOpened, RawFilesystem, RequestCtx,
     SetAttr as AbiSetAttr, StatFs,
 };
 
 use crate::filesystem::{DirPlusSink, DirSink, Filesystem};
+use crate::mount_host::{MountHost, Negotiated};
 use crate::panic_guard::{guarded, guarded_unit};
 use crate::types::{Entry, Errno, FileKind, SetAttr};
 
@@ -73,7 +75,11 @@ impl DirPlusSink for AbiDirPlusSink<'_, '_, '_> {
 
 impl<F: Filesystem> RawFilesystem for FfiFilesystem<F> {
     fn lookup(&self, ctx: &RequestCtx, parent: u64, n: RSlice<'_, u8>) -> RResult<AbiEntry, Errno> {
-        guarded("lookup", || self.fs.lookup(ctx, parent, name(n)).map(entry))
+        // A 1.0 host knows no negative entries: "no such name" is ENOENT there.
+        guarded("lookup", || match self.fs.lookup(ctx, parent, name(n)) {
+            Ok(found) if found.is_negative() => Err(Errno::ENOENT),
+            other => other.map(entry),
+        })
     }
 
     fn forget(&self, ino: u64) {
@@ -312,5 +318,69 @@ impl<F: Filesystem> RawFilesystem for FfiFilesystem<F> {
 
     fn destroy(&self) {
         guarded_unit("destroy", || self.fs.destroy())
+    }
+
+    fn capabilities(&self) -> u64 {
+        guarded("capabilities", || Ok(self.fs.capabilities().bits())).into_result().unwrap_or(0)
+    }
+
+    fn init(&self, negotiated: &AbiNegotiated, host: MountHostObject) {
+        let negotiated = Negotiated::from_abi(negotiated);
+        guarded_unit("init", || self.fs.init(&negotiated, MountHost::from_abi(host)))
+    }
+
+    fn lookup_ttl(&self, ctx: &RequestCtx, parent: u64, n: RSlice<'_, u8>) -> RResult<EntryTtl, Errno> {
+        guarded("lookup", || self.fs.lookup(ctx, parent, name(n)).map(|entry| entry.to_abi_ttl()))
+    }
+
+    fn getattr_ttl(&self, ctx: &RequestCtx, ino: u64, fh: ROption<u64>) -> RResult<AttrTtl, Errno> {
+        guarded("getattr", || {
+            self.fs.getattr_with_ttl(ctx, ino, fh.into_option()).map(|(attr, ttl)| AttrTtl {
+                attr: attr.to_abi(),
+                attr_ttl: ttl.map(RDuration::from).into(),
+            })
+        })
+    }
+
+    fn getlk(&self, ctx: &RequestCtx, ino: u64, fh: u64, lock_owner: u64, lock: &FileLock) -> RResult<FileLock, Errno> {
+        guarded("getlk", || self.fs.getlk(ctx, ino, fh, lock_owner, lock))
+    }
+
+    fn setlk(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        lock_owner: u64,
+        lock: &FileLock,
+        sleep: bool,
+    ) -> RResult<(), Errno> {
+        guarded("setlk", || self.fs.setlk(ctx, ino, fh, lock_owner, lock, sleep))
+    }
+
+    fn ioctl(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        _flags: u32,
+        cmd: u32,
+        input: RSlice<'_, u8>,
+        mut output: RSliceMut<'_, u8>,
+    ) -> RResult<IoctlOut, Errno> {
+        guarded("ioctl", || {
+            let output = output.as_mut_slice();
+            let (result, filled) = self.fs.ioctl(ctx, ino, fh, cmd, input.as_slice(), output)?;
+            Ok(IoctlOut { result, output_len: filled.min(output.len()) as u32 })
+        })
+    }
+
+    fn poll(&self, ctx: &RequestCtx, ino: u64, fh: u64, wakeup: u64, events: u32, flags: u32) -> RResult<u32, Errno> {
+        const FUSE_POLL_SCHEDULE_NOTIFY: u32 = 1;
+        guarded("poll", || self.fs.poll(ctx, ino, fh, wakeup, events, flags & FUSE_POLL_SCHEDULE_NOTIFY != 0))
+    }
+
+    fn bmap(&self, ctx: &RequestCtx, ino: u64, block_size: u32, block: u64) -> RResult<u64, Errno> {
+        guarded("bmap", || self.fs.bmap(ctx, ino, block_size, block))
     }
 }

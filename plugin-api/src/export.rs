@@ -11,8 +11,8 @@ use fusehost_abi::abi_stable::prefix_type::PrefixTypeTrait;
 use fusehost_abi::abi_stable::sabi_trait::TD_Opaque;
 use fusehost_abi::abi_stable::std_types::{RResult, RSlice, RStr, RString};
 use fusehost_abi::{
-    FsObject, HostServices, MountInit, OptionDoc, PluginError, PluginInfo, PluginModule, PluginModule_Ref,
-    RawFilesystem_TO, ABI_MAJOR,
+    FsObject, HostServices, MountInit, OptionDoc, PluginError, PluginInfo, PluginMetadata, PluginModule,
+    PluginModule_Ref, RawFilesystem_TO, ABI_MAJOR, SEMANTICS_REVISION,
 };
 
 use crate::adapter::FfiFilesystem;
@@ -72,6 +72,7 @@ pub fn root_module<P: Plugin>(plugin_version: &'static str) -> PluginModule_Ref 
         attach_host,
         validate: validate::<P>,
         new_filesystem: new_filesystem::<P>,
+        metadata: metadata::<P>,
     }
     .leak_into_prefix()
 }
@@ -98,6 +99,14 @@ extern "C" fn describe<P: Plugin>() -> PluginInfo {
         thread_model: P::THREAD_MODEL.to_abi(),
         panic_unwind: cfg!(panic = "unwind"),
         sdk_version: RStr::from_str(env!("CARGO_PKG_VERSION")),
+    }
+}
+
+extern "C" fn metadata<P: Plugin>() -> PluginMetadata {
+    PluginMetadata {
+        semantics: SEMANTICS_REVISION,
+        read_only: P::READ_ONLY,
+        source_option: RStr::from_str(P::SOURCE_OPTION.unwrap_or("")),
     }
 }
 

@@ -3,7 +3,10 @@
 
 use std::ffi::OsStr;
 
-use crate::types::{Entry, Errno, FileAttr, FileKind, Opened, Request, Result, SetAttr, StatFs};
+use std::time::Duration;
+
+use crate::mount_host::{Capabilities, MountHost, Negotiated};
+use crate::types::{Entry, Errno, FileAttr, FileKind, FileLock, Opened, Request, Result, SetAttr, StatFs};
 
 /// Receives readdir entries; the host writes each straight into the kernel's buffer.
 pub trait DirSink {
@@ -229,6 +232,61 @@ pub trait Filesystem: Send + Sync + 'static {
 
     /// The mount is gone: every file was released and every inode forgotten.
     fn destroy(&self) {}
+
+    // ---- ABI 1.1. In a 1.0 host none of these is called (see each).
+
+    /// The kernel features this filesystem consents to (see [`Capabilities`]); asked
+    /// once, before the mount. In a 1.0 host: none is requested.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+    }
+
+    /// What was negotiated, and the host's handle for notifications; called once,
+    /// before the first request. In a 1.0 host: never called.
+    fn init(&self, negotiated: &Negotiated, host: MountHost) {}
+
+    /// `getattr` with this answer's own attribute TTL (`None`: the mount's). The
+    /// default calls [`Filesystem::getattr`]. In a 1.0 host the TTL is ignored.
+    fn getattr_with_ttl(&self, req: &Request, ino: u64, fh: Option<u64>) -> Result<(FileAttr, Option<Duration>)> {
+        self.getattr(req, ino, fh).map(|attr| (attr, None))
+    }
+
+    /// `fcntl(F_GETLK)`: the lock that conflicts with `lock`, or `lock` with type
+    /// `F_UNLCK` when none does. Sent only with [`Capabilities::POSIX_LOCKS`].
+    fn getlk(&self, req: &Request, ino: u64, fh: u64, lock_owner: u64, lock: &FileLock) -> Result<FileLock> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// `fcntl(F_SETLK)`, or `F_SETLKW` when `sleep` is set (wait for the conflicting
+    /// lock; it is interruptible only by unmounting, so prefer `EAGAIN` when unsure).
+    fn setlk(&self, req: &Request, ino: u64, fh: u64, lock_owner: u64, lock: &FileLock, sleep: bool) -> Result<()> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// `ioctl(2)`: returns the call's result and the bytes written into `output`.
+    /// Answer `ENOTTY` for commands you do not know.
+    fn ioctl(
+        &self,
+        req: &Request,
+        ino: u64,
+        fh: u64,
+        cmd: u32,
+        input: &[u8],
+        output: &mut [u8],
+    ) -> Result<(i32, usize)> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// `poll(2)`: the `POLL*` events ready now. When `schedule` is set, call
+    /// [`MountHost::poll_ready`] with `wakeup` once that changes.
+    fn poll(&self, req: &Request, ino: u64, fh: u64, wakeup: u64, events: u32, schedule: bool) -> Result<u32> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// `FIBMAP`: the device block holding block `block` of the file.
+    fn bmap(&self, req: &Request, ino: u64, block_size: u32, block: u64) -> Result<u64> {
+        Err(Errno::ENOSYS)
+    }
 }
 
 /// The default readdirplus: looks up every entry readdir yields.
@@ -247,9 +305,9 @@ impl<F: Filesystem + ?Sized> DirSink for LookupEachEntry<'_, F> {
             return self.inner.add(next_offset, name, &Entry::new(attr));
         }
         match self.fs.lookup(self.req, self.parent, name) {
-            Ok(entry) => self.inner.add(next_offset, name, &entry),
+            Ok(entry) if !entry.is_negative() => self.inner.add(next_offset, name, &entry),
             // Gone since readdir saw it: leave it out, as a fresh listing would.
-            Err(_) => false,
+            _ => false,
         }
     }
 }

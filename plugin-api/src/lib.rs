@@ -105,6 +105,7 @@ mod adapter;
 mod export;
 mod filesystem;
 mod log_bridge;
+mod mount_host;
 mod options;
 mod panic_guard;
 mod plugin;
@@ -116,11 +117,12 @@ pub use tracing;
 pub use adapter::FfiFilesystem;
 pub use export::into_fs_object;
 pub use filesystem::{DirPlusSink, DirSink, Filesystem};
+pub use mount_host::{Capabilities, MountHost, Negotiated};
 pub use options::{OptionKind, OptionSpec, Options};
 pub use panic_guard::payload_text as panic_message;
 pub use plugin::{MountInfo, Plugin, SetupError, ThreadModel};
 pub use types::{
-    from_timespec, to_timespec, Entry, Errno, FileAttr, FileKind, Opened, Request, Result, SetAttr, StatFs, TimeOrNow,
+    from_timespec, to_timespec, Entry, Errno, FileAttr, FileKind, FileLock, Opened, Request, Result, SetAttr, StatFs, TimeOrNow,
     ROOT_INO,
 };
 

@@ -81,6 +81,12 @@ pub trait Plugin: Filesystem + Sized {
     /// Every option the plugin accepts. Others are refused before `new` is called.
     const OPTIONS: &'static [OptionSpec] = &[];
     const THREAD_MODEL: ThreadModel = ThreadModel::Parallel;
+    /// The plugin never changes anything: its mounts are read-only, and show `ro` in
+    /// the mount table (ABI 1.1; a 1.0 host mounts it as the operator says).
+    const READ_ONLY: bool = false;
+    /// The option that names what is mounted (an archive file, a source folder), so
+    /// that `fusehost mount PLUGIN SOURCE MOUNTPOINT` and fstab's first field set it.
+    const SOURCE_OPTION: Option<&'static str> = None;
 
     /// Checks options beyond their kinds, without building anything
     /// (`fusehost check`). Also run before every `new`.

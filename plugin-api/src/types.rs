@@ -3,9 +3,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use fusehost_abi::abi_stable::std_types::RDuration;
 use fusehost_abi::{open_flags, setattr_valid, Timespec};
 
-pub use fusehost_abi::{Errno, RequestCtx as Request, StatFs};
+pub use fusehost_abi::{Errno, FileLock, RequestCtx as Request, StatFs};
 
 /// The result of every filesystem operation: a value or an errno for the caller.
 pub type Result<T> = std::result::Result<T, Errno>;
@@ -125,16 +126,55 @@ impl FileAttr {
 /// What lookup, create, mkdir, mknod, symlink and link return: the entry the kernel
 /// will remember. The host counts it; you learn when the kernel forgets it through
 /// [`Filesystem::forget`](crate::Filesystem::forget).
+///
+/// From ABI 1.1 an entry may carry its own TTLs (see [`Entry::with_ttls`]), and a
+/// lookup may answer [`Entry::negative`]. In a 1.0 host both fall back to the mount's
+/// TTLs and a plain `ENOENT`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub attr: FileAttr,
     /// Tells apart two files that had the same inode number at different times.
     pub generation: u64,
+    /// How long the kernel may trust the name (`None`: the mount's `entry_ttl`).
+    pub entry_ttl: Option<Duration>,
+    /// How long the kernel may trust the attributes (`None`: the mount's `attr_ttl`).
+    pub attr_ttl: Option<Duration>,
 }
 
 impl Entry {
     pub fn new(attr: FileAttr) -> Entry {
-        Entry { attr, generation: 0 }
+        Entry { attr, generation: 0, entry_ttl: None, attr_ttl: None }
+    }
+
+    /// "No such name, and the kernel may remember that for `ttl`": answer this from
+    /// `lookup` instead of `ENOENT` to choose the time (`ENOENT` gets the mount's
+    /// `negative_ttl`). Anything created through the mount replaces it at once; a name
+    /// that appears another way needs [`MountHost::invalidate_entry`](crate::MountHost::invalidate_entry).
+    pub fn negative(ttl: Duration) -> Entry {
+        let mut entry = Entry::new(FileAttr::new(0, FileKind::RegularFile, 0, UNIX_EPOCH));
+        entry.entry_ttl = Some(ttl);
+        entry
+    }
+
+    /// Whether this is a [negative](Entry::negative) entry.
+    pub fn is_negative(&self) -> bool {
+        self.attr.ino == 0
+    }
+
+    /// Sets this entry's own TTLs for the name and the attributes.
+    pub fn with_ttls(mut self, entry_ttl: Duration, attr_ttl: Duration) -> Entry {
+        self.entry_ttl = Some(entry_ttl);
+        self.attr_ttl = Some(attr_ttl);
+        self
+    }
+
+    /// The 1.1 ABI form, with TTLs.
+    pub fn to_abi_ttl(&self) -> fusehost_abi::EntryTtl {
+        fusehost_abi::EntryTtl {
+            entry: self.to_abi(),
+            entry_ttl: self.entry_ttl.map(RDuration::from).into(),
+            attr_ttl: self.attr_ttl.map(RDuration::from).into(),
+        }
     }
 
     /// The ABI form.

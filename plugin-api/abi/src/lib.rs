@@ -5,14 +5,41 @@
 //! they depend on `fusehost-plugin-api`, which re-exports it and wraps it in an
 //! idiomatic Rust trait.
 //!
-//! # Why this is its own crate, versioned `1.0.z`
+//! # Why this is its own crate, and how it grows
 //!
 //! abi_stable stamps every type layout with the Cargo package name and version of the
-//! crate that defines it, and refuses a library whose package version differs in its
-//! major (or, for `0.x`, minor) number. Keeping the ABI types in a crate of their own
-//! means the author SDK can evolve freely while this crate only ever gets patch
-//! releases that keep every layout. A layout change is a new major (`2.0.0`) in a new
-//! folder; the host then depends on every supported major and adapts older ones.
+//! crate that defines it, and refuses a library whose package major differs. Keeping
+//! the ABI types in a crate of their own means the author SDK can evolve freely.
+//!
+//! The compatibility policy, which is the promise to plugin authors:
+//! - **A minor release (`1.N.0`) only appends**: defaulted methods after the last one
+//!   of a `#[sabi_trait]`, fields after the last one of a prefix-type module, new
+//!   types. A **patch** release changes no layout. A **major** is only for removing or
+//!   reordering, and gets a new folder.
+//! - A plugin built against any 1.x loads in every host that speaks 1.y. A feature one
+//!   side lacks behaves as `ENOSYS` / "not supported", never as a panic or undefined
+//!   behaviour.
+//! - abi_stable's own version is part of the ABI: this crate pins it exactly
+//!   (`=0.11.3`).
+//! - The meaning of fields is part of the ABI too: [`SEMANTICS_REVISION`] records it.
+//!
+//! abi_stable accepts a library with *more* trailing entries than the host expects,
+//! never fewer (tried: a host whose filesystem vtable had one appended method refused
+//! the released 1.0.0 hello plugin, "too many fields, expected 37, found 36"; the
+//! reverse loaded and served). So each minor's grown types are kept frozen in a module
+//! of their own ([`v1_0`]), and the host loads every plugin through the interface of
+//! the minor it was built for (read from the library header before loading), adapting
+//! older objects to the current trait. A newer plugin in an older host needs nothing:
+//! the host calls what it knows, and the plugin's newer methods are never asked.
+//!
+//! | feature | first ABI version |
+//! |---|---|
+//! | the whole FUSE request set of 1.0, `Opened::passthrough_fd` | 1.0.0 |
+//! | [`capability`] consent and [`Negotiated`] ([`RawFilesystem::capabilities`], [`RawFilesystem::init`]) | 1.1.0 |
+//! | kernel notifications and request identity ([`MountHost`]) | 1.1.0 |
+//! | negative entries and per-entry TTLs ([`RawFilesystem::lookup_ttl`], [`RawFilesystem::getattr_ttl`]) | 1.1.0 |
+//! | `getlk`/`setlk`, `ioctl`, `poll`, `bmap` | 1.1.0 |
+//! | [`PluginMetadata`]: read-only plugins, the source option, the semantics revision | 1.1.0 |
 //!
 //! # How a plugin is recognised
 //!
@@ -41,9 +68,11 @@ use abi_stable::{
     library::RootModule,
     package_version_strings, sabi_trait,
     sabi_types::{RMut, VersionStrings},
-    std_types::{RBox, ROption, RResult, RSlice, RSliceMut, RStr, RString},
+    std_types::{RArc, RBox, RDuration, ROption, RResult, RSlice, RSliceMut, RStr, RString},
     StableAbi,
 };
+
+pub mod v1_0;
 
 /// The ABI major this crate defines, taken from its package version.
 pub const ABI_MAJOR: u32 = parse_major(env!("CARGO_PKG_VERSION"));
@@ -482,6 +511,213 @@ pub trait RawFilesystem: Send + Sync {
     /// The mount is gone: every inode was forgotten and every file released.
     #[sabi(last_prefix_field)]
     fn destroy(&self);
+
+    // ---- Appended in 1.1.0. Each has a default: a 1.0 plugin never answers them,
+    // ---- and the host adapts 1.0 objects (see `v1_0`).
+
+    /// The [`capability`] bits this filesystem consents to. Asked once, before the
+    /// mount; the host requests a kernel feature only when the operator asks for it
+    /// (where an option exists) and the plugin consents.
+    fn capabilities(&self) -> u64 {
+        0
+    }
+    /// What was negotiated with the kernel, and the host's per-mount handle
+    /// (notifications, request identity). Called once, before the first request.
+    fn init(&self, negotiated: &Negotiated, host: MountHostObject) {
+        let _ = (negotiated, host);
+    }
+    /// `lookup` with per-entry TTLs. An entry whose `attr.ino` is 0 is a *negative*
+    /// entry: "no such name", remembered by the kernel for `entry_ttl`.
+    fn lookup_ttl(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>) -> RResult<EntryTtl, Errno> {
+        match self.lookup(ctx, parent, name) {
+            RResult::ROk(entry) => RResult::ROk(EntryTtl { entry, entry_ttl: ROption::RNone, attr_ttl: ROption::RNone }),
+            RResult::RErr(errno) => RResult::RErr(errno),
+        }
+    }
+    /// `getattr` with a per-answer attribute TTL.
+    fn getattr_ttl(&self, ctx: &RequestCtx, ino: u64, fh: ROption<u64>) -> RResult<AttrTtl, Errno> {
+        match self.getattr(ctx, ino, fh) {
+            RResult::ROk(attr) => RResult::ROk(AttrTtl { attr, attr_ttl: ROption::RNone }),
+            RResult::RErr(errno) => RResult::RErr(errno),
+        }
+    }
+    /// POSIX record locks (`fcntl(F_GETLK)`): the conflicting lock, or one of type
+    /// `F_UNLCK` when there is none. Only sent when the plugin consents to
+    /// [`capability::POSIX_LOCKS`]; otherwise the kernel keeps locks node-local.
+    fn getlk(&self, ctx: &RequestCtx, ino: u64, fh: u64, lock_owner: u64, lock: &FileLock) -> RResult<FileLock, Errno> {
+        let _ = (ctx, ino, fh, lock_owner, lock);
+        RResult::RErr(Errno::ENOSYS)
+    }
+    /// `fcntl(F_SETLK)`, or `F_SETLKW` when `sleep` (wait for the conflicting lock).
+    fn setlk(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        lock_owner: u64,
+        lock: &FileLock,
+        sleep: bool,
+    ) -> RResult<(), Errno> {
+        let _ = (ctx, ino, fh, lock_owner, lock, sleep);
+        RResult::RErr(Errno::ENOSYS)
+    }
+    /// `ioctl(2)` on an open file: `input` is what the caller passed in, `output` room
+    /// for what goes back (the command's size). Answer `ENOTTY` for unknown commands.
+    fn ioctl(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        flags: u32,
+        cmd: u32,
+        input: RSlice<'_, u8>,
+        output: RSliceMut<'_, u8>,
+    ) -> RResult<IoctlOut, Errno> {
+        let _ = (ctx, ino, fh, flags, cmd, input, output);
+        RResult::RErr(Errno::ENOSYS)
+    }
+    /// `poll(2)`: the `POLL*` events ready now. When `flags` has `FUSE_POLL_SCHEDULE_NOTIFY`
+    /// (1), call [`MountHost::poll_ready`] with `wakeup` once readiness changes.
+    fn poll(&self, ctx: &RequestCtx, ino: u64, fh: u64, wakeup: u64, events: u32, flags: u32) -> RResult<u32, Errno> {
+        let _ = (ctx, ino, fh, wakeup, events, flags);
+        RResult::RErr(Errno::ENOSYS)
+    }
+    /// `FIBMAP`: the device block of file block `block` (block devices only).
+    fn bmap(&self, ctx: &RequestCtx, ino: u64, block_size: u32, block: u64) -> RResult<u64, Errno> {
+        let _ = (ctx, ino, block_size, block);
+        RResult::RErr(Errno::ENOSYS)
+    }
+}
+
+/// The host's services to one mount of a 1.1 plugin, handed over in
+/// [`RawFilesystem::init`]. Implemented by the host; appended to like every trait.
+///
+/// Notifications are queued and sent from a host thread, never while the calling
+/// request is still being answered: call them from anywhere, including from inside a
+/// request, without deadlocking the kernel. They answer `EAGAIN` when the queue is full
+/// and `ENOTCONN` once the mount is gone.
+#[sabi_trait]
+pub trait MountHost: Clone + Send + Sync {
+    /// Drops cached attributes of `ino` and its cached data from `offset` for `len`
+    /// bytes (`len` 0: to the end; `offset` negative: attributes only).
+    fn invalidate_inode(&self, ino: u64, offset: i64, len: i64) -> RResult<(), Errno>;
+    /// Drops the kernel's entry for `name` in `parent` (positive or negative).
+    fn invalidate_entry(&self, parent: u64, name: RSlice<'_, u8>) -> RResult<(), Errno>;
+    /// Tells the kernel `name` in `parent`, which was `child`, is gone.
+    fn notify_delete(&self, parent: u64, child: u64, name: RSlice<'_, u8>) -> RResult<(), Errno>;
+    /// Puts `data` into the kernel's page cache of `ino` at `offset`.
+    fn store(&self, ino: u64, offset: u64, data: RSlice<'_, u8>) -> RResult<(), Errno>;
+    /// Wakes the poller registered under `wakeup` (from [`RawFilesystem::poll`]).
+    fn poll_ready(&self, wakeup: u64) -> RResult<(), Errno>;
+    /// The kernel's `unique` id of the request the calling thread is serving, 0 when
+    /// it serves none.
+    #[sabi(last_prefix_field)]
+    fn request_id(&self) -> u64;
+}
+
+/// The host's per-mount handle as a plugin holds it.
+pub type MountHostObject = MountHost_TO<'static, RArc<()>>;
+
+/// Kernel features a plugin consents to (bits of [`RawFilesystem::capabilities`] and of
+/// [`Negotiated::capabilities`]). Bits only ever get added.
+pub mod capability {
+    /// Page-cache writes are gathered by the kernel and written back later
+    /// (`writeback_cache = true`). Consent means: reads arrive through write-only
+    /// handles, `O_APPEND` writes arrive as positioned writes, and the kernel owns
+    /// `mtime` and the size until it flushes.
+    pub const WRITEBACK_CACHE: u64 = 1 << 0;
+    /// POSIX record locks are served by the plugin (`getlk`/`setlk`), so they hold
+    /// across every machine that mounts the same data.
+    pub const POSIX_LOCKS: u64 = 1 << 1;
+    /// The plugin clears setuid/setgid bits itself on write, truncate and chown
+    /// (`FUSE_HANDLE_KILLPRIV_V2`); the kernel then skips its `security.capability`
+    /// lookup before every write.
+    pub const HANDLE_KILLPRIV_V2: u64 = 1 << 2;
+    /// Direct-I/O writes to one file may run in parallel.
+    pub const PARALLEL_DIRECT_WRITES: u64 = 1 << 3;
+    /// The kernel caches symlink targets.
+    pub const CACHE_SYMLINKS: u64 = 1 << 4;
+    /// `open` may be skipped: the plugin answers `ENOSYS` to open and serves reads
+    /// without a handle.
+    pub const NO_OPEN: u64 = 1 << 5;
+    /// `opendir` may be skipped likewise.
+    pub const NO_OPENDIR: u64 = 1 << 6;
+    /// Open files may be handed to the kernel (`Opened::passthrough_fd`).
+    pub const PASSTHROUGH: u64 = 1 << 7;
+    /// Every bit of this version.
+    pub const ALL: u64 = (1 << 8) - 1;
+}
+
+/// What the host and the kernel agreed on for one mount, before its first request.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Negotiated {
+    /// The [`capability`] bits in effect.
+    pub capabilities: u64,
+    /// The largest write the kernel sends.
+    pub max_write: u32,
+    /// The kernel's FUSE protocol version.
+    pub proto_major: u32,
+    pub proto_minor: u32,
+    /// The kernel checks permissions from the mode bits.
+    pub default_permissions: bool,
+    pub read_only: bool,
+}
+
+/// A lookup answer with its own TTLs (`RNone`: the mount's). `entry.attr.ino == 0`
+/// makes it a negative entry.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryTtl {
+    pub entry: Entry,
+    pub entry_ttl: ROption<RDuration>,
+    pub attr_ttl: ROption<RDuration>,
+}
+
+/// A getattr answer with its own attribute TTL (`RNone`: the mount's).
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttrTtl {
+    pub attr: Attr,
+    pub attr_ttl: ROption<RDuration>,
+}
+
+/// A POSIX record lock: bytes `start..=end` (`end` `u64::MAX`: to the end of file),
+/// `typ` one of `F_RDLCK`, `F_WRLCK`, `F_UNLCK`, held by process `pid`.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileLock {
+    pub start: u64,
+    pub end: u64,
+    pub typ: i32,
+    pub pid: u32,
+}
+
+/// An ioctl's answer: its return value and how many bytes of `output` it filled.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoctlOut {
+    pub result: i32,
+    pub output_len: u32,
+}
+
+/// The revision of the documented meaning of every field and method, next to the
+/// layout's version: a host can tell which promises a plugin was built against.
+/// 1: as of `fusehost-abi` 1.0.0 and 1.1.0.
+pub const SEMANTICS_REVISION: u32 = 1;
+
+/// What a 1.1 plugin says about itself beyond [`PluginInfo`].
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct PluginMetadata {
+    /// The [`SEMANTICS_REVISION`] the plugin was built with.
+    pub semantics: u32,
+    /// The plugin never changes anything: mounts are read-only in the mount table.
+    pub read_only: bool,
+    /// The option that names what is mounted (an archive, a folder), so that
+    /// `fusehost mount PLUGIN SOURCE MNT` and fstab's first field mean something.
+    /// Empty: none.
+    pub source_option: RStr<'static>,
 }
 
 /// A filesystem object as a plugin hands it to the host.
@@ -596,6 +832,8 @@ pub struct PluginModule {
     /// Builds one mount's filesystem.
     #[sabi(last_prefix_field)]
     pub new_filesystem: extern "C" fn(init: &MountInit<'_>) -> RResult<FsObject, PluginError>,
+    /// Appended in 1.1.0.
+    pub metadata: extern "C" fn() -> PluginMetadata,
 }
 
 impl RootModule for PluginModule_Ref {
