@@ -47,7 +47,14 @@ impl RawFilesystem for V1_0Filesystem {
         self.0.readlink(ctx, ino, buf)
     }
 
-    fn mknod(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>, mode: u32, rdev: u32) -> RResult<Entry, Errno> {
+    fn mknod(
+        &self,
+        ctx: &RequestCtx,
+        parent: u64,
+        name: RSlice<'_, u8>,
+        mode: u32,
+        rdev: u32,
+    ) -> RResult<Entry, Errno> {
         self.0.mknod(ctx, parent, name, mode, rdev)
     }
 
@@ -63,11 +70,25 @@ impl RawFilesystem for V1_0Filesystem {
         self.0.rmdir(ctx, parent, name)
     }
 
-    fn symlink(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>, target: RSlice<'_, u8>) -> RResult<Entry, Errno> {
+    fn symlink(
+        &self,
+        ctx: &RequestCtx,
+        parent: u64,
+        name: RSlice<'_, u8>,
+        target: RSlice<'_, u8>,
+    ) -> RResult<Entry, Errno> {
         self.0.symlink(ctx, parent, name, target)
     }
 
-    fn rename(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>, new_parent: u64, new_name: RSlice<'_, u8>, flags: u32) -> RResult<(), Errno> {
+    fn rename(
+        &self,
+        ctx: &RequestCtx,
+        parent: u64,
+        name: RSlice<'_, u8>,
+        new_parent: u64,
+        new_name: RSlice<'_, u8>,
+        flags: u32,
+    ) -> RResult<(), Errno> {
         self.0.rename(ctx, parent, name, new_parent, new_name, flags)
     }
 
@@ -79,11 +100,30 @@ impl RawFilesystem for V1_0Filesystem {
         self.0.open(ctx, ino, flags)
     }
 
-    fn read(&self, ctx: &RequestCtx, ino: u64, fh: u64, offset: u64, buf: RSliceMut<'_, u8>, flags: i32, lock_owner: ROption<u64>) -> RResult<u64, Errno> {
+    fn read(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        buf: RSliceMut<'_, u8>,
+        flags: i32,
+        lock_owner: ROption<u64>,
+    ) -> RResult<u64, Errno> {
         self.0.read(ctx, ino, fh, offset, buf, flags, lock_owner)
     }
 
-    fn write(&self, ctx: &RequestCtx, ino: u64, fh: u64, offset: u64, data: RSlice<'_, u8>, write_flags: u32, flags: i32, lock_owner: ROption<u64>) -> RResult<u32, Errno> {
+    fn write(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        data: RSlice<'_, u8>,
+        write_flags: u32,
+        flags: i32,
+        lock_owner: ROption<u64>,
+    ) -> RResult<u32, Errno> {
         self.0.write(ctx, ino, fh, offset, data, write_flags, flags, lock_owner)
     }
 
@@ -91,7 +131,15 @@ impl RawFilesystem for V1_0Filesystem {
         self.0.flush(ctx, ino, fh, lock_owner)
     }
 
-    fn release(&self, ctx: &RequestCtx, ino: u64, fh: u64, flags: i32, lock_owner: ROption<u64>, flush: bool) -> RResult<(), Errno> {
+    fn release(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        flags: i32,
+        lock_owner: ROption<u64>,
+        flush: bool,
+    ) -> RResult<(), Errno> {
         self.0.release(ctx, ino, fh, flags, lock_owner, flush)
     }
 
@@ -103,11 +151,25 @@ impl RawFilesystem for V1_0Filesystem {
         self.0.opendir(ctx, ino, flags)
     }
 
-    fn readdir(&self, ctx: &RequestCtx, ino: u64, fh: u64, offset: i64, sink: &mut DirSinkRef<'_, '_>) -> RResult<(), Errno> {
+    fn readdir(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        offset: i64,
+        sink: &mut DirSinkRef<'_, '_>,
+    ) -> RResult<(), Errno> {
         self.0.readdir(ctx, ino, fh, offset, sink)
     }
 
-    fn readdirplus(&self, ctx: &RequestCtx, ino: u64, fh: u64, offset: i64, sink: &mut DirPlusSinkRef<'_, '_>) -> RResult<(), Errno> {
+    fn readdirplus(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        offset: i64,
+        sink: &mut DirPlusSinkRef<'_, '_>,
+    ) -> RResult<(), Errno> {
         self.0.readdirplus(ctx, ino, fh, offset, sink)
     }
 
@@ -123,11 +185,25 @@ impl RawFilesystem for V1_0Filesystem {
         self.0.statfs(ctx, ino)
     }
 
-    fn setxattr(&self, ctx: &RequestCtx, ino: u64, name: RSlice<'_, u8>, value: RSlice<'_, u8>, flags: i32, position: u32) -> RResult<(), Errno> {
+    fn setxattr(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        name: RSlice<'_, u8>,
+        value: RSlice<'_, u8>,
+        flags: i32,
+        position: u32,
+    ) -> RResult<(), Errno> {
         self.0.setxattr(ctx, ino, name, value, flags, position)
     }
 
-    fn getxattr(&self, ctx: &RequestCtx, ino: u64, name: RSlice<'_, u8>, buf: RSliceMut<'_, u8>) -> RResult<u64, Errno> {
+    fn getxattr(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        name: RSlice<'_, u8>,
+        buf: RSliceMut<'_, u8>,
+    ) -> RResult<u64, Errno> {
         self.0.getxattr(ctx, ino, name, buf)
     }
 
@@ -143,11 +219,26 @@ impl RawFilesystem for V1_0Filesystem {
         self.0.access(ctx, ino, mask)
     }
 
-    fn create(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>, mode: u32, flags: i32) -> RResult<Created, Errno> {
+    fn create(
+        &self,
+        ctx: &RequestCtx,
+        parent: u64,
+        name: RSlice<'_, u8>,
+        mode: u32,
+        flags: i32,
+    ) -> RResult<Created, Errno> {
         self.0.create(ctx, parent, name, mode, flags)
     }
 
-    fn fallocate(&self, ctx: &RequestCtx, ino: u64, fh: u64, offset: u64, length: u64, mode: i32) -> RResult<(), Errno> {
+    fn fallocate(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        length: u64,
+        mode: i32,
+    ) -> RResult<(), Errno> {
         self.0.fallocate(ctx, ino, fh, offset, length, mode)
     }
 
@@ -155,7 +246,18 @@ impl RawFilesystem for V1_0Filesystem {
         self.0.lseek(ctx, ino, fh, offset, whence)
     }
 
-    fn copy_file_range(&self, ctx: &RequestCtx, ino_in: u64, fh_in: u64, offset_in: u64, ino_out: u64, fh_out: u64, offset_out: u64, len: u64, flags: u64) -> RResult<u32, Errno> {
+    fn copy_file_range(
+        &self,
+        ctx: &RequestCtx,
+        ino_in: u64,
+        fh_in: u64,
+        offset_in: u64,
+        ino_out: u64,
+        fh_out: u64,
+        offset_out: u64,
+        len: u64,
+        flags: u64,
+    ) -> RResult<u32, Errno> {
         self.0.copy_file_range(ctx, ino_in, fh_in, offset_in, ino_out, fh_out, offset_out, len, flags)
     }
 

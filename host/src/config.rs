@@ -153,6 +153,7 @@ struct RawMount {
     threads: Option<Spanned<i64>>,
     attr_ttl: Option<Spanned<Value>>,
     entry_ttl: Option<Spanned<Value>>,
+    negative_ttl: Option<Spanned<Value>>,
     #[serde(default)]
     options: Table,
 }
@@ -278,7 +279,8 @@ fn mount_spec(
     if let Some(threads) = &raw.threads {
         set("threads", threads.span(), threads.get_ref().to_string())?;
     }
-    for (key, ttl) in [("attr_ttl", &raw.attr_ttl), ("entry_ttl", &raw.entry_ttl)] {
+    for (key, ttl) in [("attr_ttl", &raw.attr_ttl), ("entry_ttl", &raw.entry_ttl), ("negative_ttl", &raw.negative_ttl)]
+    {
         if let Some(ttl) = ttl {
             set(key, ttl.span(), duration_text(ttl.get_ref()))?;
         }

@@ -38,16 +38,16 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{ROption, RResult, RSlice, RSliceMut};
+use abi_stable::std_types::{RDuration, ROption, RResult, RSlice, RSliceMut};
 use fusehost_abi::{
-    open_flags, setattr_valid, Attr, DirPlusSink_TO, DirSink_TO, Entry, Errno, RawFilesystem, RequestCtx, SetAttr,
-    Timespec,
+    capability, open_flags, setattr_valid, Attr, DirPlusSink_TO, DirSink_TO, Entry, EntryTtl, Errno, FileLock,
+    Negotiated, RawFilesystem, RequestCtx, SetAttr, Timespec,
 };
 use fuser::{
-    AccessFlags, CopyFileRangeFlags, FileHandle, FopenFlags, INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner,
-    OpenFlags, PollEvents, PollFlags, PollNotifier, RenameFlags, ReplyAttr, ReplyBmap, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyLock, ReplyLseek, ReplyOpen,
-    ReplyPoll, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, CopyFileRangeFlags, FileHandle, FopenFlags, INodeNo, IoctlFlags, KernelConfig, LockOwner, OpenFlags,
+    PollEvents, PollFlags, PollNotifier, RenameFlags, ReplyAttr, ReplyBmap, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyLock, ReplyLseek, ReplyOpen, ReplyPoll, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use tracing::span::Entered;
@@ -56,11 +56,13 @@ use tracing::Span;
 use fusehost_plugin_api::FileKind;
 
 use crate::backing::Backing;
+use crate::capabilities;
 use crate::contract::{check_attr, check_entry, kernel_errno, Anomalies, Expected};
 use crate::crash;
 use crate::dir_sinks::{ReplyDirPlusSink, ReplyDirSink};
 use crate::forgetter::{ForgetTarget, Forgetter};
 use crate::lookup_table::LookupTable;
+use crate::notifications::{self, Notifications};
 use crate::stats::{MountStats, Op};
 
 /// What a running mount shares with the rest of the host (status, tests).
@@ -77,7 +79,14 @@ pub struct DispatchConfig {
     pub serialized: bool,
     pub attr_ttl: Duration,
     pub entry_ttl: Duration,
+    /// How long the kernel remembers "no such name" for a plugin that answers
+    /// `ENOENT` without choosing (zero: not at all).
+    pub negative_ttl: Duration,
     pub writeback_cache: bool,
+    /// The [`capability`] bits the plugin consents to (asked before the mount).
+    pub consent: u64,
+    pub default_permissions: bool,
+    pub read_only: bool,
 }
 
 /// The plugin's filesystem and the locks around it, shared by the request threads,
@@ -149,6 +158,9 @@ pub struct Dispatch<O: RawFilesystem + 'static> {
     forgetter: Option<Forgetter>,
     backing: Backing,
     config: DispatchConfig,
+    /// The capabilities in effect since the kernel's INIT.
+    granted: u64,
+    notifications: Arc<Notifications>,
     name: String,
     /// This mount's place in the fatal-signal handler's table.
     crash: Option<crash::Registration>,
@@ -165,6 +177,29 @@ struct InCall<'a> {
 
 /// The longest symlink target the kernel accepts (`PATH_MAX`).
 const LINK_MAX: usize = 4096;
+
+/// The largest write the host lets the kernel send: what the kernel's default page
+/// limit (256 pages) allows anyway, set explicitly so that plugins are told the truth.
+const MAX_WRITE: u32 = 1 << 20;
+
+/// The attributes of a negative entry: the kernel reads none of them (nodeid 0).
+const NEGATIVE_ATTR: fuser::FileAttr = fuser::FileAttr {
+    ino: INodeNo(0),
+    size: 0,
+    blocks: 0,
+    atime: SystemTime::UNIX_EPOCH,
+    mtime: SystemTime::UNIX_EPOCH,
+    ctime: SystemTime::UNIX_EPOCH,
+    crtime: SystemTime::UNIX_EPOCH,
+    kind: fuser::FileType::RegularFile,
+    perm: 0,
+    nlink: 0,
+    uid: 0,
+    gid: 0,
+    rdev: 0,
+    blksize: 0,
+    flags: 0,
+};
 
 thread_local! {
     /// Each session thread's buffer for read, readlink and getxattr answers, grown to
@@ -188,6 +223,7 @@ fn bytes(name: &OsStr) -> RSlice<'_, u8> {
 }
 
 fn ctx(req: &Request, umask: u32) -> RequestCtx {
+    notifications::serving_request(req.unique().0);
     RequestCtx { uid: req.uid(), gid: req.gid(), pid: req.pid(), umask }
 }
 
@@ -199,8 +235,16 @@ fn to_timespec(time: SystemTime) -> Timespec {
     fusehost_plugin_api::to_timespec(time)
 }
 
-fn fopen_flags(flags: u32) -> FopenFlags {
-    FopenFlags::from_bits_truncate(flags & open_flags::ALL)
+fn fopen_flags(flags: u32, granted: u64) -> FopenFlags {
+    let mut flags = FopenFlags::from_bits_truncate(flags & open_flags::ALL);
+    if granted & capability::PARALLEL_DIRECT_WRITES != 0 {
+        flags |= FopenFlags::FOPEN_PARALLEL_DIRECT_WRITES;
+    }
+    flags
+}
+
+fn duration(ttl: ROption<RDuration>) -> Option<Duration> {
+    ttl.into_option().map(Duration::from)
 }
 
 impl<O: RawFilesystem + 'static> Dispatch<O> {
@@ -215,7 +259,22 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
             destroyed: AtomicBool::new(false),
             span,
         });
-        Dispatch { core, forgetter: None, backing: Backing::default(), config, name: name.to_owned(), crash: None }
+        Dispatch {
+            core,
+            forgetter: None,
+            backing: Backing::default(),
+            config,
+            granted: 0,
+            notifications: Arc::default(),
+            name: name.to_owned(),
+            crash: None,
+        }
+    }
+
+    /// The queue of the plugin's kernel notifications, to start once the session
+    /// (and with it the kernel's notification channel) exists.
+    pub fn notifications(&self) -> Arc<Notifications> {
+        Arc::clone(&self.notifications)
     }
 
     /// Names this mount in the report of a fatal signal, and detaches it then.
@@ -329,6 +388,37 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
         }
     }
 
+    /// Answers a lookup: an entry with its own or the mount's TTLs (counted), a
+    /// negative entry (plugin's TTL, or the mount's `negative_ttl` for `ENOENT`), or
+    /// an error.
+    fn reply_lookup(&self, answer: RResult<EntryTtl, Errno>, reply: ReplyEntry) {
+        let negative = |reply: ReplyEntry, ttl: Duration| {
+            reply.entry_with_ttls(&Duration::ZERO, &ttl, &NEGATIVE_ATTR, fuser::Generation(0))
+        };
+        match answer.into_result() {
+            Ok(found) if found.entry.attr.ino == 0 => {
+                negative(reply, duration(found.entry_ttl).unwrap_or(self.config.negative_ttl))
+            }
+            Ok(found) => match check_entry(&found.entry, Expected::Found) {
+                Ok((attr, generation)) => {
+                    self.core.shared.lookups.remember(found.entry.attr.ino);
+                    let attr_ttl = duration(found.attr_ttl).unwrap_or(self.config.attr_ttl);
+                    let entry_ttl = duration(found.entry_ttl).unwrap_or(self.config.entry_ttl);
+                    reply.entry_with_ttls(&attr_ttl, &entry_ttl, &attr, generation);
+                }
+                Err(why) => {
+                    reply.error(self.invalid(Op::Lookup, why));
+                    self.undelivered(found.entry.attr.ino);
+                }
+            },
+            Err(errno) if errno == Errno::ENOENT && !self.config.negative_ttl.is_zero() => {
+                self.core.shared.stats.error(Op::Lookup);
+                negative(reply, self.config.negative_ttl)
+            }
+            Err(errno) => reply.error(self.fail(Op::Lookup, errno)),
+        }
+    }
+
     fn reply_attr(&self, op: Op, ino: u64, answer: RResult<Attr, Errno>, reply: ReplyAttr) {
         match answer.into_result() {
             Ok(attr) => match check_attr(&attr) {
@@ -349,7 +439,7 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
     fn reply_open(&self, op: Op, ino: u64, answer: RResult<fusehost_abi::Opened, Errno>, reply: ReplyOpen) {
         match answer.into_result() {
             Ok(opened) => {
-                let (fh, flags) = (FileHandle(opened.fh), fopen_flags(opened.flags));
+                let (fh, flags) = (FileHandle(opened.fh), fopen_flags(opened.flags, self.granted));
                 match self.backing.share(ino, &opened, |fd| reply.open_backing(fd)) {
                     Some(id) => reply.opened_passthrough(fh, flags, &id),
                     None => reply.opened(fh, flags),
@@ -416,33 +506,34 @@ impl<O: RawFilesystem + 'static> Drop for Dispatch<O> {
 
 impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        let mut wanted =
-            InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO | InitFlags::FUSE_PARALLEL_DIROPS;
-        if self.config.writeback_cache {
-            wanted |= InitFlags::FUSE_WRITEBACK_CACHE;
-        } else if config.capabilities().contains(InitFlags::FUSE_PASSTHROUGH) && config.set_max_stack_depth(1).is_ok() {
-            // Lets plugins hand open files to the kernel (the kernel does not combine it
-            // with writeback caching). Costs nothing until a plugin asks for it.
-            wanted |= InitFlags::FUSE_PASSTHROUGH;
-        }
-        if let Err(unsupported) = config.add_capabilities(wanted) {
-            tracing::debug!("kernel lacks capabilities {unsupported:?}");
-            let _ = config.add_capabilities(wanted - unsupported);
-        }
+        self.granted = capabilities::negotiate(config, self.config.consent, self.config.writeback_cache);
+        let _ = config.set_max_write(MAX_WRITE);
         let target = Arc::clone(&self.core) as Arc<dyn ForgetTarget>;
         self.forgetter = Some(Forgetter::start(&self.name, target, self.core.span.clone())?);
+        let fuser::Version(proto_major, proto_minor) = config.kernel_abi();
+        let negotiated = Negotiated {
+            capabilities: self.granted,
+            max_write: MAX_WRITE,
+            proto_major,
+            proto_minor,
+            default_permissions: self.config.default_permissions,
+            read_only: self.config.read_only,
+        };
+        let _span = self.core.span.enter();
+        self.core.fs.init(&negotiated, self.notifications.handle());
         Ok(())
     }
 
     fn destroy(&mut self) {
+        self.notifications.close();
         let left = self.forgetter.as_mut().map(Forgetter::stop).unwrap_or_default();
         self.core.destroy_once(&left);
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         self.serve_handing_out(Op::Lookup, || {
-            let answer = self.core.fs.lookup(&ctx(req, 0), parent.0, bytes(name));
-            self.reply_entry(Op::Lookup, Expected::Found, answer, reply);
+            let answer = self.core.fs.lookup_ttl(&ctx(req, 0), parent.0, bytes(name));
+            self.reply_lookup(answer, reply);
         });
     }
 
@@ -459,8 +550,14 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
 
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         self.serve(Op::Getattr, || {
-            let answer = self.core.fs.getattr(&ctx(req, 0), ino.0, fh.map(|fh| fh.0).into());
-            self.reply_attr(Op::Getattr, ino.0, answer, reply);
+            let answer = self.core.fs.getattr_ttl(&ctx(req, 0), ino.0, fh.map(|fh| fh.0).into());
+            match answer.into_result() {
+                Ok(found) => match check_attr(&found.attr) {
+                    Ok(attr) => reply.attr(&duration(found.attr_ttl).unwrap_or(self.config.attr_ttl), &attr),
+                    Err(why) => reply.error(self.invalid(Op::Getattr, why)),
+                },
+                Err(errno) => reply.error(self.fail_on(Op::Getattr, ino.0, errno)),
+            }
         });
     }
 
@@ -837,7 +934,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
                 };
             self.core.shared.lookups.remember(created.entry.attr.ino);
             let ttl = self.combined_ttl();
-            let (fh, open_flags) = (FileHandle(created.opened.fh), fopen_flags(created.opened.flags));
+            let (fh, open_flags) = (FileHandle(created.opened.fh), fopen_flags(created.opened.flags, self.granted));
             match self.backing.share(attr.ino.0, &created.opened, |fd| reply.open_backing(fd)) {
                 Some(id) => reply.created_passthrough(&ttl, &attr, generation, fh, open_flags, &id),
                 None => reply.created(&ttl, &attr, generation, fh, open_flags),
@@ -900,76 +997,111 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         });
     }
 
-    // Requests ABI 1.0 cannot carry to a plugin. fuser's defaults log a multi-line
-    // warning per request, which any client could repeat to flood the log: answer
-    // them quietly, the way the kernel expects of a filesystem without them.
+    // Requests ABI 1.1 added. A plugin without them answers ENOSYS through the ABI's
+    // defaults, quietly (fuser's own defaults log a multi-line warning per request,
+    // which any client could repeat to flood the log).
 
     fn ioctl(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _flags: IoctlFlags,
-        _cmd: u32,
-        _in_data: &[u8],
-        _out_size: u32,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        flags: IoctlFlags,
+        cmd: u32,
+        in_data: &[u8],
+        out_size: u32,
         reply: ReplyIoctl,
     ) {
-        self.core.shared.stats.request(Op::Ioctl);
-        // What a file without ioctls answers (the kernel would turn ENOSYS into it too).
-        reply.error(fuser::Errno::ENOTTY);
+        self.serve(Op::Ioctl, || {
+            with_buffer(out_size as usize, |buffer| {
+                let output = RSliceMut::from_mut_slice(buffer);
+                match self.core.fs.ioctl(
+                    &ctx(req, 0),
+                    ino.0,
+                    fh.0,
+                    flags.bits(),
+                    cmd,
+                    RSlice::from_slice(in_data),
+                    output,
+                ) {
+                    RResult::ROk(done) => {
+                        let filled = (done.output_len as usize).min(out_size as usize);
+                        reply.ioctl(done.result, &buffer[..filled]);
+                    }
+                    // What a file without ioctls answers (the kernel would turn ENOSYS into it too).
+                    RResult::RErr(Errno::ENOSYS) => reply.error(fuser::Errno::ENOTTY),
+                    RResult::RErr(errno) => reply.error(self.fail(Op::Ioctl, errno)),
+                }
+            })
+        });
     }
 
     fn poll(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _ph: PollNotifier,
-        _events: PollEvents,
-        _flags: PollFlags,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        ph: PollNotifier,
+        events: PollEvents,
+        flags: PollFlags,
         reply: ReplyPoll,
     ) {
-        self.core.shared.stats.request(Op::Poll);
-        // ENOSYS: the kernel stops asking and treats files as always ready.
-        reply.error(fuser::Errno::ENOSYS);
+        self.serve(Op::Poll, || {
+            let wakeup = ph.handle().0;
+            let answer = self.core.fs.poll(&ctx(req, 0), ino.0, fh.0, wakeup, events.bits(), flags.bits());
+            match answer.into_result() {
+                Ok(ready) => reply.poll(PollEvents::from_bits_truncate(ready)),
+                // The kernel stops asking and treats files as always ready.
+                Err(errno) => reply.error(self.fail(Op::Poll, errno)),
+            }
+        });
     }
 
     fn getlk(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _lock_owner: LockOwner,
-        _start: u64,
-        _end: u64,
-        _typ: i32,
-        _pid: u32,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        pid: u32,
         reply: ReplyLock,
     ) {
-        self.core.shared.stats.request(Op::Getlk);
-        reply.error(fuser::Errno::ENOSYS);
+        self.serve(Op::Getlk, || {
+            let asked = FileLock { start, end, typ, pid };
+            match self.core.fs.getlk(&ctx(req, 0), ino.0, fh.0, lock_owner.0, &asked).into_result() {
+                Ok(lock) => reply.locked(lock.start, lock.end, lock.typ, lock.pid),
+                Err(errno) => reply.error(self.fail(Op::Getlk, errno)),
+            }
+        });
     }
 
     fn setlk(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _lock_owner: LockOwner,
-        _start: u64,
-        _end: u64,
-        _typ: i32,
-        _pid: u32,
-        _sleep: bool,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        pid: u32,
+        sleep: bool,
         reply: ReplyEmpty,
     ) {
-        self.core.shared.stats.request(Op::Setlk);
-        reply.error(fuser::Errno::ENOSYS);
+        self.serve(Op::Setlk, || {
+            let lock = FileLock { start, end, typ, pid };
+            let answer = self.core.fs.setlk(&ctx(req, 0), ino.0, fh.0, lock_owner.0, &lock, sleep);
+            self.reply_empty(Op::Setlk, answer, reply);
+        });
     }
 
-    fn bmap(&self, _req: &Request, _ino: INodeNo, _blocksize: u32, _idx: u64, reply: ReplyBmap) {
-        self.core.shared.stats.request(Op::Bmap);
-        reply.error(fuser::Errno::ENOSYS);
+    fn bmap(&self, req: &Request, ino: INodeNo, blocksize: u32, idx: u64, reply: ReplyBmap) {
+        self.serve(Op::Bmap, || match self.core.fs.bmap(&ctx(req, 0), ino.0, blocksize, idx).into_result() {
+            Ok(block) => reply.bmap(block),
+            Err(errno) => reply.error(self.fail(Op::Bmap, errno)),
+        });
     }
 }

@@ -36,6 +36,7 @@
 
 pub mod abi_adapters;
 pub mod backing;
+pub mod capabilities;
 pub mod commands;
 pub mod config;
 pub mod contract;
@@ -51,6 +52,7 @@ pub mod logging;
 pub mod lookup_table;
 pub mod mount_options;
 pub mod mount_table;
+pub mod notifications;
 pub mod session;
 pub mod signals;
 pub mod stats;

@@ -59,7 +59,7 @@ enum Command {
         /// An existing directory to mount on.
         mountpoint: PathBuf,
         /// Options: the host's (ro, allow_other, allow_root, default_permissions,
-        /// fsname, threads, attr_ttl, entry_ttl, writeback_cache, create,
+        /// fsname, threads, attr_ttl, entry_ttl, negative_ttl, writeback_cache, create,
         /// allow_panic_abort); every other
         /// key goes to the plugin. Repeatable; comma-separated.
         #[arg(short = 'o', value_name = "KEY[=VALUE],...")]

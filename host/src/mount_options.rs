@@ -19,6 +19,9 @@ pub struct MountOptions {
     pub threads: usize,
     pub attr_ttl: Duration,
     pub entry_ttl: Duration,
+    /// How long "no such name" is remembered for plugins that do not choose
+    /// (`None`: as long as `entry_ttl`; zero: not at all).
+    pub negative_ttl: Option<Duration>,
     pub writeback_cache: bool,
     /// Create a missing mountpoint.
     pub create: bool,
@@ -54,6 +57,7 @@ impl Default for MountOptions {
             threads: 2,
             attr_ttl: Duration::from_secs(1),
             entry_ttl: Duration::from_secs(1),
+            negative_ttl: None,
             writeback_cache: false,
             create: false,
             allow_panic_abort: false,
@@ -74,6 +78,7 @@ pub const HOST_KEYS: &[&str] = &[
     "threads",
     "attr_ttl",
     "entry_ttl",
+    "negative_ttl",
     "writeback_cache",
     "create",
     "allow_panic_abort",
@@ -106,6 +111,7 @@ impl MountOptions {
             "threads" => self.threads = threads(required(key, value)?)?,
             "attr_ttl" => self.attr_ttl = ttl(key, required(key, value)?)?,
             "entry_ttl" => self.entry_ttl = ttl(key, required(key, value)?)?,
+            "negative_ttl" => self.negative_ttl = Some(ttl(key, required(key, value)?)?),
             _ => return Ok(false),
         }
         Ok(true)

@@ -255,7 +255,14 @@ fn fuser_config(target: &MountTarget) -> Config {
     let plugin_name = &target.plugin_name;
     let mut mount_options = vec![
         MountOption::FSName(options.fsname.clone().unwrap_or_else(|| format!("fusehost:{plugin_name}"))),
-        MountOption::Subtype(plugin_name.clone()),
+        // `fuse.fusehost` in the mount table: fusermount3 takes the subtype from its
+        // option; fuser's own mount(2) as root passes only kernel options, which the
+        // kernel's `subtype=` is.
+        if rustix::process::geteuid().is_root() {
+            MountOption::CUSTOM("subtype=fusehost".to_owned())
+        } else {
+            MountOption::Subtype("fusehost".to_owned())
+        },
         MountOption::NoDev,
         MountOption::NoSuid,
     ];
@@ -291,7 +298,9 @@ pub fn check_request(request: &MountRequest) -> Result<(), String> {
 pub fn start(request: MountRequest) -> Result<RunningMount, HostError> {
     check_request(&request)
         .map_err(|message| HostError::Usage(format!("mount `{}`: {message}", request.target.name)))?;
-    let MountRequest { target, plugin, plugin_options } = request;
+    let MountRequest { mut target, plugin, plugin_options } = request;
+    // A plugin that never changes anything shows so in the mount table.
+    target.options.read_only |= plugin.description.read_only;
     prepare_mountpoint(&target)?;
     // The plugin's own log lines while it builds carry the mount's name too.
     let _span = tracing::info_span!(parent: None, "mount", name = %target.name).entered();
@@ -321,19 +330,31 @@ pub fn start_with<O: RawFilesystem + 'static>(
 fn mount<O: RawFilesystem + 'static>(target: MountTarget, fs: O, serialized: bool) -> Result<RunningMount, HostError> {
     let shared = Arc::new(MountShared::default());
     let span = tracing::info_span!(parent: None, "mount", name = %target.name);
+    let consent = fs.capabilities();
+    crate::capabilities::check_consent(&target.options, &target.plugin_name, consent)
+        .map_err(|message| HostError::Usage(format!("mount `{}`: {message}", target.name)))?;
+    let options = &target.options;
     let config = DispatchConfig {
         serialized,
-        attr_ttl: target.options.attr_ttl,
-        entry_ttl: target.options.entry_ttl,
-        writeback_cache: target.options.writeback_cache,
+        attr_ttl: options.attr_ttl,
+        entry_ttl: options.entry_ttl,
+        negative_ttl: options.negative_ttl.unwrap_or(options.entry_ttl),
+        writeback_cache: options.writeback_cache,
+        consent,
+        default_permissions: options.default_permissions,
+        read_only: options.read_only,
     };
     let mut dispatch = Dispatch::new(fs, Arc::clone(&shared), config, &target.name, span);
     dispatch.report_crashes_as(crate::crash::register(&target.name, &target.plugin_name, &target.mountpoint));
     let core = dispatch.core();
+    let notifications = dispatch.notifications();
     // A failed mount drops the dispatch, which destroys the plugin's filesystem.
     let mut session = Session::new(dispatch, &target.mountpoint, &fuser_config(&target)).map_err(|source| {
         HostError::MountFailed { mount: target.name.clone(), path: target.mountpoint.clone(), source }
     })?;
+    notifications
+        .start(&target.name, session.notifier(), &tracing::info_span!(parent: None, "mount", name = %target.name))
+        .map_err(|source| HostError::Io { context: "starting the notification thread".to_owned(), source })?;
     let unmounter = session.unmount_callable();
     let (report_end, ended) = std::sync::mpsc::channel();
     let (name, mountpoint) = (target.name.clone(), target.mountpoint.clone());

@@ -335,10 +335,9 @@ impl<F: Filesystem> RawFilesystem for FfiFilesystem<F> {
 
     fn getattr_ttl(&self, ctx: &RequestCtx, ino: u64, fh: ROption<u64>) -> RResult<AttrTtl, Errno> {
         guarded("getattr", || {
-            self.fs.getattr_with_ttl(ctx, ino, fh.into_option()).map(|(attr, ttl)| AttrTtl {
-                attr: attr.to_abi(),
-                attr_ttl: ttl.map(RDuration::from).into(),
-            })
+            self.fs
+                .getattr_with_ttl(ctx, ino, fh.into_option())
+                .map(|(attr, ttl)| AttrTtl { attr: attr.to_abi(), attr_ttl: ttl.map(RDuration::from).into() })
         })
     }
 

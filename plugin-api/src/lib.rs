@@ -122,8 +122,8 @@ pub use options::{OptionKind, OptionSpec, Options};
 pub use panic_guard::payload_text as panic_message;
 pub use plugin::{MountInfo, Plugin, SetupError, ThreadModel};
 pub use types::{
-    from_timespec, to_timespec, Entry, Errno, FileAttr, FileKind, FileLock, Opened, Request, Result, SetAttr, StatFs, TimeOrNow,
-    ROOT_INO,
+    from_timespec, to_timespec, Entry, Errno, FileAttr, FileKind, FileLock, Opened, Request, Result, SetAttr, StatFs,
+    TimeOrNow, ROOT_INO,
 };
 
 /// Locks that do not poison: a panic answered `EIO` leaves them usable.

@@ -530,7 +530,9 @@ pub trait RawFilesystem: Send + Sync {
     /// entry: "no such name", remembered by the kernel for `entry_ttl`.
     fn lookup_ttl(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>) -> RResult<EntryTtl, Errno> {
         match self.lookup(ctx, parent, name) {
-            RResult::ROk(entry) => RResult::ROk(EntryTtl { entry, entry_ttl: ROption::RNone, attr_ttl: ROption::RNone }),
+            RResult::ROk(entry) => {
+                RResult::ROk(EntryTtl { entry, entry_ttl: ROption::RNone, attr_ttl: ROption::RNone })
+            }
             RResult::RErr(errno) => RResult::RErr(errno),
         }
     }

@@ -21,8 +21,8 @@ use abi_stable::{
 };
 
 use crate::{
-    Attr, Created, DirPlusSinkRef, DirSinkRef, Entry, Errno, HostServices, MountInit, Opened, PluginError,
-    PluginInfo, RequestCtx, SetAttr, StatFs,
+    Attr, Created, DirPlusSinkRef, DirSinkRef, Entry, Errno, HostServices, MountInit, Opened, PluginError, PluginInfo,
+    RequestCtx, SetAttr, StatFs,
 };
 
 /// One mounted filesystem instance: the whole FUSE request set.
@@ -190,4 +190,3 @@ impl RootModule for PluginModule_Ref {
     /// abi_stable only compares the major of these (every 1.x is accepted).
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
 }
-

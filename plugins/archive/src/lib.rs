@@ -22,6 +22,8 @@ const OPTIONS: &[OptionSpec] =
     &[OptionSpec::new("archive", OptionKind::Path, "", "the tar, tar.gz or zip file to show (required)")];
 
 impl Plugin for ArchiveFs {
+    const READ_ONLY: bool = true;
+    const SOURCE_OPTION: Option<&'static str> = Some("archive");
     const NAME: &'static str = "archive";
     const DESCRIPTION: &'static str = "a tar, tar.gz or zip archive as a read-only folder";
     const OPTIONS: &'static [OptionSpec] = OPTIONS;

@@ -43,6 +43,7 @@ impl Plugin for Hello {
     const NAME: &'static str = "hello";
     const DESCRIPTION: &'static str = "a read-only directory of greeting files";
     const OPTIONS: &'static [OptionSpec] = OPTIONS;
+    const READ_ONLY: bool = true;
 
     fn validate(options: &Options) -> std::result::Result<(), SetupError> {
         match options.integer("repeat") {

@@ -19,8 +19,8 @@ use std::time::SystemTime;
 
 use fusehost_plugin_api::sync::{Mutex, RwLock};
 use fusehost_plugin_api::{
-    DirPlusSink, DirSink, Entry, Errno, FileAttr, FileKind, Filesystem, Opened, Request, Result, SetAttr, StatFs,
-    TimeOrNow, ROOT_INO,
+    Capabilities, DirPlusSink, DirSink, Entry, Errno, FileAttr, FileKind, Filesystem, Opened, Request, Result, SetAttr,
+    StatFs, TimeOrNow, ROOT_INO,
 };
 
 use crate::data::FileData;
@@ -290,6 +290,13 @@ impl MemFs {
 }
 
 impl Filesystem for MemFs {
+    /// memfs serves everything from memory, so the kernel may cache writes; and it
+    /// clears setuid/setgid itself (`drop_privileges`), sparing the kernel a
+    /// `getxattr("security.capability")` before every write.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::WRITEBACK_CACHE | Capabilities::HANDLE_KILLPRIV_V2
+    }
+
     fn lookup(&self, _req: &Request, parent: u64, name: &OsStr) -> Result<Entry> {
         let name = check_name(name)?;
         let parent_inode = self.get(parent)?;
@@ -317,7 +324,7 @@ impl Filesystem for MemFs {
         Ok(self.get(ino)?.attr())
     }
 
-    fn setattr(&self, _req: &Request, ino: u64, changes: &SetAttr) -> Result<FileAttr> {
+    fn setattr(&self, req: &Request, ino: u64, changes: &SetAttr) -> Result<FileAttr> {
         let inode = self.get(ino)?;
         let now = SystemTime::now();
         // Body before metadata, as everywhere.
@@ -332,6 +339,11 @@ impl Filesystem for MemFs {
                 meta.size = size;
                 meta.pages = pages.page_count();
                 meta.mtime = now;
+                // HANDLE_KILLPRIV_V2: an unprivileged truncate drops setuid/setgid
+                // here, as the kernel would have (fuser 0.18 hides its KILL_SUIDGID bit).
+                if req.uid != 0 {
+                    meta.drop_privileges();
+                }
             }
         }
         if let Some(mode) = changes.mode {

@@ -11,7 +11,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use fusehost_plugin_api::sync::{Mutex, RwLock};
 use fusehost_plugin_api::{
-    DirSink, Entry, Errno, FileAttr, FileKind, Filesystem, Opened, Request, Result, SetAttr, StatFs, TimeOrNow,
+    Capabilities, DirSink, Entry, Errno, FileAttr, FileKind, Filesystem, Opened, Request, Result, SetAttr, StatFs,
+    TimeOrNow,
 };
 use rustix::fs::{
     chmod, copy_file_range, fallocate, fdatasync, fstatvfs, fsync, ftruncate, linkat, mkdirat, mknodat, openat,
@@ -203,6 +204,13 @@ impl Passthrough {
 }
 
 impl Filesystem for Passthrough {
+    /// Open files may go straight to the kernel. Not writeback caching: the kernel
+    /// would read through write-only descriptors and turn appends into positioned
+    /// writes on the source.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::PASSTHROUGH
+    }
+
     fn lookup(&self, _req: &Request, parent: u64, name: &OsStr) -> Result<Entry> {
         self.entry(&*self.nodes.get(parent)?, name)
     }

@@ -27,6 +27,7 @@ const OPTIONS: &[OptionSpec] = &[
 ];
 
 impl Plugin for Passthrough {
+    const SOURCE_OPTION: Option<&'static str> = Some("source");
     const NAME: &'static str = "passthrough";
     const DESCRIPTION: &'static str = "mirrors a source directory, read-write";
     const OPTIONS: &'static [OptionSpec] = OPTIONS;

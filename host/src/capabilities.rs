@@ -1,0 +1,60 @@
+//! Kernel features as consent (ABI 1.1): the host asks the kernel for a feature only
+//! when the plugin consents to it, and for a feature the operator switches on
+//! (`writeback_cache`), only when the operator asked too. A mount asking for a feature
+//! its plugin does not consent to is refused before anything is mounted.
+
+use fusehost_abi::capability;
+use fuser::{InitFlags, KernelConfig};
+
+use crate::mount_options::MountOptions;
+
+/// Refuses options that need a capability the plugin does not consent to.
+pub fn check_consent(options: &MountOptions, plugin: &str, consent: u64) -> Result<(), String> {
+    if options.writeback_cache && consent & capability::WRITEBACK_CACHE == 0 {
+        return Err(format!(
+            "plugin `{plugin}` does not support writeback_cache (the kernel would read through write-only handles \
+             and turn appends into positioned writes, corrupting its files): remove `writeback_cache = true`"
+        ));
+    }
+    Ok(())
+}
+
+/// The kernel flag each capability stands for (parallel direct writes is an open flag).
+const INIT_FLAGS: &[(u64, InitFlags)] = &[
+    (capability::WRITEBACK_CACHE, InitFlags::FUSE_WRITEBACK_CACHE),
+    (capability::POSIX_LOCKS, InitFlags::FUSE_POSIX_LOCKS),
+    (capability::HANDLE_KILLPRIV_V2, InitFlags::FUSE_HANDLE_KILLPRIV_V2),
+    (capability::CACHE_SYMLINKS, InitFlags::FUSE_CACHE_SYMLINKS),
+    (capability::NO_OPEN, InitFlags::FUSE_NO_OPEN_SUPPORT),
+    (capability::NO_OPENDIR, InitFlags::FUSE_NO_OPENDIR_SUPPORT),
+    (capability::PASSTHROUGH, InitFlags::FUSE_PASSTHROUGH),
+];
+
+/// Asks the kernel for what the host always wants and for every consented capability
+/// the kernel offers (writeback only when `writeback` is set; the kernel does not
+/// combine passthrough with it); returns the capabilities in effect.
+pub fn negotiate(config: &mut KernelConfig, consent: u64, writeback: bool) -> u64 {
+    let offered = config.capabilities();
+    let mut wanted =
+        InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO | InitFlags::FUSE_PARALLEL_DIROPS;
+    let mut granted = consent & capability::PARALLEL_DIRECT_WRITES;
+    for &(bit, flag) in INIT_FLAGS {
+        if consent & bit == 0 || !offered.contains(flag) {
+            continue;
+        }
+        let asked = match bit {
+            capability::WRITEBACK_CACHE => writeback,
+            capability::PASSTHROUGH => !writeback && config.set_max_stack_depth(1).is_ok(),
+            _ => true,
+        };
+        if asked {
+            wanted |= flag;
+            granted |= bit;
+        }
+    }
+    if let Err(unsupported) = config.add_capabilities(wanted) {
+        tracing::debug!("kernel lacks capabilities {unsupported:?}");
+        let _ = config.add_capabilities(wanted - unsupported);
+    }
+    granted
+}
