@@ -1,6 +1,10 @@
 //! Plugins built against other versions of `fusehost-abi`.
 //!
-//! Each test copies `plugin-api/` and `plugins/hello/` into a temporary workspace,
+//! The 1.0.0 tests build from `tests/fixtures/abi-1.0.0`: the ABI crate, the SDK and the
+//! hello plugin exactly as 1.0.0 was released, plus a small host that knows only
+//! 1.0.0. Today's sources cannot fool them.
+//!
+//! The other tests copy `plugin-api/` and `plugins/hello/` into a temporary workspace,
 //! changes the ABI crate there (its version, or one struct's layout), builds the hello
 //! plugin offline against it, and points this workspace's `fusehost` at the result.
 //! The builds share `target/abi-fixtures`, so only the three small crates rebuild.
@@ -10,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use fusehost_abi::ABI_VERSION;
 use fusehost_tests::{fusehost, run_to_end, stderr_text, target_dir, Host};
 use wait_timeout::ChildExt;
 
@@ -65,8 +70,9 @@ fn build_hello_against(version: &str, change: impl FnOnce(&Path), into: &Path) -
         manifest.replace_range(start..end, "");
     }
     std::fs::write(copy.join("Cargo.toml"), manifest).unwrap();
-    replace_once(&copy.join("Cargo.toml"), "version = \"1.0.0\" }", &format!("version = \"{version}\" }}"));
-    replace_once(&copy.join("plugin-api/abi/Cargo.toml"), "version = \"1.0.0\"", &format!("version = \"{version}\""));
+    let current = format!("version = \"{ABI_VERSION}\"");
+    replace_once(&copy.join("Cargo.toml"), &format!("{current} }}"), &format!("version = \"{version}\" }}"));
+    replace_once(&copy.join("plugin-api/abi/Cargo.toml"), &current, &format!("version = \"{version}\""));
     change(copy);
 
     let _one_build = BUILD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -105,7 +111,7 @@ fn a_plugin_built_for_another_abi_major_is_refused_in_one_sentence() {
     assert_eq!(stderr.lines().count(), 1, "one sentence:\n{stderr}");
     assert!(
         stderr.contains(
-            "was built for fusehost ABI 2 (fusehost-abi 2.0.0), but this host speaks ABI 1 (fusehost-abi 1.0.0)"
+            &format!("was built for fusehost ABI 2 (fusehost-abi 2.0.0), but this host speaks ABI 1 (fusehost-abi {ABI_VERSION})")
         ),
         "{stderr}"
     );
@@ -114,7 +120,8 @@ fn a_plugin_built_for_another_abi_major_is_refused_in_one_sentence() {
 #[test]
 fn a_plugin_built_against_a_newer_abi_patch_release_loads() {
     let dir = tempfile::tempdir().unwrap();
-    let plugin = build_hello_against("1.0.7", |_| {}, dir.path());
+    let patched = ABI_VERSION.rsplit_once('.').map(|(minor, _)| format!("{minor}.7")).unwrap();
+    let plugin = build_hello_against(&patched, |_| {}, dir.path());
     let mountpoint = dir.path().join("mnt");
     std::fs::create_dir(&mountpoint).unwrap();
     let scratch = tempfile::tempdir().unwrap();
@@ -128,7 +135,7 @@ fn a_plugin_whose_layout_differs_under_the_same_version_is_refused_and_explained
     let dir = tempfile::tempdir().unwrap();
     // Two fields of one struct swapped: it still compiles, but the layout differs.
     let plugin = build_hello_against(
-        "1.0.0",
+        ABI_VERSION,
         |copy| {
             replace_once(
                 &copy.join("plugin-api/abi/src/lib.rs"),
@@ -142,7 +149,7 @@ fn a_plugin_whose_layout_differs_under_the_same_version_is_refused_and_explained
     let stderr = stderr_text(&output);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "one sentence without -v:\n{stderr}");
-    assert!(stderr.contains("claims fusehost ABI 1.0.0 but its types differ"), "{stderr}");
+    assert!(stderr.contains(&format!("claims fusehost ABI {ABI_VERSION} but its types differ")), "{stderr}");
 
     let mut verbose = mount_command(&plugin, dir.path());
     verbose.arg("-v");
@@ -157,7 +164,7 @@ fn a_plugin_whose_layout_differs_under_the_same_version_is_refused_and_explained
 fn a_plugin_built_with_panic_abort_is_refused_unless_the_mount_allows_it() {
     let dir = tempfile::tempdir().unwrap();
     let plugin = build_hello_against(
-        "1.0.0",
+        ABI_VERSION,
         |copy| {
             replace_once(
                 &copy.join("Cargo.toml"),
@@ -181,5 +188,82 @@ fn a_plugin_built_with_panic_abort_is_refused_unless_the_mount_allows_it() {
             assert!(text.contains("was built with panic = \"abort\""), "{text}");
             assert!(text.contains("set allow_panic_abort = true on this mount"), "{text}");
         }
+    }
+}
+
+/// Builds the released 1.0.0 fixture (its hello plugin and its 1.0-only host) once per
+/// test process; returns its release folder.
+fn released_1_0_0() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let fixture = workspace_root().join("tests/fixtures/abi-1.0.0");
+            let fixture_target = target_dir().parent().unwrap().join("abi-1.0.0");
+            let _one_build = BUILD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut build = Command::new(cargo)
+                .args(["build", "--release", "--locked", "--quiet"])
+                .current_dir(&fixture)
+                .env("CARGO_TARGET_DIR", &fixture_target)
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("cargo runs");
+            let status = build.wait_timeout(BUILD_TIMEOUT).unwrap().unwrap_or_else(|| {
+                let _ = build.kill();
+                panic!("building the 1.0.0 fixture took over {BUILD_TIMEOUT:?}")
+            });
+            assert!(status.success(), "the released 1.0.0 sources build");
+            fixture_target.join("release")
+        })
+        .clone()
+}
+
+#[test]
+fn a_plugin_built_from_the_released_1_0_0_sources_serves_a_mount() {
+    let released = released_1_0_0();
+    let plugin = released.join("libfusehost_hello.so");
+    let dir = tempfile::tempdir().unwrap();
+    let mountpoint = dir.path().join("mnt");
+    std::fs::create_dir(&mountpoint).unwrap();
+
+    let mut listing = fusehost();
+    listing.arg("plugins").env("FUSEHOST_PLUGIN_PATH", &released);
+    let listing = run_to_end(listing);
+    let text = String::from_utf8_lossy(&listing.stdout);
+    assert!(text.contains("(ABI 1.0.0"), "listed with the ABI it was built for:\n{text}");
+
+    let mut command = mount_command(&plugin, &mountpoint);
+    command.args(["-o", "greeting=from 1.0.0", "-o", "negative_ttl=0"]);
+    let mut host = Host::spawn(command, tempfile::tempdir().unwrap(), vec![mountpoint.clone()]);
+    host.wait_until_mounted();
+    assert_eq!(std::fs::read_to_string(mountpoint.join("hello.txt")).unwrap(), "from 1.0.0\n");
+    let names: Vec<_> = std::fs::read_dir(&mountpoint).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    // Every 1.1 feature defaulted: no negative entries, ENOENT as before; no locks.
+    assert_eq!(std::fs::metadata(mountpoint.join("missing")).unwrap_err().kind(), std::io::ErrorKind::NotFound);
+    let file = std::fs::File::open(mountpoint.join("hello.txt")).unwrap();
+    let mut lock = libc::flock { l_type: libc::F_RDLCK as i16, l_whence: 0, l_start: 0, l_len: 0, l_pid: 0 };
+    // SAFETY: `file` is open and `lock` is a valid flock for F_GETLK to fill.
+    let answer = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&file), libc::F_GETLK, &mut lock) };
+    assert_eq!(answer, 0, "the kernel answers F_GETLK itself for a plugin without locks");
+    assert_eq!(i32::from(lock.l_type), libc::F_UNLCK);
+    drop(file);
+    host.signal(rustix::process::Signal::TERM);
+    let status = host.wait_exit(Duration::from_secs(30)).expect("the host stops");
+    assert!(status.success(), "{}", host.stderr());
+}
+
+#[test]
+fn a_plugin_using_1_1_features_loads_in_a_host_that_knows_only_1_0() {
+    let old_host = released_1_0_0().join("fusehost-host-1-0");
+    for (plugin, expected) in [("hello", "hello.txt 14 Hello, world!"), ("memfs", "done")] {
+        let mut command = Command::new(&old_host);
+        command.arg(fusehost_tests::plugin_path(plugin));
+        let output = run_to_end(command);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{plugin} in the 1.0 host:\n{stdout}{}", stderr_text(&output));
+        assert!(stdout.contains(&format!("built for {ABI_VERSION}")), "{stdout}");
+        assert!(stdout.contains(expected), "{plugin} served the 1.0 host:\n{stdout}");
+        assert!(stdout.ends_with("done\n"), "{stdout}");
     }
 }

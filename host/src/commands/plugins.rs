@@ -32,6 +32,10 @@ struct PluginReport {
     sdk_version: Option<String>,
     thread_model: Option<&'static str>,
     panic_unwind: Option<bool>,
+    /// Mounted read-only whatever the options say (ABI 1.1).
+    read_only: Option<bool>,
+    /// The option `fusehost mount PLUGIN SOURCE MOUNTPOINT` sets (ABI 1.1).
+    source_option: Option<String>,
     description: Option<String>,
     options: Vec<OptionReport>,
 }
@@ -80,6 +84,8 @@ fn report(loader: &Loader, path: PathBuf) -> PluginReport {
                 sdk_version: Some(description.sdk_version.clone()),
                 thread_model: Some(description.thread_model.name()),
                 panic_unwind: Some(description.panic_unwind),
+                read_only: Some(description.read_only),
+                source_option: description.source_option.clone(),
                 description: Some(description.description.clone()),
                 options: description
                     .options
@@ -109,6 +115,8 @@ fn report(loader: &Loader, path: PathBuf) -> PluginReport {
                 sdk_version: None,
                 thread_model: None,
                 panic_unwind: None,
+                read_only: None,
+                source_option: None,
                 description: None,
                 options: Vec::new(),
             }
@@ -138,15 +146,22 @@ pub fn run(plugin_dir: Option<&Path>, json: bool) -> Result<(), HostError> {
             continue;
         }
         say(format_args!(
-            "{} {}  (ABI {}, {}{})  {}",
+            "{} {}  (ABI {}, {}{}{})  {}",
             plugin.name,
             plugin.version.as_deref().unwrap_or("?"),
             plugin.abi_version.as_deref().unwrap_or("?"),
             plugin.thread_model.unwrap_or("?"),
+            if plugin.read_only == Some(true) { ", read-only" } else { "" },
             if plugin.panic_unwind == Some(false) { ", panic=abort!" } else { "" },
             plugin.path.display()
         ));
         say(format_args!("    {}", plugin.description.as_deref().unwrap_or("")));
+        if let Some(source) = &plugin.source_option {
+            say(format_args!(
+                "    source: the value of -o {source} (fusehost mount {} SOURCE MOUNTPOINT)",
+                plugin.name
+            ));
+        }
         for option in &plugin.options {
             let default = if option.default.is_empty() && option.kind != "string" {
                 "required".to_owned()

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write;
 use std::path::PathBuf;
 
-use fusehost_abi::abi_stable::type_layout::{TLData, TLFields, TypeLayout};
 use fusehost_abi::abi_stable::std_types::UTypeId;
+use fusehost_abi::abi_stable::type_layout::{TLData, TLFields, TypeLayout};
 use fusehost_abi::abi_stable::StableAbi;
 
 /// The types reachable from a root, in the order a depth-first walk first meets them.
