@@ -27,6 +27,10 @@ use crate::stats::Op;
 /// internal codes from 512 up).
 pub const MAX_ERRNO: i32 = 511;
 
+/// Why an entry is refused whose inode number the kernel still holds under another
+/// generation: the plugin reused a number it was never told to forget.
+pub const REUSED_INODE: &str = "an inode number the kernel still holds, handed out with a new generation";
+
 /// What the kernel will think of a plugin's answer.
 pub type Checked<T> = Result<T, &'static str>;
 

@@ -14,7 +14,7 @@ use abi_stable::std_types::RSlice;
 use fusehost_abi::{DirPlusSink, DirSink, Entry};
 use fuser::{INodeNo, ReplyDirectory, ReplyDirectoryPlus};
 
-use crate::contract::{check_entry, entry_kind, Expected};
+use crate::contract::{check_entry, entry_kind, Expected, REUSED_INODE};
 use crate::lookup_table::LookupTable;
 
 /// Puts readdir entries into fuser's reply buffer.
@@ -62,7 +62,13 @@ fn is_dot_or_dotdot(name: &[u8]) -> bool {
 impl DirPlusSink for ReplyDirPlusSink<'_> {
     fn add(&mut self, next_offset: i64, name: RSlice<'_, u8>, entry: &Entry) -> bool {
         let name = name.as_slice();
-        let (attr, generation) = match check_entry(entry, Expected::Found) {
+        let checked = check_entry(entry, Expected::Found).and_then(|checked| {
+            match self.lookups.reused_with_new_generation(entry.attr.ino, entry.generation) {
+                Some(_) => Err(REUSED_INODE),
+                None => Ok(checked),
+            }
+        });
+        let (attr, generation) = match checked {
             Ok(checked) => checked,
             Err(why) => {
                 self.invalid = Some(why);
@@ -86,7 +92,7 @@ impl DirPlusSink for ReplyDirPlusSink<'_> {
             // still before the kernel can see (and forget) the entry. The kernel does
             // not take references for `.` and `..`.
             if !is_dot_or_dotdot(name) {
-                self.lookups.remember(entry.attr.ino);
+                self.lookups.remember(entry.attr.ino, entry.generation);
             }
         }
         full

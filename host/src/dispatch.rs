@@ -57,7 +57,7 @@ use fusehost_plugin_api::FileKind;
 
 use crate::backing::Backing;
 use crate::capabilities;
-use crate::contract::{check_attr, check_entry, kernel_errno, Anomalies, Expected};
+use crate::contract::{check_attr, check_entry, kernel_errno, Anomalies, Expected, REUSED_INODE};
 use crate::crash;
 use crate::dir_sinks::{ReplyDirPlusSink, ReplyDirSink};
 use crate::forgetter::{ForgetTarget, Forgetter};
@@ -371,12 +371,26 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
         }
     }
 
+    /// [`check_entry`], and that the inode is not one the kernel still holds under
+    /// another generation.
+    fn check_counted_entry(
+        &self,
+        entry: &Entry,
+        expected: Expected,
+    ) -> Result<(fuser::FileAttr, fuser::Generation), &'static str> {
+        let checked = check_entry(entry, expected)?;
+        match self.core.shared.lookups.reused_with_new_generation(entry.attr.ino, entry.generation) {
+            Some(_) => Err(REUSED_INODE),
+            None => Ok(checked),
+        }
+    }
+
     /// Checks and counts the entry, then hands it to the kernel.
     fn reply_entry(&self, op: Op, expected: Expected, answer: RResult<Entry, Errno>, reply: ReplyEntry) {
         match answer.into_result() {
-            Ok(entry) => match check_entry(&entry, expected) {
+            Ok(entry) => match self.check_counted_entry(&entry, expected) {
                 Ok((attr, generation)) => {
-                    self.core.shared.lookups.remember(entry.attr.ino);
+                    self.core.shared.lookups.remember(entry.attr.ino, entry.generation);
                     reply.entry_with_ttls(&self.config.attr_ttl, &self.config.entry_ttl, &attr, generation);
                 }
                 Err(why) => {
@@ -399,9 +413,9 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
             Ok(found) if found.entry.attr.ino == 0 => {
                 negative(reply, duration(found.entry_ttl).unwrap_or(self.config.negative_ttl))
             }
-            Ok(found) => match check_entry(&found.entry, Expected::Found) {
+            Ok(found) => match self.check_counted_entry(&found.entry, Expected::Found) {
                 Ok((attr, generation)) => {
-                    self.core.shared.lookups.remember(found.entry.attr.ino);
+                    self.core.shared.lookups.remember(found.entry.attr.ino, found.entry.generation);
                     let attr_ttl = duration(found.attr_ttl).unwrap_or(self.config.attr_ttl);
                     let entry_ttl = duration(found.entry_ttl).unwrap_or(self.config.entry_ttl);
                     reply.entry_with_ttls(&attr_ttl, &entry_ttl, &attr, generation);
@@ -919,20 +933,20 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
                 Ok(created) => created,
                 Err(errno) => return reply.error(self.fail(Op::Create, errno)),
             };
-            let (attr, generation) =
-                match check_entry(&created.entry, Expected::Created(FileKind::RegularFile.mode_bits())) {
-                    Ok(checked) => checked,
-                    Err(why) => {
-                        reply.error(self.invalid(Op::Create, why));
-                        // The kernel would never send RELEASE for this handle, nor FORGET.
-                        let ino = created.entry.attr.ino;
-                        let _ =
-                            self.core.fs.release(&ctx(req, 0), ino, created.opened.fh, flags, ROption::RNone, false);
-                        self.undelivered(ino);
-                        return;
-                    }
-                };
-            self.core.shared.lookups.remember(created.entry.attr.ino);
+            let (attr, generation) = match self
+                .check_counted_entry(&created.entry, Expected::Created(FileKind::RegularFile.mode_bits()))
+            {
+                Ok(checked) => checked,
+                Err(why) => {
+                    reply.error(self.invalid(Op::Create, why));
+                    // The kernel would never send RELEASE for this handle, nor FORGET.
+                    let ino = created.entry.attr.ino;
+                    let _ = self.core.fs.release(&ctx(req, 0), ino, created.opened.fh, flags, ROption::RNone, false);
+                    self.undelivered(ino);
+                    return;
+                }
+            };
+            self.core.shared.lookups.remember(created.entry.attr.ino, created.entry.generation);
             let ttl = self.combined_ttl();
             let (fh, open_flags) = (FileHandle(created.opened.fh), fopen_flags(created.opened.flags, self.granted));
             match self.backing.share(attr.ino.0, &created.opened, |fd| reply.open_backing(fd)) {

@@ -7,6 +7,11 @@
 //! forget barrier) and then tells the plugin, once. The root (inode 1) is the kernel's own and never counted, and
 //! inode 0 in an entry means "no inode" (a negative entry).
 //!
+//! Next to each count the table keeps the generation the inode was handed out with: a
+//! plugin that hands out an inode number the kernel still holds under a new generation
+//! broke the rule that numbers are reused only after `forget`
+//! ([`LookupTable::reused_with_new_generation`]); dispatch answers that `EIO`.
+//!
 //! The map is sharded (dashmap), so lookups and forgets of different inodes rarely meet
 //! on a lock; a single `Mutex<HashMap>` would put one lock on every lookup of a mount.
 //! Anything the kernel should never do (forget an inode it was not given, or more
@@ -20,9 +25,16 @@ use dashmap::DashMap;
 /// Per-mount reference counts of the inodes the kernel knows.
 #[derive(Debug, Default)]
 pub struct LookupTable {
-    counts: DashMap<u64, u64>,
+    counts: DashMap<u64, Counted>,
     anomalies: AtomicU64,
     forgotten: AtomicU64,
+}
+
+/// The kernel's references to one inode, and the generation it was handed out with.
+#[derive(Debug, Clone, Copy)]
+struct Counted {
+    count: u64,
+    generation: u64,
 }
 
 fn is_counted(ino: u64) -> bool {
@@ -36,10 +48,18 @@ impl LookupTable {
 
     /// One more entry for `ino` handed to the kernel. Call it before the reply is sent,
     /// so that a forget racing the reply always finds the count.
-    pub fn remember(&self, ino: u64) {
+    pub fn remember(&self, ino: u64, generation: u64) {
         if is_counted(ino) {
-            *self.counts.entry(ino).or_insert(0) += 1;
+            self.counts.entry(ino).or_insert(Counted { count: 0, generation }).count += 1;
         }
+    }
+
+    /// Whether `ino` is still held by the kernel under another generation than
+    /// `generation` (the plugin reused a number it was never told to forget); returns
+    /// the generation the kernel holds.
+    pub fn reused_with_new_generation(&self, ino: u64, generation: u64) -> Option<u64> {
+        let held = self.counts.get(&ino)?.generation;
+        (held != generation).then_some(held)
     }
 
     /// The kernel dropped `n` references to `ino`. Returns `true` when that was the
@@ -51,7 +71,7 @@ impl LookupTable {
         }
         match self.counts.entry(ino) {
             Entry::Occupied(mut counted) => {
-                let count = counted.get_mut();
+                let count = &mut counted.get_mut().count;
                 if *count > n {
                     *count -= n;
                     return false;
@@ -103,7 +123,7 @@ impl LookupTable {
 
     /// The references the kernel holds to `ino` (0 when unknown).
     pub fn count(&self, ino: u64) -> u64 {
-        self.counts.get(&ino).map_or(0, |count| *count)
+        self.counts.get(&ino).map_or(0, |counted| counted.count)
     }
 
     /// How many times the plugin was told to forget (confirmed zeros and the drain at
@@ -132,9 +152,9 @@ mod tests {
     #[test]
     fn reaches_zero_exactly_once() {
         let table = LookupTable::new();
-        table.remember(7);
-        table.remember(7);
-        table.remember(7);
+        table.remember(7, 0);
+        table.remember(7, 0);
+        table.remember(7, 0);
         assert!(!table.forget(7, 2));
         assert_eq!(table.count(7), 1);
         assert!(table.forget(7, 1));
@@ -148,9 +168,9 @@ mod tests {
     #[test]
     fn a_zero_is_not_confirmed_when_the_inode_was_handed_out_again() {
         let table = LookupTable::new();
-        table.remember(5);
+        table.remember(5, 0);
         assert!(table.forget(5, 1));
-        table.remember(5); // a racing lookup returned it again
+        table.remember(5, 0); // a racing lookup returned it again
         assert!(!table.confirm_forgotten(5));
         assert_eq!(table.count(5), 1);
         assert_eq!(table.forgotten(), 0);
@@ -159,8 +179,8 @@ mod tests {
     #[test]
     fn root_and_negative_entries_are_not_counted() {
         let table = LookupTable::new();
-        table.remember(1);
-        table.remember(0);
+        table.remember(1, 0);
+        table.remember(0, 0);
         assert!(table.is_empty());
         assert!(!table.forget(1, 5));
         assert_eq!(table.anomalies(), 0);
@@ -171,7 +191,7 @@ mod tests {
         let table = LookupTable::new();
         assert!(!table.forget(9, 1));
         assert_eq!(table.anomalies(), 1);
-        table.remember(9);
+        table.remember(9, 0);
         // More than held: still the last reference, and an anomaly.
         assert!(table.forget(9, 3));
         assert_eq!(table.anomalies(), 2);
@@ -182,7 +202,7 @@ mod tests {
     fn drain_returns_every_counted_inode() {
         let table = LookupTable::new();
         for ino in [2, 3, 3, 40] {
-            table.remember(ino);
+            table.remember(ino, 0);
         }
         let mut drained = table.drain();
         drained.sort_unstable();
@@ -205,8 +225,8 @@ mod tests {
                 thread::spawn(move || {
                     for round in 0..ROUNDS {
                         let ino = 2 + (round * 7 + worker) % INODES;
-                        table.remember(ino);
-                        table.remember(ino);
+                        table.remember(ino, 0);
+                        table.remember(ino, 0);
                         for _ in 0..2 {
                             if table.forget(ino, 1) && table.confirm_forgotten(ino) {
                                 last_forgets.fetch_add(1, Ordering::Relaxed);

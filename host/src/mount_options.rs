@@ -219,7 +219,7 @@ mod tests {
             let value = match *key {
                 "fsname" => Some("x"),
                 "threads" => Some("3"),
-                "attr_ttl" | "entry_ttl" => Some("2"),
+                "attr_ttl" | "entry_ttl" | "negative_ttl" => Some("2"),
                 _ => None,
             };
             assert_eq!(options.set(key, value), Ok(true), "{key}");
