@@ -6,13 +6,13 @@ use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, UNIX_EPOCH};
 
 use fusehost_plugin_api::sync::{Mutex, RwLock};
 use fusehost_plugin_api::{
-    Capabilities, DirSink, Entry, Errno, FileAttr, FileKind, Filesystem, Opened, Request, Result, SetAttr, StatFs,
-    TimeOrNow,
+    Capabilities, DirSink, Entry, Errno, FileAttr, FileKind, Filesystem, MountHost, Negotiated, Opened, Request,
+    Result, SetAttr, StatFs, TimeOrNow,
 };
 use rustix::fs::{
     chmod, copy_file_range, fallocate, fdatasync, fstatvfs, fsync, ftruncate, linkat, mkdirat, mknodat, openat,
@@ -22,6 +22,7 @@ use rustix::fs::{
 use rustix::io::{pread, pwrite};
 
 use crate::nodes::{errno, proc_path_of, Node, Nodes};
+use crate::watch::SourceWatch;
 
 const S_ISGID: u32 = 0o2000;
 
@@ -32,7 +33,7 @@ struct Listing {
 }
 
 pub struct Passthrough {
-    nodes: Nodes,
+    nodes: Arc<Nodes>,
     files: RwLock<HashMap<u64, Arc<OwnedFd>>>,
     dirs: RwLock<HashMap<u64, Arc<Mutex<Listing>>>>,
     next_handle: AtomicU64,
@@ -40,6 +41,9 @@ pub struct Passthrough {
     kernel_passthrough: bool,
     /// Running as root: new files get the caller's ownership.
     as_root: bool,
+    /// Watch the source for changes made outside the mount (ABI 1.1 hosts only).
+    watch_source: bool,
+    watch: OnceLock<SourceWatch>,
 }
 
 fn time_of(seconds: i64, nanos: u64) -> std::time::SystemTime {
@@ -106,26 +110,36 @@ fn timespec(time: Option<TimeOrNow>) -> Timespec {
 }
 
 impl Passthrough {
-    pub fn new(root: OwnedFd, kernel_passthrough: bool) -> Result<Passthrough> {
+    pub fn new(root: OwnedFd, kernel_passthrough: bool, watch_source: bool) -> Result<Passthrough> {
         Ok(Passthrough {
-            nodes: Nodes::new(root)?,
+            nodes: Arc::new(Nodes::new(root)?),
             files: RwLock::new(HashMap::new()),
             dirs: RwLock::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             kernel_passthrough,
             as_root: rustix::process::geteuid().is_root(),
+            watch_source,
+            watch: OnceLock::new(),
         })
     }
 
     fn entry(&self, parent: &Node, name: &OsStr) -> Result<Entry> {
         let (id, stat) = self.nodes.look_up(parent, name)?;
-        Ok(Entry::new(attr_of(id, &stat)?))
+        self.known(id, attr_of(id, &stat)?)
     }
 
     /// The entry of the file behind `file`, found through the descriptor, not a name.
     fn entry_of(&self, file: &OwnedFd) -> Result<Entry> {
         let (id, stat) = self.nodes.node_of(file)?;
-        Ok(Entry::new(attr_of(id, &stat)?))
+        self.known(id, attr_of(id, &stat)?)
+    }
+
+    /// An entry the kernel will hold: a directory is watched from now on.
+    fn known(&self, id: u64, attr: FileAttr) -> Result<Entry> {
+        if let (FileKind::Directory, Some(watch)) = (attr.kind, self.watch.get()) {
+            watch.watch(id, &*self.nodes.get(id)?);
+        }
+        Ok(Entry::new(attr))
     }
 
     fn file(&self, fh: u64) -> Result<Arc<OwnedFd>> {
@@ -215,7 +229,24 @@ impl Filesystem for Passthrough {
         self.entry(&*self.nodes.get(parent)?, name)
     }
 
+    fn init(&self, _negotiated: &Negotiated, host: MountHost) {
+        if !self.watch_source {
+            return;
+        }
+        match SourceWatch::start(host, Arc::clone(&self.nodes)) {
+            Ok(watch) => {
+                let _ = self.watch.set(watch);
+            }
+            Err(error) => fusehost_plugin_api::tracing::warn!(
+                "cannot watch the source ({error}): changes made outside the mount show after the TTLs"
+            ),
+        }
+    }
+
     fn forget(&self, ino: u64) {
+        if let Some(watch) = self.watch.get() {
+            watch.forget(ino);
+        }
         self.nodes.forget(ino);
     }
 
@@ -495,6 +526,9 @@ impl Filesystem for Passthrough {
     }
 
     fn destroy(&self) {
+        if let Some(watch) = self.watch.get() {
+            watch.stop();
+        }
         fusehost_plugin_api::tracing::debug!("passthrough destroyed with {} nodes still open", self.nodes.len());
     }
 }

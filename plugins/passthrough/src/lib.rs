@@ -10,6 +10,7 @@
 
 mod fs;
 mod nodes;
+mod watch;
 
 use fusehost_plugin_api::*;
 use rustix::fs::{open, Mode, OFlags};
@@ -23,6 +24,12 @@ const OPTIONS: &[OptionSpec] = &[
         OptionKind::Bool,
         "false",
         "let the kernel read and write open files directly (Linux 6.9+, root)",
+    ),
+    OptionSpec::new(
+        "watch_source",
+        OptionKind::Bool,
+        "true",
+        "show changes made in the source outside the mount at once (inotify), not only after the TTLs",
     ),
 ];
 
@@ -45,7 +52,8 @@ impl Plugin for Passthrough {
         let source = options.path("source").ok_or_else(|| SetupError::new("option `source` is required"))?;
         let root = open(&source, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|error| SetupError::new(format!("opening source {}: {error}", source.display())))?;
-        Passthrough::new(root, options.bool("kernel_passthrough").unwrap_or(false))
+        let watch_source = options.bool("watch_source").unwrap_or(true);
+        Passthrough::new(root, options.bool("kernel_passthrough").unwrap_or(false), watch_source)
             .map_err(|error| SetupError::new(format!("reading source {}: {error}", source.display())))
     }
 }

@@ -120,6 +120,11 @@ impl Nodes {
         }
     }
 
+    /// The id of the file `stat` describes, if the kernel holds it.
+    pub fn known(&self, stat: &Stat) -> Option<u64> {
+        self.by_key.read().get(&key_of(stat)).copied()
+    }
+
     pub fn len(&self) -> usize {
         self.by_id.read().len()
     }
