@@ -30,10 +30,17 @@ const INIT_FLAGS: &[(u64, InitFlags)] = &[
     (capability::PASSTHROUGH, InitFlags::FUSE_PASSTHROUGH),
 ];
 
+/// What the operator asked for, of the capabilities behind a host option.
+#[derive(Clone, Copy, Debug)]
+pub struct Asked {
+    pub writeback_cache: bool,
+    pub kernel_passthrough: bool,
+}
+
 /// Asks the kernel for what the host always wants and for every consented capability
-/// the kernel offers (writeback only when `writeback` is set; the kernel does not
-/// combine passthrough with it); returns the capabilities in effect.
-pub fn negotiate(config: &mut KernelConfig, consent: u64, writeback: bool) -> u64 {
+/// the kernel offers (writeback and passthrough only when the operator asked; the
+/// kernel does not combine the two); returns the capabilities in effect.
+pub fn negotiate(config: &mut KernelConfig, consent: u64, asked: Asked) -> u64 {
     let offered = config.capabilities();
     let mut wanted =
         InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO | InitFlags::FUSE_PARALLEL_DIROPS;
@@ -43,8 +50,10 @@ pub fn negotiate(config: &mut KernelConfig, consent: u64, writeback: bool) -> u6
             continue;
         }
         let asked = match bit {
-            capability::WRITEBACK_CACHE => writeback,
-            capability::PASSTHROUGH => !writeback && config.set_max_stack_depth(1).is_ok(),
+            capability::WRITEBACK_CACHE => asked.writeback_cache,
+            capability::PASSTHROUGH => {
+                asked.kernel_passthrough && !asked.writeback_cache && config.set_max_stack_depth(1).is_ok()
+            }
             _ => true,
         };
         if asked {

@@ -148,6 +148,7 @@ struct RawMount {
     default_permissions: Option<Spanned<bool>>,
     create: Option<Spanned<bool>>,
     writeback_cache: Option<Spanned<bool>>,
+    allow_kernel_passthrough: Option<Spanned<bool>>,
     allow_panic_abort: Option<Spanned<bool>>,
     fsname: Option<Spanned<String>>,
     threads: Option<Spanned<i64>>,
@@ -267,6 +268,7 @@ fn mount_spec(
         ("default_permissions", &raw.default_permissions),
         ("create", &raw.create),
         ("writeback_cache", &raw.writeback_cache),
+        ("allow_kernel_passthrough", &raw.allow_kernel_passthrough),
         ("allow_panic_abort", &raw.allow_panic_abort),
     ] {
         if let Some(flag) = flag {

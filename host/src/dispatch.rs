@@ -83,6 +83,7 @@ pub struct DispatchConfig {
     /// `ENOENT` without choosing (zero: not at all).
     pub negative_ttl: Duration,
     pub writeback_cache: bool,
+    pub allow_kernel_passthrough: bool,
     /// The [`capability`] bits the plugin consents to (asked before the mount).
     pub consent: u64,
     pub default_permissions: bool,
@@ -520,7 +521,11 @@ impl<O: RawFilesystem + 'static> Drop for Dispatch<O> {
 
 impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        self.granted = capabilities::negotiate(config, self.config.consent, self.config.writeback_cache);
+        let asked = capabilities::Asked {
+            writeback_cache: self.config.writeback_cache,
+            kernel_passthrough: self.config.allow_kernel_passthrough,
+        };
+        self.granted = capabilities::negotiate(config, self.config.consent, asked);
         let _ = config.set_max_write(MAX_WRITE);
         let target = Arc::clone(&self.core) as Arc<dyn ForgetTarget>;
         self.forgetter = Some(Forgetter::start(&self.name, target, self.core.span.clone())?);

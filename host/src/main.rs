@@ -56,12 +56,15 @@ enum Command {
     Mount {
         /// A plugin name (found as libfusehost_NAME.so) or a path to a .so.
         plugin: String,
-        /// An existing directory to mount on.
-        mountpoint: PathBuf,
+        /// `[SOURCE] MOUNTPOINT`: what to mount, for a plugin that names a source option
+        /// (archive's file, passthrough's folder; `fusehost plugins` shows it), and an
+        /// existing directory to mount on.
+        #[arg(num_args = 1..=2, value_name = "[SOURCE] MOUNTPOINT", required = true)]
+        paths: Vec<PathBuf>,
         /// Options: the host's (ro, allow_other, allow_root, default_permissions,
-        /// fsname, threads, attr_ttl, entry_ttl, negative_ttl, writeback_cache, create,
-        /// allow_panic_abort); every other
-        /// key goes to the plugin. Repeatable; comma-separated.
+        /// fsname, threads, attr_ttl, entry_ttl, negative_ttl, writeback_cache,
+        /// allow_kernel_passthrough, create, allow_panic_abort); every other key goes
+        /// to the plugin. Repeatable; comma-separated.
         #[arg(short = 'o', value_name = "KEY[=VALUE],...")]
         options: Vec<String>,
         /// Look for plugins here first (then $FUSEHOST_PLUGIN_PATH, then next to fusehost).
@@ -111,8 +114,10 @@ fn main() -> ExitCode {
                 Err(error) => Err(error),
             }
         }
-        Command::Mount { plugin, mountpoint, options, plugin_dir } => {
-            mount::run(mount::MountArgs { plugin, mountpoint, options, plugin_dir })
+        Command::Mount { plugin, mut paths, options, plugin_dir } => {
+            let mountpoint = paths.pop().unwrap_or_default();
+            let source = paths.pop();
+            mount::run(mount::MountArgs { plugin, source, mountpoint, options, plugin_dir })
         }
     };
     match outcome {

@@ -23,6 +23,8 @@ pub struct MountOptions {
     /// (`None`: as long as `entry_ttl`; zero: not at all).
     pub negative_ttl: Option<Duration>,
     pub writeback_cache: bool,
+    /// Let a plugin that consents hand open files to the kernel (FUSE passthrough).
+    pub allow_kernel_passthrough: bool,
     /// Create a missing mountpoint.
     pub create: bool,
     /// Serve a plugin built with `panic = "abort"` (one panic kills every mount).
@@ -59,6 +61,7 @@ impl Default for MountOptions {
             entry_ttl: Duration::from_secs(1),
             negative_ttl: None,
             writeback_cache: false,
+            allow_kernel_passthrough: true,
             create: false,
             allow_panic_abort: false,
         }
@@ -80,6 +83,7 @@ pub const HOST_KEYS: &[&str] = &[
     "entry_ttl",
     "negative_ttl",
     "writeback_cache",
+    "allow_kernel_passthrough",
     "create",
     "allow_panic_abort",
 ];
@@ -99,6 +103,7 @@ impl MountOptions {
             "allow_root" => self.allow_root = flag(key, value)?,
             "default_permissions" => self.default_permissions = flag(key, value)?,
             "writeback_cache" => self.writeback_cache = flag(key, value)?,
+            "allow_kernel_passthrough" => self.allow_kernel_passthrough = flag(key, value)?,
             "create" => self.create = flag(key, value)?,
             "allow_panic_abort" => self.allow_panic_abort = flag(key, value)?,
             "fsname" => {

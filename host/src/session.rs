@@ -340,6 +340,7 @@ fn mount<O: RawFilesystem + 'static>(target: MountTarget, fs: O, serialized: boo
         entry_ttl: options.entry_ttl,
         negative_ttl: options.negative_ttl.unwrap_or(options.entry_ttl),
         writeback_cache: options.writeback_cache,
+        allow_kernel_passthrough: options.allow_kernel_passthrough,
         consent,
         default_permissions: options.default_permissions,
         read_only: options.read_only,

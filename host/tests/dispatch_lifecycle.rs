@@ -106,7 +106,12 @@ fn a_filesystem_whose_mount_never_came_up_is_destroyed_once() {
         serialized: false,
         attr_ttl: Duration::ZERO,
         entry_ttl: Duration::ZERO,
+        negative_ttl: Duration::ZERO,
         writeback_cache: false,
+        allow_kernel_passthrough: true,
+        consent: 0,
+        default_permissions: true,
+        read_only: false,
     };
     let dispatch = Dispatch::new(
         Bomb { destroyed: Arc::clone(&destroyed) },

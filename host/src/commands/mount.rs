@@ -1,4 +1,5 @@
-//! `fusehost mount PLUGIN MOUNTPOINT [-o key=value,...]`: one mount in the foreground.
+//! `fusehost mount PLUGIN [SOURCE] MOUNTPOINT [-o key=value,...]`: one mount in the
+//! foreground. SOURCE sets the option the plugin names as its source (ABI 1.1).
 
 use std::path::PathBuf;
 
@@ -13,14 +14,32 @@ use crate::signals;
 #[derive(Clone, Debug)]
 pub struct MountArgs {
     pub plugin: String,
+    /// The value of the plugin's source option.
+    pub source: Option<PathBuf>,
     pub mountpoint: PathBuf,
     pub options: Vec<String>,
     pub plugin_dir: Option<PathBuf>,
 }
 
 pub fn run(args: MountArgs) -> Result<(), HostError> {
-    let (options, plugin_options) = split_option_lists(&args.options).map_err(HostError::Usage)?;
+    let (options, mut plugin_options) = split_option_lists(&args.options).map_err(HostError::Usage)?;
     let plugin = Loader::new().load_named(&args.plugin, &SearchPath::standard(args.plugin_dir.as_deref()))?;
+    if let Some(source) = &args.source {
+        let name = &plugin.description.name;
+        let Some(key) = &plugin.description.source_option else {
+            return Err(HostError::Usage(format!(
+                "plugin `{name}` takes no source: give only the mountpoint, and its options with -o"
+            )));
+        };
+        if plugin_options.contains_key(key) {
+            return Err(HostError::Usage(format!(
+                "the source {} and `-o {key}=...` both name what to mount: give one",
+                source.display()
+            )));
+        }
+        let source = std::path::absolute(source).unwrap_or_else(|_| source.clone());
+        plugin_options.insert(key.clone(), toml::Value::String(source.to_string_lossy().into_owned()));
+    }
     let plugin_options = toml::to_string(&plugin_options)
         .map_err(|error| HostError::Usage(format!("the plugin options cannot be written as TOML: {error}")))?;
     // Refuse bad plugin options before touching the mountpoint.

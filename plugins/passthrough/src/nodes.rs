@@ -1,6 +1,12 @@
 //! The inode table: one `O_PATH` descriptor per source file the kernel knows, keyed by
 //! the source's (device, inode) so that every name of a file is one FUSE inode.
 //!
+//! A source file keeps its id for the life of the mount, even after the kernel forgot
+//! it: the id is the `st_ino` users see, and a file whose inode number changed when
+//! the kernel's cache was dropped (or invalidated because the source changed) would
+//! confuse `find -inum`, `tar` and `rsync -H`. That costs one map entry per source file
+//! ever looked up; the descriptor itself is closed at forget.
+//!
 //! Every operation starts from such a descriptor and uses `*at()` calls relative to
 //! it, never a path re-joined from names, so a rename under the mount cannot make an
 //! operation land on another file (as libfuse's passthrough_ll does).
@@ -29,7 +35,6 @@ pub fn proc_path_of(fd: &impl AsRawFd) -> String {
 pub struct Node {
     /// An `O_PATH` descriptor of the source file.
     pub fd: OwnedFd,
-    pub key: (u64, u64),
 }
 
 impl Node {
@@ -46,7 +51,9 @@ impl Node {
 
 #[derive(Debug)]
 pub struct Nodes {
+    /// The nodes the kernel holds.
     by_id: RwLock<HashMap<u64, Arc<Node>>>,
+    /// Every source file's id, held or not.
     by_key: RwLock<HashMap<(u64, u64), u64>>,
     next_id: AtomicU64,
 }
@@ -62,7 +69,7 @@ impl Nodes {
     pub fn new(root: OwnedFd) -> Result<Nodes> {
         let key = key_of(&fstat(&root).map_err(errno)?);
         Ok(Nodes {
-            by_id: RwLock::new(HashMap::from([(ROOT_INO, Arc::new(Node { fd: root, key }))])),
+            by_id: RwLock::new(HashMap::from([(ROOT_INO, Arc::new(Node { fd: root }))])),
             by_key: RwLock::new(HashMap::from([(key, ROOT_INO)])),
             next_id: AtomicU64::new(ROOT_INO + 1),
         })
@@ -95,34 +102,29 @@ impl Nodes {
     fn register(&self, fd: OwnedFd) -> Result<(u64, Stat)> {
         let stat = fstat(&fd).map_err(errno)?;
         let key = key_of(&stat);
-        if let Some(id) = self.by_key.read().get(&key) {
-            return Ok((*id, stat));
+        if let Some(&id) = self.by_key.read().get(&key) {
+            if self.by_id.read().contains_key(&id) {
+                return Ok((id, stat));
+            }
         }
         let mut by_key = self.by_key.write();
-        let id = *by_key.entry(key).or_insert_with(|| {
-            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            self.by_id.write().insert(id, Arc::new(Node { fd, key }));
-            id
-        });
+        let id = *by_key.entry(key).or_insert_with(|| self.next_id.fetch_add(1, Ordering::Relaxed));
+        // Known before and forgotten since: held again, under the same id.
+        self.by_id.write().entry(id).or_insert_with(|| Arc::new(Node { fd }));
         Ok((id, stat))
     }
 
-    /// The kernel forgot `id`: close its descriptor.
+    /// The kernel forgot `id`: close its descriptor (the id stays the file's).
     pub fn forget(&self, id: u64) {
-        if id == ROOT_INO {
-            return;
-        }
-        let mut by_key = self.by_key.write();
-        if let Some(node) = self.by_id.write().remove(&id) {
-            if by_key.get(&node.key) == Some(&id) {
-                by_key.remove(&node.key);
-            }
+        if id != ROOT_INO {
+            self.by_id.write().remove(&id);
         }
     }
 
     /// The id of the file `stat` describes, if the kernel holds it.
     pub fn known(&self, stat: &Stat) -> Option<u64> {
-        self.by_key.read().get(&key_of(stat)).copied()
+        let id = *self.by_key.read().get(&key_of(stat))?;
+        self.by_id.read().contains_key(&id).then_some(id)
     }
 
     pub fn len(&self) -> usize {

@@ -10,11 +10,13 @@
 //! | `slow`           | lookup sleeps `slow_ms`, then says ENOENT                      |
 //! | `big/`           | 3000 files, for readdirplus replies that cannot hold them all  |
 //! | `crash`          | reading it aborts or segfaults, as option `crash` says         |
+//! | `data-again`     | hands out `data`'s inode again under a new generation          |
+//! | `whoami`         | logs the request's id (ABI 1.1), then says ENOENT              |
 //! | create `as-root` | answers with inode 1                                           |
 //! | create `as-dir`  | answers with a directory                                       |
 //! | mkdir `as-file`  | answers with a regular file                                    |
 //!
-//! It logs every forget, release and destroy, and at destroy how many inodes it
+//! It logs what was negotiated at init, every forget, release and destroy, and at destroy how many inodes it
 //! handed out that it never heard `forget` for (`outstanding=`).
 #![deny(unsafe_code)]
 
@@ -22,6 +24,7 @@ use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
 
 use fusehost_plugin_api::sync::Mutex;
@@ -42,6 +45,7 @@ struct Liar {
     /// Inodes handed out (lookup, create, mkdir) and not yet forgotten.
     outstanding: Mutex<HashSet<u64>>,
     next_fh: AtomicU64,
+    host: OnceLock<MountHost>,
 }
 
 impl Plugin for Liar {
@@ -59,6 +63,7 @@ impl Plugin for Liar {
             crash: options.string("crash").unwrap_or_else(|| "abort".to_owned()),
             outstanding: Mutex::new(HashSet::new()),
             next_fh: AtomicU64::new(1),
+            host: OnceLock::new(),
         })
     }
 }
@@ -85,6 +90,16 @@ impl Liar {
 }
 
 impl Filesystem for Liar {
+    fn init(&self, negotiated: &Negotiated, host: MountHost) {
+        tracing::info!(
+            "negotiated capabilities={:#x} max_write={} protocol=7.{}",
+            negotiated.capabilities.bits(),
+            negotiated.max_write,
+            negotiated.protocol.1
+        );
+        let _ = self.host.set(host);
+    }
+
     fn lookup(&self, _req: &Request, parent: u64, name: &OsStr) -> Result<Entry> {
         if parent == BIG_INO {
             let index: u64 =
@@ -96,6 +111,16 @@ impl Filesystem for Liar {
         }
         match name.as_bytes() {
             b"data" => self.hand_out(file(DATA_INO, DATA.len() as u64)),
+            b"data-again" => {
+                let mut entry = self.hand_out(file(DATA_INO, DATA.len() as u64))?;
+                entry.generation = 7;
+                Ok(entry)
+            }
+            b"whoami" => {
+                let id = self.host.get().map_or(0, MountHost::request_id);
+                tracing::info!("request id={id}");
+                Err(Errno::ENOENT)
+            }
             b"errno600" => Err(Errno(600)),
             b"huge" => self.hand_out(file(HUGE_INO, u64::MAX)),
             b"denied" => self.hand_out(file(DENIED_INO, 0)),

@@ -1,0 +1,254 @@
+//! ABI 1.1's kernel features on real mounts: negative entries, capabilities as
+//! consent, passthrough's notifications for changes made in its source, read-only
+//! plugins and the mount type, the source argument, request identity and generations.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use fusehost_tests::{fusehost, mount_lines, run_to_end, status_json, stderr_text, Host, MountLines};
+
+fn mount_status(host: &Host) -> serde_json::Value {
+    status_json(&host.control_socket())["mounts"][0].clone()
+}
+
+fn requests(host: &Host, op: &str) -> u64 {
+    mount_status(host)["requests"][op]["requests"].as_u64().unwrap_or(0)
+}
+
+/// The `/proc/self/mounts` line of `mountpoint`.
+fn mount_line(mountpoint: &Path) -> String {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let wanted = format!(" {} ", mountpoint.display());
+    mounts.lines().find(|line| line.contains(&wanted)).unwrap_or_default().to_owned()
+}
+
+/// Polls `condition` for up to a second: there is no signal for "the kernel dropped
+/// its cache", only the effect.
+fn within_a_second(mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn passthrough_lines<'a>(name: &'a str, extra: &'a str) -> MountLines<'a> {
+    mount_lines(name, "passthrough", extra)
+}
+
+#[test]
+fn a_missing_name_reaches_the_plugin_once_per_negative_ttl() {
+    let source = tempfile::tempdir().unwrap();
+    let source_option = format!("[mount.options]\nsource = {:?}", source.path().display().to_string());
+    for plugin in ["memfs", "passthrough"] {
+        let plugin_options = if plugin == "passthrough" { source_option.as_str() } else { "" };
+        for (negative_ttl, remembered) in [("60", true), ("0", false)] {
+            let extra = format!("negative_ttl = {negative_ttl}\n{plugin_options}");
+            let host = Host::run_mounts(&[mount_lines("negative", plugin, &extra)]);
+            let before = requests(&host, "lookup");
+            for _ in 0..20 {
+                assert!(std::fs::metadata(host.path("missing")).is_err());
+            }
+            let asked = requests(&host, "lookup") - before;
+            if remembered {
+                // Another test may drop the kernel's caches meanwhile: a few, not 20.
+                assert!(asked <= 3, "{plugin}, negative_ttl {negative_ttl}: {asked} lookups for 20 stats");
+                // Creating the name through the mount replaces the negative entry.
+                std::fs::write(host.path("missing"), b"here").unwrap();
+                assert_eq!(std::fs::read(host.path("missing")).unwrap(), b"here");
+                std::fs::remove_file(host.path("missing")).unwrap();
+            } else {
+                assert!(asked >= 20, "{plugin}, negative_ttl 0: only {asked} lookups for 20 stats");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_change_made_in_the_source_shows_through_the_mount_within_a_second_despite_60s_ttls() {
+    let source = tempfile::tempdir().unwrap();
+    std::fs::create_dir(source.path().join("sub")).unwrap();
+    std::fs::write(source.path().join("sub/file"), b"one").unwrap();
+    let extra =
+        format!("attr_ttl = 60\nentry_ttl = 60\n[mount.options]\nsource = {:?}", source.path().display().to_string());
+    let host = Host::run_mounts(&[passthrough_lines("watched", &extra)]);
+    let (file, new, sub) = (host.path("sub/file"), host.path("sub/new"), host.path("sub"));
+    // Fill the kernel's caches: the name, the attributes, the listing, a negative entry.
+    assert_eq!(std::fs::read(&file).unwrap(), b"one");
+    assert!(std::fs::metadata(&new).is_err());
+    assert_eq!(std::fs::read_dir(&sub).unwrap().count(), 1);
+
+    std::fs::write(source.path().join("sub/file"), b"longer content").unwrap();
+    assert!(within_a_second(|| std::fs::read(&file).is_ok_and(|data| data == b"longer content")), "content and size");
+    std::fs::set_permissions(source.path().join("sub/file"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(
+        within_a_second(|| std::fs::metadata(&file).is_ok_and(|meta| meta.permissions().mode() & 0o777 == 0o600)),
+        "attributes"
+    );
+    std::fs::write(source.path().join("sub/new"), b"new").unwrap();
+    assert!(within_a_second(|| std::fs::read(&new).is_ok_and(|data| data == b"new")), "a name that was missing");
+    assert!(within_a_second(|| std::fs::read_dir(&sub).unwrap().count() == 2), "the listing");
+    std::fs::remove_file(source.path().join("sub/file")).unwrap();
+    assert!(within_a_second(|| std::fs::metadata(&file).is_err()), "a deleted name");
+}
+
+#[test]
+fn without_the_source_watch_the_ttls_are_what_bounds_staleness() {
+    let source = tempfile::tempdir().unwrap();
+    std::fs::write(source.path().join("file"), b"one").unwrap();
+    let extra = format!(
+        "attr_ttl = 60\nentry_ttl = 60\n[mount.options]\nsource = {:?}\nwatch_source = false",
+        source.path().display().to_string()
+    );
+    let host = Host::run_mounts(&[passthrough_lines("unwatched", &extra)]);
+    assert_eq!(std::fs::metadata(host.path("file")).unwrap().len(), 3);
+    std::fs::write(source.path().join("file"), b"longer content").unwrap();
+    // The control for the test above: the size stays cached for the whole second.
+    assert!(!within_a_second(|| std::fs::metadata(host.path("file")).unwrap().len() != 3));
+}
+
+#[test]
+fn writeback_caching_needs_the_plugins_consent() {
+    let source = tempfile::tempdir().unwrap();
+    let mountpoint = tempfile::tempdir().unwrap();
+    let mut command = fusehost();
+    command
+        .arg("mount")
+        .arg("passthrough")
+        .arg(mountpoint.path())
+        .arg("--plugin-dir")
+        .arg(fusehost_tests::target_dir());
+    command.arg("-o").arg(format!("source={},writeback_cache", source.path().display()));
+    let output = run_to_end(command);
+    let stderr = stderr_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one sentence:\n{stderr}");
+    assert!(stderr.contains("plugin `passthrough` does not support writeback_cache"), "{stderr}");
+    assert!(stderr.contains("remove `writeback_cache = true`"), "{stderr}");
+    assert!(mount_line(mountpoint.path()).is_empty(), "nothing mounted");
+
+    // memfs consents: appends through the page cache land where O_APPEND says.
+    let host = Host::mount("memfs", &["writeback_cache"]);
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).mode(0o644).open(host.path("log")).unwrap();
+    let mut expected = Vec::new();
+    for line in 0..500 {
+        let text = format!("line {line}\n");
+        log.write_all(text.as_bytes()).unwrap();
+        expected.extend_from_slice(text.as_bytes());
+    }
+    drop(log);
+    assert_eq!(std::fs::read(host.path("log")).unwrap(), expected);
+}
+
+#[test]
+fn memfs_clears_setuid_itself_so_writes_cost_no_capability_lookup() {
+    let host = Host::run_mounts(&[mount_lines("killpriv", "memfs", "allow_other = true")]);
+    let before = requests(&host, "getxattr");
+    {
+        let mut file = std::fs::File::create(host.path("plain")).unwrap();
+        for _ in 0..100 {
+            file.write_all(b"more\n").unwrap();
+        }
+    }
+    // Without HANDLE_KILLPRIV_V2 the kernel asks for `security.capability` before every
+    // write; with it, once per file at most (then it knows the file has no privileges).
+    let asked = requests(&host, "getxattr") - before;
+    assert!(asked < 5, "{asked} getxattr requests for 100 writes");
+
+    let path = host.path("tool");
+    std::fs::write(&path, b"#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"# more\n").unwrap();
+    // Root keeps setuid on write (CAP_FSETID); an unprivileged truncate drops it.
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777, 0o4755);
+    for folder in [host.dir.path(), &host.dir.path().join("mnt"), host.mountpoint()] {
+        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o4777)).unwrap();
+    let truncate = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "truncate", "-s", "0"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(truncate.status.success(), "{}", String::from_utf8_lossy(&truncate.stderr));
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777, 0o0777, "setuid dropped");
+}
+
+#[test]
+fn a_read_only_plugin_mounts_ro_as_fuse_fusehost_from_its_source_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("greetings.tar");
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(6);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append_data(&mut header, "hello.txt", &b"hello\n"[..]).unwrap();
+    std::fs::write(&archive, builder.into_inner().unwrap()).unwrap();
+    let mountpoint = dir.path().join("mnt");
+    std::fs::create_dir(&mountpoint).unwrap();
+
+    let mut command = fusehost();
+    command
+        .arg("mount")
+        .arg("archive")
+        .arg(&archive)
+        .arg(&mountpoint)
+        .arg("--plugin-dir")
+        .arg(fusehost_tests::target_dir());
+    let mut host = Host::spawn(command, tempfile::tempdir().unwrap(), vec![mountpoint.clone()]);
+    host.wait_until_mounted();
+    assert_eq!(std::fs::read(mountpoint.join("hello.txt")).unwrap(), b"hello\n");
+    let line = mount_line(&mountpoint);
+    let fields: Vec<&str> = line.split(' ').collect();
+    assert_eq!(fields.get(2), Some(&"fuse.fusehost"), "{line}");
+    assert!(fields.get(3).is_some_and(|options| options.split(',').any(|option| option == "ro")), "{line}");
+    assert_eq!(std::fs::write(mountpoint.join("new"), b"x").unwrap_err().raw_os_error(), Some(libc::EROFS));
+
+    // A plugin without a source option refuses one, saying what to do instead.
+    let mut command = fusehost();
+    command
+        .arg("mount")
+        .arg("memfs")
+        .arg(&archive)
+        .arg(dir.path())
+        .arg("--plugin-dir")
+        .arg(fusehost_tests::target_dir());
+    let output = run_to_end(command);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr_text(&output).contains("plugin `memfs` takes no source"), "{}", stderr_text(&output));
+}
+
+#[test]
+fn each_request_carries_its_kernel_id_and_the_plugin_learns_what_was_negotiated() {
+    let host = Host::run_mounts(&[mount_lines("liar", "liar", "negative_ttl = 0")]);
+    assert!(host.wait_for_stderr("negotiated capabilities=0x0 max_write=1048576"), "{}", host.stderr());
+    for _ in 0..2 {
+        assert!(std::fs::metadata(host.path("whoami")).is_err());
+    }
+    assert!(host.wait_for_stderr("request id="));
+    let stderr = host.stderr();
+    let ids: Vec<u64> = stderr
+        .lines()
+        .filter_map(|line| line.split("request id=").nth(1)?.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert!(ids.len() >= 2 && ids.iter().all(|&id| id > 0), "{ids:?}\n{stderr}");
+    assert_ne!(ids[0], ids[1], "each request has its own id");
+}
+
+#[test]
+fn an_inode_handed_out_again_under_a_new_generation_while_held_is_eio() {
+    let host = Host::run_mounts(&[mount_lines("liar", "liar", "entry_ttl = 60\nattr_ttl = 60")]);
+    let data = std::fs::File::open(host.path("data")).unwrap();
+    let error = std::fs::metadata(host.path("data-again")).unwrap_err();
+    assert_eq!(error.raw_os_error(), Some(libc::EIO), "{error}");
+    assert!(host.wait_for_stderr("new generation"), "{}", host.stderr());
+    drop(data);
+}
