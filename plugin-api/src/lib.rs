@@ -128,7 +128,7 @@ pub use types::{
 
 /// Locks that do not poison: a panic answered `EIO` leaves them usable.
 pub mod sync {
-    pub use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+    pub use parking_lot::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 }
 
 #[doc(hidden)]

@@ -252,3 +252,56 @@ fn an_inode_handed_out_again_under_a_new_generation_while_held_is_eio() {
     assert!(host.wait_for_stderr("new generation"), "{}", host.stderr());
     drop(data);
 }
+
+/// `fcntl` on `file` with `command` and a whole-file lock of `typ`; the filled-in lock.
+fn fcntl_lock(file: &std::fs::File, command: i32, typ: i32) -> std::io::Result<libc::flock> {
+    let mut lock = libc::flock { l_type: typ as i16, l_whence: libc::SEEK_SET as i16, l_start: 0, l_len: 0, l_pid: 0 };
+    // SAFETY: `file` is an open descriptor and `lock` a valid flock the call may fill.
+    let answer = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(file), command, &mut lock) };
+    if answer == 0 {
+        Ok(lock)
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[test]
+fn memfs_serves_posix_locks_itself_when_asked() {
+    let host = Host::run_mounts(&[mount_lines("locks", "memfs", "threads = 4\n[mount.options]\nposix_locks = true")]);
+    let path = host.path("shared");
+    std::fs::write(&path, b"data").unwrap();
+    // Another process holds a write lock until its stdin closes.
+    let mut holder = std::process::Command::new("perl")
+        .args([
+            "-MFcntl",
+            "-e",
+            &format!(
+                "open(my $f, '+<', '{}') or die; my $l = pack('s s x4 q q i x4', F_WRLCK, 0, 0, 0, 0); \
+             fcntl($f, F_SETLK, $l) or die \"lock: $!\"; $| = 1; print \"locked\\n\"; <STDIN>;",
+                path.display()
+            ),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line, "locked\n");
+    let setlk_before = requests(&host, "setlk");
+
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+    let conflict = fcntl_lock(&file, libc::F_GETLK, libc::F_RDLCK).unwrap();
+    assert_eq!(i32::from(conflict.l_type), libc::F_WRLCK);
+    assert_eq!(conflict.l_pid as u32, holder.id(), "the holder is named");
+    assert_eq!(fcntl_lock(&file, libc::F_SETLK, libc::F_WRLCK).unwrap_err().raw_os_error(), Some(libc::EAGAIN));
+    let waiter = {
+        let file = file.try_clone().unwrap();
+        std::thread::spawn(move || fcntl_lock(&file, libc::F_SETLKW, libc::F_WRLCK).map(|_| ()))
+    };
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
+    let waited = fusehost_tests::in_background(move || waiter.join().unwrap()).expect("F_SETLKW returned");
+    waited.unwrap();
+    assert!(requests(&host, "setlk") > setlk_before, "memfs, not the kernel, answered");
+}

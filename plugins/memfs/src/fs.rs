@@ -19,13 +19,14 @@ use std::time::SystemTime;
 
 use fusehost_plugin_api::sync::{Mutex, RwLock};
 use fusehost_plugin_api::{
-    Capabilities, DirPlusSink, DirSink, Entry, Errno, FileAttr, FileKind, Filesystem, Opened, Request, Result, SetAttr,
-    StatFs, TimeOrNow, ROOT_INO,
+    Capabilities, DirPlusSink, DirSink, Entry, Errno, FileAttr, FileKind, FileLock, Filesystem, Opened, Request,
+    Result, SetAttr, StatFs, TimeOrNow, ROOT_INO,
 };
 
 use crate::data::FileData;
 use crate::dir::{Dir, Target};
 use crate::inode::{attr_of, Body, Inode, Meta};
+use crate::locks::Locks;
 use crate::space::Space;
 use crate::xattr;
 
@@ -54,6 +55,8 @@ pub struct MemFs {
     next_ino: AtomicU64,
     namespace: Mutex<()>,
     space: Space,
+    /// POSIX record locks, when the mount serves them (option `posix_locks`).
+    locks: Option<Locks>,
 }
 
 fn check_name(name: &OsStr) -> Result<&[u8]> {
@@ -104,7 +107,14 @@ impl MemFs {
             next_ino: AtomicU64::new(ROOT_INO + 1),
             namespace: Mutex::new(()),
             space,
+            locks: None,
         }
+    }
+
+    /// Serves POSIX record locks itself instead of leaving them to the kernel.
+    pub fn with_posix_locks(mut self) -> MemFs {
+        self.locks = Some(Locks::default());
+        self
     }
 
     fn get(&self, ino: u64) -> Result<Arc<Inode>> {
@@ -294,7 +304,16 @@ impl Filesystem for MemFs {
     /// clears setuid/setgid itself (`drop_privileges`), sparing the kernel a
     /// `getxattr("security.capability")` before every write.
     fn capabilities(&self) -> Capabilities {
-        Capabilities::WRITEBACK_CACHE | Capabilities::HANDLE_KILLPRIV_V2
+        let locks = if self.locks.is_some() { Capabilities::POSIX_LOCKS } else { Capabilities::NONE };
+        Capabilities::WRITEBACK_CACHE | Capabilities::HANDLE_KILLPRIV_V2 | locks
+    }
+
+    fn getlk(&self, _req: &Request, ino: u64, _fh: u64, lock_owner: u64, lock: &FileLock) -> Result<FileLock> {
+        self.locks.as_ref().ok_or(Errno::ENOSYS)?.get(ino, lock_owner, lock)
+    }
+
+    fn setlk(&self, _req: &Request, ino: u64, _fh: u64, lock_owner: u64, lock: &FileLock, sleep: bool) -> Result<()> {
+        self.locks.as_ref().ok_or(Errno::ENOSYS)?.set(ino, lock_owner, lock, sleep)
     }
 
     fn lookup(&self, _req: &Request, parent: u64, name: &OsStr) -> Result<Entry> {
@@ -534,7 +553,11 @@ impl Filesystem for MemFs {
         self.write_at(&inode, offset, data, write_flags & WRITE_KILL_SUIDGID != 0)
     }
 
-    fn flush(&self, _req: &Request, _ino: u64, _fh: u64, _lock_owner: u64) -> Result<()> {
+    fn flush(&self, _req: &Request, ino: u64, _fh: u64, lock_owner: u64) -> Result<()> {
+        // A closing owner's locks go with it (the kernel keeps none of them itself).
+        if let Some(locks) = &self.locks {
+            locks.release_owner(ino, lock_owner);
+        }
         Ok(())
     }
 

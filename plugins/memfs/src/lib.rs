@@ -12,6 +12,7 @@ mod data;
 mod dir;
 mod fs;
 mod inode;
+mod locks;
 mod space;
 mod xattr;
 
@@ -24,6 +25,12 @@ pub use fs::{MemFs, RootOwner};
 const OPTIONS: &[OptionSpec] = &[
     OptionSpec::new("max_size", OptionKind::Size, "512MiB", "the most file data the mount holds (ENOSPC beyond)"),
     OptionSpec::new("max_inodes", OptionKind::Integer, "1000000", "the most files, directories and links it holds"),
+    OptionSpec::new(
+        "posix_locks",
+        OptionKind::Bool,
+        "false",
+        "serve fcntl record locks in memfs, not the kernel (each waiting F_SETLKW holds a worker thread)",
+    ),
 ];
 
 impl Plugin for MemFs {
@@ -49,7 +56,8 @@ impl Plugin for MemFs {
         };
         let max_size = options.size("max_size").unwrap_or(512 << 20);
         let max_inodes = options.integer("max_inodes").unwrap_or(1_000_000).max(2) as u64;
-        Ok(MemFs::new(max_size, max_inodes, root))
+        let memfs = MemFs::new(max_size, max_inodes, root);
+        Ok(if options.bool("posix_locks").unwrap_or(false) { memfs.with_posix_locks() } else { memfs })
     }
 }
 
