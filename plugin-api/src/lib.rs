@@ -93,6 +93,103 @@
 //! answered `EIO`; the mount stays up. Plugins must be built with `panic = "unwind"`
 //! (Cargo's default); `fusehost plugins` warns about those that are not.
 //!
+//! # Growing with the ABI: what each version gives you
+//!
+//! The host and your plugin meet at `fusehost-abi`, whose version your plugin records.
+//! The promise: a plugin built against any `fusehost-abi` 1.x loads in every host that
+//! speaks 1.y, older or newer. Minor releases only append (a defaulted method, a field
+//! at the end of a table, a new type); a feature one side lacks behaves as `ENOSYS` or
+//! "not supported", never as a crash. So use new features freely: in an older host
+//! they are simply never asked for, and every one of them has a fallback below. The
+//! meaning of each field is versioned too ([`abi::SEMANTICS_REVISION`]).
+//!
+//! | feature | what you write | first ABI version |
+//! |---|---|---|
+//! | every FUSE request, kernel passthrough of open files | [`Filesystem`], [`Opened::passthrough_fd`](Opened) | 1.0.0 |
+//! | consent to kernel features | [`Filesystem::capabilities`] | 1.1.0 |
+//! | what was negotiated, the host handle | [`Filesystem::init`], [`Negotiated`], [`MountHost`] | 1.1.0 |
+//! | kernel notifications | [`MountHost::invalidate_entry`], [`MountHost::invalidate_inode`], [`MountHost::notify_delete`], [`MountHost::store`] | 1.1.0 |
+//! | negative entries, per-entry TTLs | [`Entry::negative`], [`Entry::with_ttls`], [`Filesystem::getattr_with_ttl`] | 1.1.0 |
+//! | record locks, ioctl, poll, bmap | [`Filesystem::getlk`], [`Filesystem::setlk`], [`Filesystem::ioctl`], [`Filesystem::poll`], [`Filesystem::bmap`] | 1.1.0 |
+//! | read-only plugins, a source option | [`Plugin::READ_ONLY`], [`Plugin::SOURCE_OPTION`] | 1.1.0 |
+//! | the kernel's id of the current request | [`MountHost::request_id`] | 1.1.0 |
+//!
+//! ## Capabilities: consent, not requests
+//!
+//! Some kernel features change what your filesystem sees. With **writeback caching**
+//! the kernel gathers page-cache writes and sends them later, reads pages through
+//! handles opened write-only, turns `O_APPEND` writes into positioned ones, and keeps
+//! `mtime` and the size itself until it writes back; a filesystem that forwards each
+//! open to a real file (passthrough) would then corrupt data. So the host asks the
+//! kernel for a feature only when [`Filesystem::capabilities`] consents to it, and for
+//! features behind an operator option (`writeback_cache`, `allow_kernel_passthrough`)
+//! only when the operator asked too; a mount asking for a feature you did not consent to
+//! is refused with one sentence before anything is mounted. The bits:
+//! - [`Capabilities::WRITEBACK_CACHE`]: as above. memfs consents; passthrough does not.
+//! - [`Capabilities::HANDLE_KILLPRIV_V2`]: you clear setuid/setgid yourself on a write
+//!   whose flags carry `FUSE_WRITE_KILL_SUIDGID`, and on truncate and chown by a caller
+//!   that is not root. The kernel then skips the `getxattr("security.capability")` it
+//!   otherwise sends before every write (memfs: 100 writes cost 100 getxattr requests
+//!   without it, at most one per file with it).
+//! - [`Capabilities::POSIX_LOCKS`]: `fcntl` record locks reach [`Filesystem::getlk`] and
+//!   [`Filesystem::setlk`] instead of staying in this machine's kernel. Drop an owner's
+//!   locks in [`Filesystem::flush`] (its `lock_owner`). A waiting `F_SETLKW` holds one
+//!   of the mount's worker threads until you answer.
+//! - [`Capabilities::PARALLEL_DIRECT_WRITES`], [`Capabilities::CACHE_SYMLINKS`],
+//!   [`Capabilities::NO_OPEN`], [`Capabilities::NO_OPENDIR`]: as their names say.
+//! - [`Capabilities::PASSTHROUGH`]: open files you return with `passthrough_fd` go to
+//!   the kernel directly. (A 1.0 plugin keeps this consent: 1.0 hosts gave it to all.)
+//!
+//! [`Filesystem::init`] then tells you what is in effect ([`Negotiated`]), before the
+//! first request: which capabilities, the largest write, the kernel's protocol,
+//! whether the kernel checks permissions.
+//!
+//! ## Notifications: telling the kernel your data changed
+//!
+//! The kernel caches names, attributes and data for the TTLs you and the operator
+//! set. When your data changes behind the kernel's back (another machine wrote, a
+//! source folder was edited directly), tell it through the [`MountHost`] you got in
+//! [`Filesystem::init`]: [`MountHost::invalidate_entry`] for a name (also drops a
+//! negative entry), [`MountHost::invalidate_inode`] for attributes and cached data,
+//! [`MountHost::notify_delete`] for a name that is gone, [`MountHost::store`] to put
+//! data into the page cache. passthrough does this from inotify: a change made in its
+//! source shows through the mount within milliseconds, even with 60 s TTLs.
+//!
+//! **The deadlock rule**, which the host enforces for you: the kernel's entry
+//! invalidation takes the parent directory's lock exclusively, while a lookup in that
+//! directory holds it shared until it is answered; a notification written from inside
+//! that lookup would wait forever. The host therefore only queues notifications and
+//! sends them from its own thread, so you may call them from anywhere, including from
+//! inside a request. A full queue answers `EAGAIN`, a mount that is gone `ENOTCONN`;
+//! the kernel ignores notifications about things it does not cache.
+//!
+//! ## Negative entries and per-entry TTLs
+//!
+//! A lookup that fails with `ENOENT` is remembered by the kernel for the mount's
+//! `negative_ttl` (default: its `entry_ttl`), so a repeated `stat` of a missing name,
+//! the most common request of build tools and shells, does not reach you again. Answer
+//! [`Entry::negative`]`(ttl)` instead to choose the time (`Duration::ZERO`: do not
+//! remember). Creating the name through the mount replaces the negative entry at once;
+//! a name that appears another way needs [`MountHost::invalidate_entry`]. Likewise
+//! [`Entry::with_ttls`] and [`Filesystem::getattr_with_ttl`] set how long one answer
+//! is trusted: long for immutable data, short for a file that changes.
+//!
+//! ## Metadata
+//!
+//! [`Plugin::READ_ONLY`]: the plugin never changes anything; every mount of it is
+//! read-only and shows `ro` in `/proc/mounts`. [`Plugin::SOURCE_OPTION`] names the
+//! option that says what is mounted, so that `fusehost mount archive FILE MOUNTPOINT`
+//! works and an fstab line's first field means something.
+//!
+//! ## Request identity and generations
+//!
+//! [`MountHost::request_id`] is the kernel's `unique` id of the request the calling
+//! thread serves, for logs and for matching requests across layers. [`Entry::generation`]
+//! tells apart two files that had one inode number at different times: hand a number out
+//! again under a new generation only after [`Filesystem::forget`] for it. The host keeps
+//! the generation next to the count, and an entry reusing a number the kernel still holds
+//! under another generation is refused `EIO` and logged.
+//!
 //! # Logging
 //!
 //! Use [`tracing`] (re-exported here). Events are forwarded to the host, which shows
