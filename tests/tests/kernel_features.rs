@@ -305,3 +305,35 @@ fn memfs_serves_posix_locks_itself_when_asked() {
     waited.unwrap();
     assert!(requests(&host, "setlk") > setlk_before, "memfs, not the kernel, answered");
 }
+
+#[test]
+fn an_entry_with_its_own_ttls_is_trusted_no_longer_than_they_say() {
+    let host = Host::run_mounts(&[mount_lines("liar", "liar", "entry_ttl = 60\nattr_ttl = 60")]);
+    let asked = |host: &Host| requests(host, "lookup") + requests(host, "getattr");
+    for (name, fresh_each_time) in [("data", false), ("fleeting", true)] {
+        std::fs::metadata(host.path(name)).unwrap();
+        let before = asked(&host);
+        for _ in 0..10 {
+            std::fs::metadata(host.path(name)).unwrap();
+        }
+        let more = asked(&host) - before;
+        if fresh_each_time {
+            assert!(more >= 10, "{name}: TTLs of zero, yet only {more} requests for 10 stats");
+        } else {
+            // Another test may drop the kernel's caches meanwhile: a few, not 10.
+            assert!(more <= 3, "{name}: the mount's 60 s TTLs, yet {more} requests for 10 stats");
+        }
+    }
+}
+
+#[test]
+fn memfs_lets_the_kernel_cache_symlink_targets() {
+    let host = Host::run_mounts(&[mount_lines("links", "memfs", "")]);
+    std::os::unix::fs::symlink("some/where", host.path("link")).unwrap();
+    let before = requests(&host, "readlink");
+    for _ in 0..10 {
+        assert_eq!(std::fs::read_link(host.path("link")).unwrap(), Path::new("some/where"));
+    }
+    let asked = requests(&host, "readlink") - before;
+    assert!(asked <= 3, "{asked} readlink requests for 10 reads of one link");
+}

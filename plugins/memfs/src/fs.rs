@@ -305,7 +305,8 @@ impl Filesystem for MemFs {
     /// `getxattr("security.capability")` before every write.
     fn capabilities(&self) -> Capabilities {
         let locks = if self.locks.is_some() { Capabilities::POSIX_LOCKS } else { Capabilities::NONE };
-        Capabilities::WRITEBACK_CACHE | Capabilities::HANDLE_KILLPRIV_V2 | locks
+        // A symlink's target never changes in memfs: the kernel may cache it.
+        Capabilities::WRITEBACK_CACHE | Capabilities::HANDLE_KILLPRIV_V2 | Capabilities::CACHE_SYMLINKS | locks
     }
 
     fn getlk(&self, _req: &Request, ino: u64, _fh: u64, lock_owner: u64, lock: &FileLock) -> Result<FileLock> {

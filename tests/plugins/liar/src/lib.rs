@@ -12,6 +12,7 @@
 //! | `crash`          | reading it aborts or segfaults, as option `crash` says         |
 //! | `data-again`     | hands out `data`'s inode again under a new generation          |
 //! | `whoami`         | logs the request's id (ABI 1.1), then says ENOENT              |
+//! | `fleeting`       | `data`'s twin whose entry and attributes have TTLs of zero     |
 //! | create `as-root` | answers with inode 1                                           |
 //! | create `as-dir`  | answers with a directory                                       |
 //! | mkdir `as-file`  | answers with a regular file                                    |
@@ -37,6 +38,7 @@ const HUGE_INO: u64 = 3;
 const DENIED_INO: u64 = 4;
 const BIG_INO: u64 = 5;
 const CRASH_INO: u64 = 7;
+const FLEETING_INO: u64 = 8;
 const FIRST_BIG_FILE: u64 = 1000;
 
 struct Liar {
@@ -116,6 +118,7 @@ impl Filesystem for Liar {
                 entry.generation = 7;
                 Ok(entry)
             }
+            b"fleeting" => Ok(self.hand_out(file(FLEETING_INO, 1))?.with_ttls(Duration::ZERO, Duration::ZERO)),
             b"whoami" => {
                 let id = self.host.get().map_or(0, MountHost::request_id);
                 tracing::info!("request id={id}");
@@ -146,6 +149,7 @@ impl Filesystem for Liar {
             DATA_INO => Ok(file(DATA_INO, DATA.len() as u64)),
             BIG_INO => Ok(dir(BIG_INO)),
             CRASH_INO => Ok(file(CRASH_INO, 1)),
+            FLEETING_INO => Ok(file(FLEETING_INO, 1)),
             ino if (FIRST_BIG_FILE..FIRST_BIG_FILE + BIG_FILES).contains(&ino) => Ok(file(ino, 0)),
             _ => Err(Errno::ENOENT),
         }
