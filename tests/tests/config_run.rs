@@ -267,6 +267,7 @@ fn plugins_json_describes_every_library_found() {
     assert_eq!(hello["loadable"], true);
     assert_eq!(hello["abi_version"], fusehost_abi::ABI_VERSION);
     assert_eq!(hello["read_only"], true);
+    assert_eq!(hello["abi_semantics"], fusehost_abi::SEMANTICS_REVISION);
     assert_eq!(hello["thread_model"], "parallel");
     assert_eq!(hello["panic_unwind"], true);
     let keys: Vec<&str> = hello["options"].as_array().unwrap().iter().filter_map(|o| o["key"].as_str()).collect();
