@@ -24,6 +24,12 @@ pub enum LoadError {
     #[error("plugin `{plugin}` not found: no {file_name} in {}; pass --plugin-dir DIR, set FUSEHOST_PLUGIN_PATH, or give the path to the .so", list(.searched))]
     NotFound { plugin: String, file_name: String, searched: Vec<PathBuf> },
 
+    #[error("plugin `{plugin}` not found as {file_name}, but {} is there: its crate builds a Rust library, not a plugin; add `crate-type = [\"cdylib\"]` under [lib] in its Cargo.toml and build again", .found.display())]
+    BuiltAsRlib { plugin: String, file_name: String, found: PathBuf },
+
+    #[error("plugin `{plugin}` not found as {file_name}, but {} calls itself `{plugin}`: mount it as `{file_plugin}` (the file name decides), or set `[lib] name = \"fusehost_{plugin}\"` in its Cargo.toml so that both names agree", .found.display())]
+    NamedOtherwise { plugin: String, file_name: String, found: PathBuf, file_plugin: String },
+
     #[error("plugin file {} does not exist", .path.display())]
     MissingFile { path: PathBuf },
 

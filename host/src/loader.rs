@@ -67,14 +67,50 @@ impl SearchPath {
             return if path.is_file() { Ok(path) } else { Err(LoadError::MissingFile { path }) };
         }
         let file_name = file_name_for(plugin);
-        self.dirs.iter().map(|dir| dir.join(&file_name)).find(|candidate| candidate.is_file()).ok_or_else(|| {
-            LoadError::NotFound {
-                plugin: plugin.to_owned(),
-                file_name: file_name.to_string_lossy().into_owned(),
-                searched: self.dirs.clone(),
-            }
-        })
+        if let Some(found) = self.dirs.iter().map(|dir| dir.join(&file_name)).find(|candidate| candidate.is_file()) {
+            return Ok(found);
+        }
+        let file_name = file_name.to_string_lossy().into_owned();
+        // The common mistake: a crate built without `crate-type = ["cdylib"]`.
+        let rlib = format!("{FILE_PREFIX}{plugin}.rlib");
+        if let Some(found) = self.dirs.iter().map(|dir| dir.join(&rlib)).find(|candidate| candidate.is_file()) {
+            return Err(LoadError::BuiltAsRlib { plugin: plugin.to_owned(), file_name, found });
+        }
+        Err(LoadError::NotFound { plugin: plugin.to_owned(), file_name, searched: self.dirs.clone() })
     }
+
+    /// Every plugin file (`libfusehost_*.so`) in the search folders, each real file
+    /// once, in search order.
+    pub fn libraries(&self) -> Vec<PathBuf> {
+        let mut seen = std::collections::HashSet::new();
+        let mut found = Vec::new();
+        for dir in &self.dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else { continue };
+            let mut here: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|path| {
+                    path.file_name()
+                        .and_then(|name| name.to_str())
+                        .is_some_and(|name| name.starts_with(FILE_PREFIX) && name.ends_with(".so"))
+                })
+                .collect();
+            here.sort();
+            for path in here {
+                if seen.insert(path.canonicalize().unwrap_or_else(|_| path.clone())) {
+                    found.push(path);
+                }
+            }
+        }
+        found
+    }
+}
+
+/// The plugin name a library file stands for: `libfusehost_NAME.so` is `NAME`, the
+/// name `mount` and configs use.
+pub fn name_from_file(path: &Path) -> String {
+    let file = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    file.trim_start_matches(FILE_PREFIX).trim_end_matches(".so").to_owned()
 }
 
 /// `libfusehost_<name>.so`
@@ -209,6 +245,24 @@ impl RootModule {
     }
 }
 
+impl LoadedPlugin {
+    /// Catches a misspelt *host* key before the plugin blames itself for it: a key the
+    /// plugin does not declare that is a near miss of a host key (`fsnme`).
+    pub fn check_option_keys<'k>(&self, keys: impl IntoIterator<Item = &'k String>) -> Result<(), String> {
+        let declared = |key: &str| self.description.options.iter().any(|option| option.key == key);
+        for key in keys.into_iter().filter(|key| !declared(key)) {
+            if let Some(host_key) = crate::mount_options::nearest_host_key(key) {
+                return Err(format!(
+                    "unknown option `{key}`: did you mean the host option `{host_key}`? (plugin `{}` has no option \
+                     `{key}` either)",
+                    self.description.name
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Why a plugin refused to check its options or build a filesystem.
 #[derive(Clone, Debug)]
 pub struct PluginRefusal {
@@ -257,9 +311,25 @@ impl Loader {
         Self::default()
     }
 
-    /// Resolves `plugin` on `search` and loads it.
+    /// Resolves `plugin` on `search` and loads it. When no file has that name, a
+    /// library that *calls itself* `plugin` is looked for, to say which name to use.
     pub fn load_named(&self, plugin: &str, search: &SearchPath) -> Result<Arc<LoadedPlugin>, LoadError> {
-        let path = search.resolve(plugin)?;
+        let path = match search.resolve(plugin) {
+            Ok(path) => path,
+            Err(LoadError::NotFound { plugin, file_name, searched }) => {
+                let calls_itself = search
+                    .libraries()
+                    .into_iter()
+                    .find(|library| self.load(library).is_ok_and(|loaded| loaded.description.name == plugin));
+                return Err(match calls_itself {
+                    Some(found) => {
+                        LoadError::NamedOtherwise { file_plugin: name_from_file(&found), plugin, file_name, found }
+                    }
+                    None => LoadError::NotFound { plugin, file_name, searched },
+                });
+            }
+            Err(other) => return Err(other),
+        };
         self.load(&path)
     }
 

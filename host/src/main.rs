@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser, Subcommand};
-use fusehost::commands::{check, mount, plugins, run, status};
+use fusehost::commands::{check, mount, new_plugin, plugins, run, status};
 use fusehost::error::{HostError, EXIT_BAD_INPUT, EXIT_FAILURE};
 
 /// Mount FUSE filesystems that live in plugin shared libraries.
@@ -51,6 +51,18 @@ enum Command {
     Reload {
         #[command(flatten)]
         socket: SocketArgs,
+    },
+    /// Write a new plugin crate to start from: hello's shape, the right Cargo.toml,
+    /// and one passing test of each kind (ABI harness; in-process mount).
+    NewPlugin {
+        /// The plugin's name (lowercase, digits, `_`): `fusehost mount NAME` finds it.
+        name: String,
+        /// A new (or empty) folder for the crate.
+        dir: PathBuf,
+        /// Depend on the SDK in this fusehost checkout (default: the checkout this
+        /// binary was built from, if present, else crates.io).
+        #[arg(long, value_name = "DIR")]
+        sdk: Option<PathBuf>,
     },
     /// Mount one plugin in the foreground; Ctrl-C or SIGTERM unmounts.
     Mount {
@@ -114,6 +126,7 @@ fn main() -> ExitCode {
                 Err(error) => Err(error),
             }
         }
+        Command::NewPlugin { name, dir, sdk } => new_plugin::run(new_plugin::NewPluginArgs { name, dir, sdk }),
         Command::Mount { plugin, mut paths, options, plugin_dir } => {
             let mountpoint = paths.pop().unwrap_or_default();
             let source = paths.pop();

@@ -88,6 +88,16 @@ pub const HOST_KEYS: &[&str] = &[
     "allow_panic_abort",
 ];
 
+/// The host key `key` was most likely meant to be, when it is a near miss (`fsnme`).
+pub fn nearest_host_key(key: &str) -> Option<&'static str> {
+    HOST_KEYS
+        .iter()
+        .map(|candidate| (strsim::levenshtein(key, candidate), *candidate))
+        .filter(|(distance, candidate)| *distance > 0 && *distance <= 2.max(candidate.len() / 4))
+        .min()
+        .map(|(_, candidate)| candidate)
+}
+
 /// The most worker threads a mount may ask for.
 pub const MAX_THREADS: usize = 256;
 

@@ -31,8 +31,7 @@ use crate::mount_options::MountOptions;
 pub struct MountTarget {
     pub name: String,
     pub mountpoint: PathBuf,
-    /// The default source name (`fusehost:<plugin>`) and the subtype handed to
-    /// `fusermount3` (fuser's direct mount as root keeps the type plain `fuse`).
+    /// The default source name (`fusehost:<plugin>`); the type is `fuse.fusehost`.
     pub plugin_name: String,
     pub options: MountOptions,
     /// Refuse a mountpoint that is not empty (mounting would hide its files).

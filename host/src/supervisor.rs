@@ -74,6 +74,7 @@ pub fn prepare(loader: &Loader, config: &Config, spec: &MountSpec, check_path: b
     };
     let search = SearchPath::standard(config.host.plugin_dir.as_deref());
     let plugin = loader.load_named(&spec.plugin, &search).map_err(|error| problem(error.to_string()))?;
+    plugin.check_option_keys(spec.plugin_options.keys()).map_err(problem)?;
     let options = resolve_path_options(&spec.plugin_options, &plugin.description.options, config);
     let plugin_options = toml::to_string(&options)
         .map_err(|error| problem(format!("[mount.options] cannot be handed over: {error}")))?;

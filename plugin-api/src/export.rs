@@ -133,7 +133,10 @@ extern "C" fn validate<P: Plugin>(options_toml: RStr<'_>) -> RResult<(), PluginE
     }
 }
 
-extern "C" fn new_filesystem<P: Plugin>(init: &MountInit<'_>) -> RResult<FsObject, PluginError> {
+/// Builds one mount's filesystem object for plugin `P`, exactly as the exported root
+/// module does: options checked against `P::OPTIONS` and `P::validate`, `P::new`, the
+/// FFI adapter with its panic guard. The test-support crate drives plugins through it.
+pub extern "C" fn new_filesystem<P: Plugin>(init: &MountInit<'_>) -> RResult<FsObject, PluginError> {
     let build = || -> Result<FsObject, PluginError> {
         let options = checked_options::<P>(init.options_toml.as_str())?;
         let mount = MountInfo {

@@ -84,7 +84,7 @@ pub trait Filesystem: Send + Sync + 'static {
         Err(Errno::ENOSYS)
     }
 
-    /// `flags` holds `RENAME_NOREPLACE` (1) and `RENAME_EXCHANGE` (2).
+    /// `flags` holds bits of [`flags::rename`](crate::flags::rename): `NOREPLACE` and `EXCHANGE`.
     fn rename(
         &self,
         req: &Request,

@@ -190,6 +190,53 @@
 //! the generation next to the count, and an entry reusing a number the kernel still holds
 //! under another generation is refused `EIO` and logged.
 //!
+//! # Testing a plugin
+//!
+//! Two kinds of test, both from plain `cargo test`, with the crate
+//! `fusehost-plugin-test` as a dev-dependency and the plugin crate built as
+//! `crate-type = ["cdylib", "rlib"]` (the rlib is what `tests/` imports; the host
+//! still loads the cdylib). `fusehost new-plugin NAME DIR` writes both.
+//!
+//! **The harness** drives the filesystem through the same ABI adapter the host calls
+//! (options checked against [`Plugin::OPTIONS`] and [`Plugin::validate`], panics
+//! answered `EIO`), with no mount and no root. It holds every inode it is handed, as
+//! the kernel does, and forgets them all when dropped, so your `forget` runs too:
+//!
+//! ```ignore
+//! use fusehost_plugin_test::Harness;
+//! use fusehost_hello::Hello;
+//!
+//! #[test]
+//! fn the_files_hold_the_greeting() {
+//!     let mut fs = Harness::new::<Hello>(&[("greeting", "hi")]).unwrap();
+//!     assert_eq!(fs.list("").unwrap(), ["hello.txt", "name.txt"]);
+//!     assert_eq!(fs.read("hello.txt").unwrap(), b"hi\n");
+//!     assert_eq!(fs.attr("nothing.txt").unwrap_err(), Errno::ENOENT);
+//!     fs.forget_all();
+//!     assert!(fs.held().is_empty());
+//! }
+//! ```
+//!
+//! **The in-process mount** puts your filesystem type on a real kernel mount, through
+//! the host's own session and dispatch, in a temporary folder that is unmounted when
+//! the value is dropped. There is no `.so` to build, so no stale library is ever
+//! tested. It needs root, or `fusermount3` (Debian: `apt install fuse3`):
+//!
+//! ```ignore
+//! use fusehost_plugin_test::TestMount;
+//! use fusehost_hello::Hello;
+//!
+//! #[test]
+//! fn a_mount_serves_the_greeting() {
+//!     let mount = TestMount::start::<Hello>(&[("greeting", "hi")]).expect("root, or fuse3");
+//!     assert_eq!(std::fs::read_to_string(mount.path("hello.txt")).unwrap(), "hi\n");
+//! }
+//! ```
+//!
+//! Options are `(key, value)` pairs, as after `fusehost mount -o`: host keys (`ro`,
+//! `attr_ttl`, `negative_ttl`, ...) set up the mount, the rest go to your plugin.
+//! `plugins/hello/tests/` has both kinds.
+//!
 //! # Logging
 //!
 //! Use [`tracing`] (re-exported here). Events are forwarded to the host, which shows
@@ -201,6 +248,7 @@
 mod adapter;
 mod export;
 mod filesystem;
+pub mod flags;
 mod log_bridge;
 mod mount_host;
 mod options;
@@ -209,6 +257,9 @@ mod plugin;
 mod types;
 
 pub use fusehost_abi as abi;
+
+/// This SDK's version (`fusehost-plugin-api`), which plugins record.
+pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub use tracing;
 
 pub use adapter::FfiFilesystem;
@@ -230,5 +281,5 @@ pub mod sync {
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::export::root_module;
+    pub use crate::export::{new_filesystem, root_module};
 }

@@ -102,6 +102,27 @@ impl FileAttr {
         }
     }
 
+    /// From the ABI form; `None` when its mode names no file type.
+    pub fn from_abi(raw: &fusehost_abi::Attr) -> Option<FileAttr> {
+        Some(FileAttr {
+            ino: raw.ino,
+            size: raw.size,
+            blocks: raw.blocks,
+            atime: from_timespec(raw.atime),
+            mtime: from_timespec(raw.mtime),
+            ctime: from_timespec(raw.ctime),
+            crtime: from_timespec(raw.crtime),
+            kind: FileKind::from_mode(raw.mode)?,
+            perm: (raw.mode & 0o7777) as u16,
+            nlink: raw.nlink,
+            uid: raw.uid,
+            gid: raw.gid,
+            rdev: raw.rdev,
+            blksize: raw.blksize,
+            flags: raw.flags,
+        })
+    }
+
     /// The ABI form.
     pub fn to_abi(&self) -> fusehost_abi::Attr {
         fusehost_abi::Attr {

@@ -233,7 +233,8 @@ fn each_request_carries_its_kernel_id_and_the_plugin_learns_what_was_negotiated(
     for _ in 0..2 {
         assert!(std::fs::metadata(host.path("whoami")).is_err());
     }
-    assert!(host.wait_for_stderr("request id="));
+    // Each lookup logs its line; wait until the second one is read from the host.
+    assert!(host.wait_for_stderr("call=2"), "{}", host.stderr());
     let stderr = host.stderr();
     let ids: Vec<u64> = stderr
         .lines()

@@ -40,6 +40,7 @@ pub fn run(args: MountArgs) -> Result<(), HostError> {
         let source = std::path::absolute(source).unwrap_or_else(|_| source.clone());
         plugin_options.insert(key.clone(), toml::Value::String(source.to_string_lossy().into_owned()));
     }
+    plugin.check_option_keys(plugin_options.keys()).map_err(HostError::Usage)?;
     let plugin_options = toml::to_string(&plugin_options)
         .map_err(|error| HostError::Usage(format!("the plugin options cannot be written as TOML: {error}")))?;
     // Refuse bad plugin options before touching the mountpoint.

@@ -2,14 +2,13 @@
 //! itself, and whether this host can load it (and why not), like `nbdkit --dump-plugin`
 //! for all plugins at once.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::commands::say;
 use crate::error::{HostError, LoadError};
-use crate::loader::{Loader, SearchPath, FILE_PREFIX};
+use crate::loader::{name_from_file, Loader, SearchPath, FILE_PREFIX};
 
 #[derive(Debug, Serialize)]
 struct OptionReport {
@@ -42,45 +41,24 @@ struct PluginReport {
     options: Vec<OptionReport>,
 }
 
-/// Plugin files (`libfusehost_*.so`) in `dirs`, each real file once, in search order.
-fn find_libraries(dirs: &[PathBuf]) -> Vec<PathBuf> {
-    let mut seen = HashSet::new();
-    let mut found = Vec::new();
-    for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else { continue };
-        let mut here: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|entry| entry.path())
-            .filter(|path| {
-                path.file_name()
-                    .and_then(|name| name.to_str())
-                    .is_some_and(|name| name.starts_with(FILE_PREFIX) && name.ends_with(".so"))
-            })
-            .collect();
-        here.sort();
-        for path in here {
-            if seen.insert(path.canonicalize().unwrap_or_else(|_| path.clone())) {
-                found.push(path);
-            }
-        }
-    }
-    found
-}
-
-fn name_from_file(path: &Path) -> String {
-    let file = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-    file.trim_start_matches(FILE_PREFIX).trim_end_matches(".so").to_owned()
-}
-
 fn report(loader: &Loader, path: PathBuf) -> PluginReport {
     match loader.load(&path) {
         Ok(plugin) => {
             let description = &plugin.description;
+            // `mount` and configs find a plugin by its file name: list it under that
+            // name, and say so when the plugin calls itself something else.
+            let name = name_from_file(&path);
+            let problem = (description.name != name).then(|| {
+                format!(
+                    "calls itself `{}`, but is mounted as `{name}` (the file name decides): set `[lib] name = \"fusehost_{}\"` in its Cargo.toml so that both agree",
+                    description.name, description.name
+                )
+            });
             PluginReport {
-                name: description.name.clone(),
+                name,
                 path,
                 loadable: true,
-                problem: None,
+                problem,
                 version: Some(description.version.clone()),
                 abi_version: Some(description.abi_version.clone()),
                 abi_semantics: Some(description.semantics),
@@ -131,8 +109,7 @@ fn report(loader: &Loader, path: PathBuf) -> PluginReport {
 pub fn run(plugin_dir: Option<&Path>, json: bool) -> Result<(), HostError> {
     let search = SearchPath::standard(plugin_dir);
     let loader = Loader::new();
-    let reports: Vec<PluginReport> =
-        find_libraries(&search.dirs).into_iter().map(|path| report(&loader, path)).collect();
+    let reports: Vec<PluginReport> = search.libraries().into_iter().map(|path| report(&loader, path)).collect();
     if json {
         let text = serde_json::to_string_pretty(&reports)
             .map_err(|error| HostError::Usage(format!("cannot write JSON: {error}")))?;
@@ -160,6 +137,9 @@ pub fn run(plugin_dir: Option<&Path>, json: bool) -> Result<(), HostError> {
             plugin.path.display()
         ));
         say(format_args!("    {}", plugin.description.as_deref().unwrap_or("")));
+        if let Some(problem) = &plugin.problem {
+            say(format_args!("    warning: {problem}"));
+        }
         if let Some(source) = &plugin.source_option {
             say(format_args!(
                 "    source: the value of -o {source} (fusehost mount {} SOURCE MOUNTPOINT)",

@@ -8,6 +8,7 @@
 use std::ffi::OsStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use fusehost_plugin_api::flags::open;
 use fusehost_plugin_api::*;
 
 const OPTIONS: &[OptionSpec] = &[
@@ -16,7 +17,7 @@ const OPTIONS: &[OptionSpec] = &[
 ];
 
 /// The files, by inode number: 2, 3, 4 (the root is 1).
-struct Hello {
+pub struct Hello {
     files: Vec<(&'static str, Vec<u8>)>,
     started: SystemTime,
 }
@@ -81,7 +82,7 @@ impl Filesystem for Hello {
 
     fn open(&self, _req: &Request, ino: u64, flags: i32) -> Result<Opened> {
         self.file(ino)?;
-        if flags & 0o3 != 0 {
+        if flags & open::ACCESS_MODE != open::READ_ONLY {
             return Err(Errno::EROFS);
         }
         // The contents never change, so the page cache may keep them across opens.

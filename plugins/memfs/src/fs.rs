@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use fusehost_plugin_api::flags::{self, rename::EXCHANGE as RENAME_EXCHANGE, rename::NOREPLACE as RENAME_NOREPLACE};
 use fusehost_plugin_api::sync::{Mutex, RwLock};
 use fusehost_plugin_api::{
     Capabilities, DirPlusSink, DirSink, Entry, Errno, FileAttr, FileKind, FileLock, Filesystem, Opened, Request,
@@ -33,12 +34,8 @@ use crate::xattr;
 const NAME_MAX: usize = 255;
 const PATH_MAX: usize = 4096;
 const S_ISGID: u16 = 0o2000;
-const RENAME_NOREPLACE: u32 = 1;
-const RENAME_EXCHANGE: u32 = 2;
 const FALLOC_FL_KEEP_SIZE: i32 = 1;
 const FALLOC_FL_PUNCH_HOLE: i32 = 2;
-/// `FUSE_WRITE_KILL_SUIDGID`: the kernel asks the filesystem to drop setuid/setgid.
-const WRITE_KILL_SUIDGID: u32 = 1 << 2;
 /// The most one copy_file_range request copies; callers loop over short copies.
 const COPY_CHUNK: u64 = 16 << 20;
 
@@ -551,7 +548,7 @@ impl Filesystem for MemFs {
         _flags: i32,
     ) -> Result<u32> {
         let inode = self.get(ino)?;
-        self.write_at(&inode, offset, data, write_flags & WRITE_KILL_SUIDGID != 0)
+        self.write_at(&inode, offset, data, write_flags & flags::write::KILL_SUIDGID != 0)
     }
 
     fn flush(&self, _req: &Request, ino: u64, _fh: u64, lock_owner: u64) -> Result<()> {

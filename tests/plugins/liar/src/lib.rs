@@ -48,6 +48,7 @@ struct Liar {
     outstanding: Mutex<HashSet<u64>>,
     next_fh: AtomicU64,
     host: OnceLock<MountHost>,
+    whoami_calls: AtomicU64,
 }
 
 impl Plugin for Liar {
@@ -66,6 +67,7 @@ impl Plugin for Liar {
             outstanding: Mutex::new(HashSet::new()),
             next_fh: AtomicU64::new(1),
             host: OnceLock::new(),
+            whoami_calls: AtomicU64::new(0),
         })
     }
 }
@@ -121,7 +123,8 @@ impl Filesystem for Liar {
             b"fleeting" => Ok(self.hand_out(file(FLEETING_INO, 1))?.with_ttls(Duration::ZERO, Duration::ZERO)),
             b"whoami" => {
                 let id = self.host.get().map_or(0, MountHost::request_id);
-                tracing::info!("request id={id}");
+                let call = self.whoami_calls.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::info!("request id={id} call={call}");
                 Err(Errno::ENOENT)
             }
             b"errno600" => Err(Errno(600)),

@@ -1,0 +1,50 @@
+//! Named bits for the numbers requests carry: rename flags, open flags, write flags.
+//!
+//! ```ignore
+//! use fusehost_plugin_api::flags::{open, rename};
+//! if flags & rename::NOREPLACE != 0 { /* fail with EEXIST if new_name exists */ }
+//! if flags & open::ACCESS_MODE == open::WRITE_ONLY { /* ... */ }
+//! ```
+
+/// [`Filesystem::rename`](crate::Filesystem::rename)'s `flags` (`renameat2(2)`).
+pub mod rename {
+    /// Fail with `EEXIST` instead of replacing an existing `new_name`.
+    pub const NOREPLACE: u32 = 1;
+    /// Swap the two names atomically; both must exist.
+    pub const EXCHANGE: u32 = 2;
+    /// Leave a whiteout (overlayfs) where the old name was.
+    pub const WHITEOUT: u32 = 4;
+}
+
+/// The `flags` of [`Filesystem::open`](crate::Filesystem::open),
+/// [`Filesystem::create`](crate::Filesystem::create), `read`, `write` and `release`
+/// (`open(2)`'s, as this machine's C library spells them).
+pub mod open {
+    /// The bits that hold the access mode: compare `flags & ACCESS_MODE` with the next three.
+    pub const ACCESS_MODE: i32 = libc::O_ACCMODE;
+    pub const READ_ONLY: i32 = libc::O_RDONLY;
+    pub const WRITE_ONLY: i32 = libc::O_WRONLY;
+    pub const READ_WRITE: i32 = libc::O_RDWR;
+    /// Writes go to the end of the file (with `writeback_cache` the kernel turns them
+    /// into positioned writes).
+    pub const APPEND: i32 = libc::O_APPEND;
+    /// Truncate on open (the kernel usually sends a `setattr` with the size instead).
+    pub const TRUNCATE: i32 = libc::O_TRUNC;
+    pub const CREATE: i32 = libc::O_CREAT;
+    pub const EXCLUSIVE: i32 = libc::O_EXCL;
+    pub const NONBLOCK: i32 = libc::O_NONBLOCK;
+    /// The caller bypasses the page cache.
+    pub const DIRECT: i32 = libc::O_DIRECT;
+    pub const SYNC: i32 = libc::O_SYNC;
+    pub const NOATIME: i32 = libc::O_NOATIME;
+}
+
+/// The `write_flags` of [`Filesystem::write`](crate::Filesystem::write) (`FUSE_WRITE_*`).
+pub mod write {
+    /// A write of cached pages the kernel writes back (`writeback_cache`), not a caller's.
+    pub const CACHE: u32 = 1 << 0;
+    /// `lock_owner` is set.
+    pub const LOCKOWNER: u32 = 1 << 1;
+    /// Clear setuid and setgid: the writer is not privileged (`HANDLE_KILLPRIV_V2`).
+    pub const KILL_SUIDGID: u32 = 1 << 2;
+}
