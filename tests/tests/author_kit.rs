@@ -50,6 +50,8 @@ fn generated_greeter() -> &'static (tempfile::TempDir, PathBuf) {
         assert!(output.status.success(), "{}", stderr_text(&output));
         assert!(String::from_utf8_lossy(&output.stdout).contains("created plugin `greeter`"));
 
+        // Generated code is what `cargo fmt` would write.
+        cargo(&dir, &["fmt", "--check"]);
         // The workspace's lock pins the same dependency versions (and needs no download).
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         std::fs::copy(workspace.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
