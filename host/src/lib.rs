@@ -57,3 +57,4 @@ pub mod session;
 pub mod signals;
 pub mod stats;
 pub mod supervisor;
+pub mod systemd;

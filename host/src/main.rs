@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{ArgAction, Parser, Subcommand};
 use fusehost::commands::{check, mount, new_plugin, plugins, run, status};
 use fusehost::error::{HostError, EXIT_BAD_INPUT, EXIT_FAILURE};
+use fusehost::logging::{default_format, LogFormat};
 
 /// Mount FUSE filesystems that live in plugin shared libraries.
 #[derive(Debug, Parser)]
@@ -14,6 +15,12 @@ struct Cli {
     /// More log detail (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = ArgAction::Count, global = true)]
     verbose: u8,
+
+    /// How log lines look: text, json (one object per line), or journal (for
+    /// journald: no timestamp, a priority per line). Default: journal when stderr is
+    /// the journal, else text.
+    #[arg(long, value_enum, global = true, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
 
     #[command(subcommand)]
     command: Command,
@@ -101,11 +108,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     fusehost::crash::install();
     let verbose = cli.verbose;
+    let log_format = cli.log_format.unwrap_or_else(default_format);
     if !matches!(cli.command, Command::Run { .. }) {
-        fusehost::logging::init(verbose, None);
+        fusehost::logging::init(verbose, None, log_format);
     }
     let outcome = match cli.command {
-        Command::Run { config } => run::run(&config, verbose),
+        Command::Run { config } => run::run(&config, verbose, log_format),
         // check answers yes (0) or no (1), whatever the reason for the no.
         Command::Check { config } => match check::run(&config) {
             Ok(true) => Ok(()),

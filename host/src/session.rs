@@ -109,7 +109,7 @@ impl RunningMount {
     /// detached lazily and handed back at once, still serving its open files.
     pub fn unmount(mut self, timeout: Duration) -> Unmounted {
         self.unmounted = true;
-        let lazily = match unmount_path(&mut self.unmounter, &self.mountpoint) {
+        let lazily = match unmount_path(&mut self.unmounter, &self.name, &self.mountpoint) {
             Ok(lazily) => lazily,
             Err(error) => {
                 tracing::warn!(mount = %self.name, "unmounting {} failed: {error}", self.mountpoint.display());
@@ -149,7 +149,7 @@ impl Drop for RunningMount {
     /// unwinding the host) is still unmounted, so no dead mountpoint is left behind.
     fn drop(&mut self) {
         if !self.unmounted && !self.has_ended() {
-            if let Err(error) = unmount_path(&mut self.unmounter, &self.mountpoint) {
+            if let Err(error) = unmount_path(&mut self.unmounter, &self.name, &self.mountpoint) {
                 tracing::warn!(mount = %self.name, "unmounting {} failed: {error}", self.mountpoint.display());
             }
         }
@@ -157,11 +157,11 @@ impl Drop for RunningMount {
 }
 
 /// Unmounts `path`; returns whether it had to detach lazily because it was busy.
-fn unmount_path(unmounter: &mut SessionUnmounter, path: &Path) -> std::io::Result<bool> {
+fn unmount_path(unmounter: &mut SessionUnmounter, name: &str, path: &Path) -> std::io::Result<bool> {
     match unmounter.unmount() {
         Ok(()) => Ok(false),
         Err(error) if error.raw_os_error() == Some(Errno::BUSY.raw_os_error()) => {
-            tracing::warn!("{} is busy (files still open): detaching it lazily", path.display());
+            tracing::warn!(mount = %name, "{} is busy (files still open): detaching it lazily", path.display());
             unmount(path, UnmountFlags::DETACH)?;
             Ok(true)
         }
@@ -302,7 +302,7 @@ pub fn start(request: MountRequest) -> Result<RunningMount, HostError> {
     target.options.read_only |= plugin.description.read_only;
     prepare_mountpoint(&target)?;
     // The plugin's own log lines while it builds carry the mount's name too.
-    let _span = tracing::info_span!(parent: None, "mount", name = %target.name).entered();
+    let _span = tracing::info_span!(parent: None, "mount", mount = %target.name).entered();
     let fs = plugin
         .new_filesystem(&target.name, &target.mountpoint, &plugin_options, target.options.read_only)
         .map_err(|refusal| HostError::PluginFailed {
@@ -328,7 +328,9 @@ pub fn start_with<O: RawFilesystem + 'static>(
 /// Mounts `fs` at a prepared mountpoint and starts its session thread.
 fn mount<O: RawFilesystem + 'static>(target: MountTarget, fs: O, serialized: bool) -> Result<RunningMount, HostError> {
     let shared = Arc::new(MountShared::default());
-    let span = tracing::info_span!(parent: None, "mount", name = %target.name);
+    // The field is `mount`, as on every other line about a mount (and not `name`,
+    // which JSON logs would collide with the span's own name).
+    let span = tracing::info_span!(parent: None, "mount", mount = %target.name);
     let consent = fs.capabilities();
     crate::capabilities::check_consent(&target.options, &target.plugin_name, consent)
         .map_err(|message| HostError::Usage(format!("mount `{}`: {message}", target.name)))?;
@@ -344,6 +346,7 @@ fn mount<O: RawFilesystem + 'static>(target: MountTarget, fs: O, serialized: boo
         default_permissions: options.default_permissions,
         read_only: options.read_only,
     };
+    let notification_span = span.clone();
     let mut dispatch = Dispatch::new(fs, Arc::clone(&shared), config, &target.name, span);
     dispatch.report_crashes_as(crate::crash::register(&target.name, &target.plugin_name, &target.mountpoint));
     let core = dispatch.core();
@@ -353,7 +356,7 @@ fn mount<O: RawFilesystem + 'static>(target: MountTarget, fs: O, serialized: boo
         HostError::MountFailed { mount: target.name.clone(), path: target.mountpoint.clone(), source }
     })?;
     notifications
-        .start(&target.name, session.notifier(), &tracing::info_span!(parent: None, "mount", name = %target.name))
+        .start(&target.name, session.notifier(), &notification_span)
         .map_err(|source| HostError::Io { context: "starting the notification thread".to_owned(), source })?;
     let unmounter = session.unmount_callable();
     let (report_end, ended) = std::sync::mpsc::channel();

@@ -79,7 +79,7 @@ fn a_denied_inode_is_an_anomaly_logged_once_with_mount_and_operation() {
     let stderr = stop(host);
     let lines: Vec<&str> = stderr.lines().filter(|line| line.contains("plugin denies inode 4")).collect();
     assert_eq!(lines.len(), 1, "logged once:\n{stderr}");
-    assert!(lines[0].contains("WARN") && lines[0].contains("mount{name=liar}"), "{}", lines[0]);
+    assert!(lines[0].contains("WARN") && lines[0].contains("mount{mount=liar}"), "{}", lines[0]);
     assert!(lines[0].contains("operation=\"getattr\""), "{}", lines[0]);
 }
 

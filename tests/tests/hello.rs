@@ -22,7 +22,7 @@ fn lists_and_reads_the_files_its_options_describe() {
     assert_eq!(std::fs::read_to_string(host.path("name.txt")).unwrap(), "hello\n");
 
     // The plugin's own tracing event crossed the log bridge into the mount's span.
-    assert!(host.wait_for_stderr("mount{name=hello}: plugin: hello is ready files=3"), "{}", host.stderr());
+    assert!(host.wait_for_stderr("mount{mount=hello}: plugin: hello is ready files=3"), "{}", host.stderr());
 }
 
 #[test]

@@ -20,7 +20,7 @@ fn a_panicking_read_fails_with_eio_and_the_mount_keeps_serving() {
     );
     let stderr = host.stderr();
     assert!(stderr.contains("tests/plugins/panicky/src/lib.rs:"), "the log gives the location:\n{stderr}");
-    assert!(stderr.contains("mount{name=panicky}"), "the line carries the mount's span:\n{stderr}");
+    assert!(stderr.contains("mount{mount=panicky}"), "the line carries the mount's span:\n{stderr}");
 
     // The same mount answers the next requests.
     assert!(is_mounted(host.mountpoint()));

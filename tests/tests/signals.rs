@@ -40,6 +40,8 @@ fn a_busy_mount_is_detached_lazily_and_a_second_signal_stops_at_once() {
     assert_eq!(status.code(), Some(0), "stderr:\n{}", host.stderr());
     let stderr = host.stderr();
     assert!(stderr.contains("detaching it lazily") && stderr.contains("stopping now"), "stderr:\n{stderr}");
+    let detach_line = stderr.lines().find(|line| line.contains("detaching it lazily")).unwrap_or_default();
+    assert!(detach_line.contains("mount=hello"), "the line names its mount: {detach_line}");
     assert!(stderr.contains("destroy") || stderr.contains("leaving with files still open"), "stderr:\n{stderr}");
     drop(held_open);
 }

@@ -27,10 +27,12 @@ pub fn announce(mount: &RunningMount) {
 /// Waits for SIGINT/SIGTERM, then unmounts every mount. A mount unmounted from
 /// outside ends the wait as well when it was the last one.
 pub fn serve_until_stopped(mut mounts: Vec<RunningMount>, signals: &Receiver<HostSignal>, stop_timeout: Duration) {
+    crate::systemd::ready(mounts.len());
     loop {
         match signals.recv_timeout(POLL) {
             Ok(HostSignal::Stop(signal)) => {
                 tracing::info!("{} received: unmounting", signals::name(signal));
+                crate::systemd::stopping();
                 break;
             }
             Ok(HostSignal::Reload) => tracing::info!("SIGHUP received: nothing to reload without a config file"),

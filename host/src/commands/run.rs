@@ -9,17 +9,19 @@ use crate::commands::say;
 use crate::config;
 use crate::control::{self, ControlSocket, Request};
 use crate::error::HostError;
+use crate::logging::LogFormat;
 use crate::signals::{self, HostSignal};
 use crate::supervisor::{ReloadReport, Supervisor};
+use crate::systemd;
 
 enum Event {
     Signal(HostSignal),
     Control(Request),
 }
 
-pub fn run(config_file: &Path, verbosity: u8) -> Result<(), HostError> {
+pub fn run(config_file: &Path, verbosity: u8, log_format: LogFormat) -> Result<(), HostError> {
     let config = config::load(config_file).map_err(|error| HostError::Config(error.to_string()))?;
-    crate::logging::init(verbosity, config.host.log.as_deref());
+    crate::logging::init(verbosity, config.host.log.as_deref(), log_format);
 
     let (events, incoming) = channel();
     let signal_events = events.clone();
@@ -34,11 +36,13 @@ pub fn run(config_file: &Path, verbosity: u8) -> Result<(), HostError> {
         .map_err(|source| HostError::Io { context: "starting the control socket".into(), source })?;
     say(format_args!("fusehost: control socket at {}", socket.path().display()));
     tracing::info!("serving {} mount(s); SIGHUP reloads, Ctrl-C or SIGTERM stops", supervisor.len());
+    systemd::ready(supervisor.len());
 
     loop {
         match incoming.recv_timeout(POLL) {
             Ok(Event::Signal(HostSignal::Stop(signal))) => {
                 tracing::info!("{} received: unmounting everything", signals::name(signal));
+                systemd::stopping();
                 break;
             }
             Ok(Event::Signal(HostSignal::Reload)) => {
@@ -66,6 +70,7 @@ pub fn run(config_file: &Path, verbosity: u8) -> Result<(), HostError> {
 
 /// Rereads the config and applies it; a config that does not parse changes nothing.
 fn reload(supervisor: &mut Supervisor, config_file: &Path) -> ReloadReport {
+    systemd::reloading();
     let report = match config::load(config_file) {
         Ok(config) => supervisor.reload(config),
         Err(error) => ReloadReport { refused: Some(error.to_string()), ..ReloadReport::default() },
@@ -80,5 +85,6 @@ fn reload(supervisor: &mut Supervisor, config_file: &Path) -> ReloadReport {
             report.unchanged
         ),
     }
+    systemd::reloaded(supervisor.len(), report.refused.as_deref());
     report
 }
