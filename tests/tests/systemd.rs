@@ -149,7 +149,7 @@ fn on_the_journal_lines_carry_priorities_and_no_timestamps() {
         .env("JOURNAL_STREAM", &stream)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::from(std::os::fd::OwnedFd::from(writer)))
+        .stderr(Stdio::from(writer))
         .spawn()
         .unwrap();
     let mut ready = String::new();
