@@ -16,6 +16,7 @@ use fuser::{INodeNo, ReplyDirectory, ReplyDirectoryPlus};
 
 use crate::contract::{check_entry, entry_kind, Expected, REUSED_INODE};
 use crate::lookup_table::LookupTable;
+use crate::presentation::Presentation;
 
 /// Puts readdir entries into fuser's reply buffer.
 pub struct ReplyDirSink<'r> {
@@ -48,6 +49,7 @@ pub struct ReplyDirPlusSink<'r> {
     pub reply: &'r mut ReplyDirectoryPlus,
     pub lookups: &'r LookupTable,
     pub ttl: Duration,
+    pub presentation: Presentation,
     pub added: usize,
     pub invalid: Option<&'static str>,
     /// Inodes the plugin produced that the kernel will never hold through this reply
@@ -68,7 +70,7 @@ impl DirPlusSink for ReplyDirPlusSink<'_> {
                 None => Ok(checked),
             }
         });
-        let (attr, generation) = match checked {
+        let (mut attr, generation) = match checked {
             Ok(checked) => checked,
             Err(why) => {
                 self.invalid = Some(why);
@@ -76,6 +78,7 @@ impl DirPlusSink for ReplyDirPlusSink<'_> {
                 return true;
             }
         };
+        self.presentation.apply(&mut attr);
         let full = self.reply.add(
             INodeNo(entry.attr.ino),
             next_offset as u64,

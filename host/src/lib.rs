@@ -53,6 +53,7 @@ pub mod lookup_table;
 pub mod mount_options;
 pub mod mount_table;
 pub mod notifications;
+pub mod presentation;
 pub mod session;
 pub mod signals;
 pub mod stats;

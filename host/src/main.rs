@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser, Subcommand};
-use fusehost::commands::{check, mount, new_plugin, plugins, run, status};
+use fusehost::commands::{check, mount, mount_helper, new_plugin, plugins, run, status};
 use fusehost::error::{HostError, EXIT_BAD_INPUT, EXIT_FAILURE};
 use fusehost::logging::{default_format, LogFormat};
 
@@ -89,6 +89,9 @@ enum Command {
         /// Look for plugins here first (then $FUSEHOST_PLUGIN_PATH, then next to fusehost).
         #[arg(long, value_name = "DIR")]
         plugin_dir: Option<PathBuf>,
+        /// The mount's name in logs (default: the plugin's name).
+        #[arg(long)]
+        name: Option<String>,
     },
 }
 
@@ -105,8 +108,19 @@ struct SocketArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
     fusehost::crash::install();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(helper) = mount_helper::recognise(&args) {
+        // mount(8) or mount.fuse3 calling: `SOURCE MOUNTPOINT -o OPTIONS`.
+        return match helper {
+            Ok(helper) => ExitCode::from(mount_helper::run(helper, 0).clamp(0, 255) as u8),
+            Err(usage) => {
+                eprintln!("mount.fusehost: {usage}");
+                ExitCode::from(EXIT_BAD_INPUT as u8)
+            }
+        };
+    }
+    let cli = Cli::parse_from(args);
     let verbose = cli.verbose;
     let log_format = cli.log_format.unwrap_or_else(default_format);
     if !matches!(cli.command, Command::Run { .. }) {
@@ -135,10 +149,10 @@ fn main() -> ExitCode {
             }
         }
         Command::NewPlugin { name, dir, sdk } => new_plugin::run(new_plugin::NewPluginArgs { name, dir, sdk }),
-        Command::Mount { plugin, mut paths, options, plugin_dir } => {
+        Command::Mount { plugin, mut paths, options, plugin_dir, name } => {
             let mountpoint = paths.pop().unwrap_or_default();
             let source = paths.pop();
-            mount::run(mount::MountArgs { plugin, source, mountpoint, options, plugin_dir })
+            mount::run(mount::MountArgs { plugin, source, mountpoint, options, plugin_dir, name })
         }
     };
     match outcome {

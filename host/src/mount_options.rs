@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
+use crate::presentation::Presentation;
+
 /// How one mount is set up, whatever its plugin.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MountOptions {
@@ -29,7 +31,34 @@ pub struct MountOptions {
     pub create: bool,
     /// Serve a plugin built with `panic = "abort"` (one panic kills every mount).
     pub allow_panic_abort: bool,
+    /// Mount on a folder that has files in it (they are hidden while mounted).
+    pub nonempty: bool,
+    /// `uid=`, `gid=`, `umask=`: the ownership and permissions every file shows.
+    pub presentation: Presentation,
+    /// The kernel mount flags of mount(8).
+    pub kernel: KernelFlags,
 }
+
+/// mount(8)'s generic flags, passed to the kernel (`nodev`, `nosuid` by default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelFlags {
+    pub dev: bool,
+    pub suid: bool,
+    pub exec: bool,
+    /// `Some(false)`: `noatime`; `None`: the kernel's default (relatime).
+    pub atime: Option<bool>,
+    pub sync: bool,
+    pub dirsync: bool,
+}
+
+impl Default for KernelFlags {
+    fn default() -> Self {
+        KernelFlags { dev: false, suid: false, exec: true, atime: None, sync: false, dirsync: false }
+    }
+}
+
+/// fstab and mount(8) words that say nothing to fusehost itself: consumed silently.
+const IGNORED: &[&str] = &["defaults", "auto", "noauto", "user", "users", "nouser", "nofail", "_netdev", "async"];
 
 impl MountOptions {
     /// Refuses combinations that would hand every user the host's own rights. As root
@@ -64,6 +93,9 @@ impl Default for MountOptions {
             allow_kernel_passthrough: true,
             create: false,
             allow_panic_abort: false,
+            nonempty: false,
+            presentation: Presentation::default(),
+            kernel: KernelFlags::default(),
         }
     }
 }
@@ -86,6 +118,20 @@ pub const HOST_KEYS: &[&str] = &[
     "allow_kernel_passthrough",
     "create",
     "allow_panic_abort",
+    "nonempty",
+    "uid",
+    "gid",
+    "umask",
+    "dev",
+    "nodev",
+    "suid",
+    "nosuid",
+    "exec",
+    "noexec",
+    "atime",
+    "noatime",
+    "sync",
+    "dirsync",
 ];
 
 /// The host key `key` was most likely meant to be, when it is a near miss (`fsnme`).
@@ -116,6 +162,17 @@ impl MountOptions {
             "allow_kernel_passthrough" => self.allow_kernel_passthrough = flag(key, value)?,
             "create" => self.create = flag(key, value)?,
             "allow_panic_abort" => self.allow_panic_abort = flag(key, value)?,
+            "nonempty" => self.nonempty = flag(key, value)?,
+            "uid" => self.presentation.uid = Some(id(key, required(key, value)?)?),
+            "gid" => self.presentation.gid = Some(id(key, required(key, value)?)?),
+            "umask" => self.presentation.umask = Some(umask(required(key, value)?)?),
+            "dev" | "nodev" => self.kernel.dev = key == "dev",
+            "suid" | "nosuid" => self.kernel.suid = key == "suid",
+            "exec" | "noexec" => self.kernel.exec = key == "exec",
+            "atime" | "noatime" => self.kernel.atime = Some(key == "atime"),
+            "sync" => self.kernel.sync = flag(key, value)?,
+            "dirsync" => self.kernel.dirsync = flag(key, value)?,
+            ignored if IGNORED.contains(&ignored) || ignored.starts_with("x-") => {}
             "fsname" => {
                 let name = required(key, value)?;
                 if name.is_empty() || name.contains([',', '\n']) {
@@ -131,6 +188,17 @@ impl MountOptions {
         }
         Ok(true)
     }
+}
+
+fn id(key: &str, text: &str) -> Result<u32, String> {
+    text.trim().parse().map_err(|_| format!("option `{key}` is a numeric id, not `{text}`"))
+}
+
+fn umask(text: &str) -> Result<u16, String> {
+    u16::from_str_radix(text.trim(), 8)
+        .ok()
+        .filter(|mask| *mask <= 0o7777)
+        .ok_or_else(|| format!("option `umask` is octal, 0 to 7777, not `{text}`"))
 }
 
 fn required<'v>(key: &str, value: Option<&'v str>) -> Result<&'v str, String> {
@@ -166,12 +234,36 @@ pub fn ttl(key: &str, text: &str) -> Result<Duration, String> {
     parsed.ok_or_else(|| format!("option `{key}` is a duration such as 1, 0.5 or 500ms, not `{text}`"))
 }
 
+/// The items of one `-o` list: split at commas, except `\,`, which is a comma inside a
+/// value (`\\` is a backslash), as mount(8) and fstab users write them.
+pub fn list_items(list: &str) -> Vec<String> {
+    let mut items = vec![String::new()];
+    let mut chars = list.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(escaped @ (',' | '\\')) => items.last_mut().map_or((), |item| item.push(escaped)),
+                Some(other) => items.last_mut().map_or((), |item| {
+                    item.push('\\');
+                    item.push(other)
+                }),
+                None => items.last_mut().map_or((), |item| item.push('\\')),
+            },
+            ',' => items.push(String::new()),
+            other => items.last_mut().map_or((), |item| item.push(other)),
+        }
+    }
+    items
+}
+
 /// Splits `-o` lists into host options and the plugin's options (as a TOML table of
-/// strings). Each list is `key[=value],...`.
+/// strings). Each list is `key[=value],...`; generic mount(8) words are consumed
+/// (see [`MountOptions::set`]).
 pub fn split_option_lists(lists: &[String]) -> Result<(MountOptions, Table), String> {
     let mut host = MountOptions::default();
     let mut plugin = Table::new();
-    for item in lists.iter().flat_map(|list| list.split(',')).map(str::trim).filter(|item| !item.is_empty()) {
+    let items: Vec<String> = lists.iter().flat_map(|list| list_items(list)).collect();
+    for item in items.iter().map(|item| item.trim()).filter(|item| !item.is_empty()) {
         let (key, value) = match item.split_once('=') {
             Some((key, value)) => (key.trim(), Some(value)),
             None => (item, None),
@@ -197,6 +289,18 @@ mod tests {
         assert!(options.check_safety(false).is_ok(), "a user's own rights are all a mount can lend");
         options.default_permissions = true;
         assert!(options.check_safety(true).is_ok());
+    }
+
+    #[test]
+    fn fstab_words_are_consumed_flags_mapped_and_escaped_commas_kept() {
+        let lists =
+            vec![r"defaults,nofail,_netdev,x-systemd.automount,noexec,dev,uid=1000,umask=027,greeting=a\,b".to_owned()];
+        let (host, plugin) = split_option_lists(&lists).unwrap();
+        assert!(!host.kernel.exec && host.kernel.dev && !host.kernel.suid);
+        assert_eq!(host.presentation, Presentation { uid: Some(1000), gid: None, umask: Some(0o027) });
+        assert_eq!(plugin.len(), 1, "{plugin:?}");
+        assert_eq!(plugin.get("greeting"), Some(&Value::String("a,b".into())));
+        assert!(split_option_lists(&["umask=999".to_owned()]).unwrap_err().contains("octal"));
     }
 
     #[test]
@@ -235,6 +339,8 @@ mod tests {
                 "fsname" => Some("x"),
                 "threads" => Some("3"),
                 "attr_ttl" | "entry_ttl" | "negative_ttl" => Some("2"),
+                "uid" | "gid" => Some("1000"),
+                "umask" => Some("022"),
                 _ => None,
             };
             assert_eq!(options.set(key, value), Ok(true), "{key}");

@@ -262,9 +262,24 @@ fn fuser_config(target: &MountTarget) -> Config {
         } else {
             MountOption::Subtype("fusehost".to_owned())
         },
-        MountOption::NoDev,
-        MountOption::NoSuid,
     ];
+    let kernel = &options.kernel;
+    mount_options.push(if kernel.dev { MountOption::Dev } else { MountOption::NoDev });
+    mount_options.push(if kernel.suid { MountOption::Suid } else { MountOption::NoSuid });
+    if !kernel.exec {
+        mount_options.push(MountOption::NoExec);
+    }
+    match kernel.atime {
+        Some(true) => mount_options.push(MountOption::Atime),
+        Some(false) => mount_options.push(MountOption::NoAtime),
+        None => {}
+    }
+    if kernel.sync {
+        mount_options.push(MountOption::Sync);
+    }
+    if kernel.dirsync {
+        mount_options.push(MountOption::DirSync);
+    }
     mount_options.push(if options.read_only { MountOption::RO } else { MountOption::RW });
     if options.default_permissions {
         mount_options.push(MountOption::DefaultPermissions);
@@ -345,6 +360,7 @@ fn mount<O: RawFilesystem + 'static>(target: MountTarget, fs: O, serialized: boo
         consent,
         default_permissions: options.default_permissions,
         read_only: options.read_only,
+        presentation: options.presentation,
     };
     let notification_span = span.clone();
     let mut dispatch = Dispatch::new(fs, Arc::clone(&shared), config, &target.name, span);

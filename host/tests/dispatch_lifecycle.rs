@@ -112,6 +112,7 @@ fn a_filesystem_whose_mount_never_came_up_is_destroyed_once() {
         consent: 0,
         default_permissions: true,
         read_only: false,
+        presentation: Default::default(),
     };
     let dispatch = Dispatch::new(
         Bomb { destroyed: Arc::clone(&destroyed) },

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod foreground;
 pub mod mount;
+pub mod mount_helper;
 pub mod new_plugin;
 pub mod plugins;
 pub mod run;

@@ -7,7 +7,7 @@ use crate::commands::foreground::{announce, serve_until_stopped};
 use crate::error::HostError;
 use crate::loader::{Loader, SearchPath};
 use crate::mount_options::split_option_lists;
-use crate::session::{self, MountRequest, MountTarget};
+use crate::session::{self, MountRequest, MountTarget, RunningMount};
 use crate::signals;
 
 /// The arguments of `fusehost mount`.
@@ -19,9 +19,22 @@ pub struct MountArgs {
     pub mountpoint: PathBuf,
     pub options: Vec<String>,
     pub plugin_dir: Option<PathBuf>,
+    /// The mount's name in logs and status (default: the plugin's).
+    pub name: Option<String>,
 }
 
 pub fn run(args: MountArgs) -> Result<(), HostError> {
+    let signals =
+        signals::listen().map_err(|source| HostError::Io { context: "installing signal handlers".into(), source })?;
+    let mount = start(args)?;
+    announce(&mount);
+    tracing::info!(mount = %mount.name, "serving; Ctrl-C or SIGTERM unmounts");
+    serve_until_stopped(vec![mount], &signals, crate::config::DEFAULT_STOP_TIMEOUT);
+    Ok(())
+}
+
+/// Loads the plugin, checks the options and mounts: the mount, up and serving.
+pub fn start(args: MountArgs) -> Result<RunningMount, HostError> {
     let (options, mut plugin_options) = split_option_lists(&args.options).map_err(HostError::Usage)?;
     let plugin = Loader::new().load_named(&args.plugin, &SearchPath::standard(args.plugin_dir.as_deref()))?;
     if let Some(source) = &args.source {
@@ -49,19 +62,13 @@ pub fn run(args: MountArgs) -> Result<(), HostError> {
         mount: plugin.description.name.clone(),
         message: refusal.message,
     })?;
-    let signals =
-        signals::listen().map_err(|source| HostError::Io { context: "installing signal handlers".into(), source })?;
-    let name = plugin.description.name.clone();
+    let plugin_name = plugin.description.name.clone();
     let target = MountTarget {
-        name: name.clone(),
+        name: args.name.unwrap_or_else(|| plugin_name.clone()),
         mountpoint: args.mountpoint,
-        plugin_name: name,
+        plugin_name,
+        require_empty: !options.nonempty,
         options,
-        require_empty: false,
     };
-    let mount = session::start(MountRequest { target, plugin, plugin_options })?;
-    announce(&mount);
-    tracing::info!(mount = %mount.name, "serving; Ctrl-C or SIGTERM unmounts");
-    serve_until_stopped(vec![mount], &signals, crate::config::DEFAULT_STOP_TIMEOUT);
-    Ok(())
+    session::start(MountRequest { target, plugin, plugin_options })
 }

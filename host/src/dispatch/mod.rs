@@ -54,6 +54,7 @@ use crate::crash;
 use crate::forgetter::{ForgetTarget, Forgetter};
 use crate::lookup_table::LookupTable;
 use crate::notifications::{self, Notifications};
+use crate::presentation::Presentation;
 use crate::stats::{MountStats, Op};
 
 mod replies;
@@ -82,6 +83,8 @@ pub struct DispatchConfig {
     pub consent: u64,
     pub default_permissions: bool,
     pub read_only: bool,
+    /// `uid=`, `gid=`, `umask=`: what every attribute shows.
+    pub presentation: Presentation,
 }
 
 /// The plugin's filesystem and the locks around it, shared by the request threads,

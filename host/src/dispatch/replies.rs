@@ -20,7 +20,8 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
         entry: &Entry,
         expected: Expected,
     ) -> Result<(fuser::FileAttr, fuser::Generation), &'static str> {
-        let checked = check_entry(entry, expected)?;
+        let mut checked = check_entry(entry, expected)?;
+        self.config.presentation.apply(&mut checked.0);
         match self.core.shared.lookups.reused_with_new_generation(entry.attr.ino, entry.generation) {
             Some(_) => Err(REUSED_INODE),
             None => Ok(checked),
@@ -78,7 +79,10 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
     pub(super) fn reply_attr(&self, op: Op, ino: u64, answer: RResult<Attr, Errno>, reply: ReplyAttr) {
         match answer.into_result() {
             Ok(attr) => match check_attr(&attr) {
-                Ok(attr) => reply.attr(&self.config.attr_ttl, &attr),
+                Ok(mut attr) => {
+                    self.config.presentation.apply(&mut attr);
+                    reply.attr(&self.config.attr_ttl, &attr)
+                }
                 Err(why) => reply.error(self.invalid(op, why)),
             },
             Err(errno) => reply.error(self.fail_on(op, ino, errno)),

@@ -82,7 +82,10 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
             let answer = self.core.fs.getattr_ttl(&ctx(req, 0), ino.0, fh.map(|fh| fh.0).into());
             match answer.into_result() {
                 Ok(found) => match check_attr(&found.attr) {
-                    Ok(attr) => reply.attr(&duration(found.attr_ttl).unwrap_or(self.config.attr_ttl), &attr),
+                    Ok(mut attr) => {
+                        self.config.presentation.apply(&mut attr);
+                        reply.attr(&duration(found.attr_ttl).unwrap_or(self.config.attr_ttl), &attr)
+                    }
                     Err(why) => reply.error(self.invalid(Op::Getattr, why)),
                 },
                 Err(errno) => reply.error(self.fail_on(Op::Getattr, ino.0, errno)),
@@ -343,6 +346,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
                     reply: &mut reply,
                     lookups: &self.core.shared.lookups,
                     ttl: self.combined_ttl(),
+                    presentation: self.config.presentation,
                     added: 0,
                     invalid: None,
                     undelivered: &mut *undelivered,

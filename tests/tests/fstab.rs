@@ -1,0 +1,165 @@
+//! fusehost mounted the way mount(8) users do it: fstab lines of type `fusehost`
+//! through `/sbin/mount.fusehost`, and type `fuse.fusehost` through `mount.fuse3`,
+//! with the real `mount` and `umount` commands and an alternate fstab file.
+//!
+//! mount(8) finds helpers only in its own folders (`/sbin/mount.TYPE`), and
+//! `mount.fuse3` runs `fusehost` with a fixed PATH, so the test links this build there
+//! for its duration (only where nothing is installed) and removes the links after.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use fusehost_tests::{fusehost_bin, is_mounted, run_within, stderr_text};
+
+const MOUNT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Symlinks to this build, removed when dropped.
+struct Installed(Vec<PathBuf>);
+
+impl Installed {
+    fn link(paths: &[&str]) -> Installed {
+        let mut made = Vec::new();
+        for path in paths {
+            let path = PathBuf::from(path);
+            match std::fs::read_link(&path) {
+                Ok(target) if target == fusehost_bin() => {}
+                Ok(_) | Err(_) if path.exists() => panic!("{} is installed already: not replacing it", path.display()),
+                _ => {
+                    std::os::unix::fs::symlink(fusehost_bin(), &path).unwrap();
+                    made.push(path);
+                }
+            }
+        }
+        Installed(made)
+    }
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Unmounts whatever is still mounted at these paths when dropped (a failed test).
+struct Unmounted(Vec<PathBuf>);
+
+impl Drop for Unmounted {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            if is_mounted(path) {
+                let _ = rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH);
+            }
+        }
+    }
+}
+
+fn command(program: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Command {
+    let mut command = Command::new(program);
+    for arg in args {
+        command.arg(arg);
+    }
+    command
+}
+
+fn mount_line(mountpoint: &Path) -> String {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let wanted = format!(" {} ", mountpoint.display());
+    mounts.lines().find(|line| line.contains(&wanted)).unwrap_or_default().to_owned()
+}
+
+/// Waits (bounded) until no process serves `mountpoint` any more.
+fn daemon_gone(mountpoint: &Path) -> bool {
+    let needle = mountpoint.display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let serving = std::fs::read_dir("/proc").unwrap().filter_map(Result::ok).any(|entry| {
+            std::fs::read(entry.path().join("cmdline"))
+                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(&needle))
+        });
+        if !serving {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn fstab_lines_mount_with_mount_and_go_with_umount() {
+    let _installed = Installed::link(&["/sbin/mount.fusehost", "/usr/sbin/fusehost"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (scratch, archive_mnt, broken) =
+        (dir.path().join("scratch"), dir.path().join("archive"), dir.path().join("broken"));
+    let _cleanup = Unmounted(vec![scratch.clone(), archive_mnt.clone(), broken.clone()]);
+    for folder in [&scratch, &archive_mnt, &broken] {
+        std::fs::create_dir(folder).unwrap();
+    }
+    let archive = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/demo-archive.tar.gz").canonicalize().unwrap();
+    let fstab = dir.path().join("fstab");
+    std::fs::write(
+        &fstab,
+        format!(
+            "# an alternate fstab, as mount --fstab reads it\n\
+             memfs {}  fusehost  defaults,nofail,_netdev,x-systemd.automount,noexec,uid=1234,umask=027,max_size=16MiB  0 0\n\
+             {}  {}  fusehost  plugin=archive  0 0\n\
+             nosuchplugin  {}  fusehost  defaults  0 0\n",
+            scratch.display(),
+            archive.display(),
+            archive_mnt.display(),
+            broken.display()
+        ),
+    )
+    .unwrap();
+
+    // A plugin by name: generic words consumed, noexec mapped, uid/umask presented.
+    let mounted = run_within(command("mount", &[&"--fstab", &fstab, &scratch]), MOUNT_TIMEOUT);
+    assert!(mounted.status.success(), "mount: {}", stderr_text(&mounted));
+    let line = mount_line(&scratch);
+    assert!(line.contains(" fuse.fusehost ") && line.contains("noexec"), "{line}");
+    std::fs::write(scratch.join("file"), b"data").unwrap();
+    let meta = std::fs::metadata(scratch.join("file")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 1234);
+    assert_eq!(std::os::unix::fs::MetadataExt::mode(&meta) & 0o777, 0o640);
+
+    // A source for a plugin named by plugin=: the archive, read-only.
+    let mounted = run_within(command("mount", &[&"--fstab", &fstab, &archive_mnt]), MOUNT_TIMEOUT);
+    assert!(mounted.status.success(), "mount: {}", stderr_text(&mounted));
+    assert!(archive_mnt.join("README.txt").is_file());
+    assert!(mount_line(&archive_mnt).split(' ').nth(3).is_some_and(|options| options.starts_with("ro")));
+
+    // A mistake: mount fails, saying why, and nothing is left mounted.
+    let failed = run_within(command("mount", &[&"--fstab", &fstab, &broken]), MOUNT_TIMEOUT);
+    assert!(!failed.status.success());
+    assert!(stderr_text(&failed).contains("plugin `nosuchplugin` not found"), "{}", stderr_text(&failed));
+    assert!(!is_mounted(&broken));
+
+    // umount ends each mount and its daemon.
+    for mountpoint in [&scratch, &archive_mnt] {
+        let unmounted = run_within(command("umount", &[mountpoint]), MOUNT_TIMEOUT);
+        assert!(unmounted.status.success(), "umount: {}", stderr_text(&unmounted));
+        assert!(!is_mounted(mountpoint));
+        assert!(daemon_gone(mountpoint), "the daemon of {} exits", mountpoint.display());
+    }
+
+    // Type fuse.fusehost, through mount.fuse3 (the fuse3 package).
+    if !Path::new("/sbin/mount.fuse3").exists() {
+        assert!(std::env::var_os("CI").is_none(), "CI installs fuse3 (mount.fuse3)");
+        eprintln!("SKIPPED fuse.fusehost: mount.fuse3 is missing (apt install fuse3)");
+        return;
+    }
+    let mounted = run_within(
+        command("mount", &[&"-t", &"fuse.fusehost", &"memfs", &scratch, &"-o", &"uid=42,max_size=8MiB"]),
+        MOUNT_TIMEOUT,
+    );
+    assert!(mounted.status.success(), "mount -t fuse.fusehost: {}", stderr_text(&mounted));
+    std::fs::write(scratch.join("other"), b"x").unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(scratch.join("other")).unwrap()), 42);
+    let unmounted = run_within(command("umount", &[&scratch]), MOUNT_TIMEOUT);
+    assert!(unmounted.status.success());
+    assert!(daemon_gone(&scratch));
+}
