@@ -149,6 +149,11 @@ struct RawMount {
     create: Option<Spanned<bool>>,
     writeback_cache: Option<Spanned<bool>>,
     allow_kernel_passthrough: Option<Spanned<bool>>,
+    nonempty: Option<Spanned<bool>>,
+    uid: Option<Spanned<i64>>,
+    gid: Option<Spanned<i64>>,
+    /// Octal, as a string (`"027"`): TOML has no octal strings for integers users write.
+    umask: Option<Spanned<String>>,
     allow_panic_abort: Option<Spanned<bool>>,
     fsname: Option<Spanned<String>>,
     threads: Option<Spanned<i64>>,
@@ -269,6 +274,7 @@ fn mount_spec(
         ("create", &raw.create),
         ("writeback_cache", &raw.writeback_cache),
         ("allow_kernel_passthrough", &raw.allow_kernel_passthrough),
+        ("nonempty", &raw.nonempty),
         ("allow_panic_abort", &raw.allow_panic_abort),
     ] {
         if let Some(flag) = flag {
@@ -280,6 +286,14 @@ fn mount_spec(
     }
     if let Some(threads) = &raw.threads {
         set("threads", threads.span(), threads.get_ref().to_string())?;
+    }
+    for (key, id) in [("uid", &raw.uid), ("gid", &raw.gid)] {
+        if let Some(id) = id {
+            set(key, id.span(), id.get_ref().to_string())?;
+        }
+    }
+    if let Some(umask) = &raw.umask {
+        set("umask", umask.span(), umask.get_ref().clone())?;
     }
     for (key, ttl) in [("attr_ttl", &raw.attr_ttl), ("entry_ttl", &raw.entry_ttl), ("negative_ttl", &raw.negative_ttl)]
     {
@@ -437,6 +451,9 @@ threads = 4
 attr_ttl = 0.5
 entry_ttl = "2s"
 read_only = true
+uid = 1000
+umask = "027"
+nonempty = true
 [mount.options]
 max_size = "512MiB"
 
@@ -457,6 +474,9 @@ plugin = "./libfusehost_hello.so"
         assert_eq!(scratch.options.attr_ttl, Duration::from_millis(500));
         assert_eq!(scratch.options.entry_ttl, Duration::from_secs(2));
         assert!(scratch.options.read_only);
+        assert!(scratch.options.nonempty);
+        assert_eq!(scratch.options.presentation.uid, Some(1000));
+        assert_eq!(scratch.options.presentation.umask, Some(0o027));
         assert_eq!(scratch.plugin_options.get("max_size"), Some(&Value::String("512MiB".into())));
         assert_eq!(scratch.line, 6);
         assert_eq!(config.mounts[1].plugin, "/etc/fusehost/libfusehost_hello.so");

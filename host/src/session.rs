@@ -212,7 +212,9 @@ pub fn check_mountpoint(target: &MountTarget) -> Result<(), String> {
         Ok(_) if target.require_empty => match std::fs::read_dir(&target.mountpoint).map(|mut list| list.next()) {
             Ok(None) => Ok(()),
             Ok(Some(_)) => {
-                Err("the mountpoint is not empty: mounting would hide its files; empty it or pick another".to_owned())
+                Err("the mountpoint is not empty: mounting would hide its files; empty it, pick another, or set \
+                     the option nonempty to mount over them"
+                    .to_owned())
             }
             Err(error) => Err(format!("cannot list the mountpoint: {error}")),
         },

@@ -40,7 +40,7 @@ impl Prepared {
             mountpoint: self.spec.path.clone(),
             plugin_name: self.plugin.description.name.clone(),
             options: self.spec.options.clone(),
-            require_empty: true,
+            require_empty: !self.spec.options.nonempty,
         }
     }
 

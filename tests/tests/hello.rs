@@ -93,3 +93,25 @@ fn refuses_a_missing_mountpoint_without_create() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("the mountpoint does not exist"), "{stderr}");
 }
+
+#[test]
+fn refuses_a_folder_with_files_unless_nonempty_and_names_the_mount() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("busy");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("kept.txt"), "mine").unwrap();
+    let mut command = fusehost();
+    command.arg("mount").arg("hello").arg(&folder).arg("--plugin-dir").arg(target_dir());
+    let output = run_to_end(command);
+    let stderr = stderr_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not empty") && stderr.contains("nonempty"), "{stderr}");
+
+    let mut command = fusehost();
+    command.arg("mount").arg("hello").arg(&folder).arg("--plugin-dir").arg(target_dir());
+    command.args(["-o", "nonempty", "--name", "greetings"]);
+    let mut host = Host::spawn(command, tempfile::tempdir().unwrap(), vec![folder.clone()]);
+    host.wait_until_mounted();
+    assert!(folder.join("hello.txt").is_file(), "mounted over the files");
+    assert!(host.stderr().contains("mount=greetings"), "{}", host.stderr());
+}
