@@ -89,9 +89,13 @@ enum Command {
         /// Look for plugins here first (then $FUSEHOST_PLUGIN_PATH, then next to fusehost).
         #[arg(long, value_name = "DIR")]
         plugin_dir: Option<PathBuf>,
-        /// The mount's name in logs (default: the plugin's name).
+        /// The mount's name in logs and status (default: the plugin's name).
         #[arg(long)]
         name: Option<String>,
+        /// Answer `fusehost status --socket PATH` here (default: the default control
+        /// socket, when no other fusehost holds it).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
     },
 }
 
@@ -149,10 +153,10 @@ fn main() -> ExitCode {
             }
         }
         Command::NewPlugin { name, dir, sdk } => new_plugin::run(new_plugin::NewPluginArgs { name, dir, sdk }),
-        Command::Mount { plugin, mut paths, options, plugin_dir, name } => {
+        Command::Mount { plugin, mut paths, options, plugin_dir, name, socket } => {
             let mountpoint = paths.pop().unwrap_or_default();
             let source = paths.pop();
-            mount::run(mount::MountArgs { plugin, source, mountpoint, options, plugin_dir, name })
+            mount::run(mount::MountArgs { plugin, source, mountpoint, options, plugin_dir, name, socket })
         }
     };
     match outcome {

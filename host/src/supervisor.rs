@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::commands::foreground::{announce, unmount_all};
 use crate::config::{Config, MountSpec};
+use crate::dispatch::MountShared;
 use crate::error::HostError;
 use crate::loader::{LoadedPlugin, Loader, OptionDescription, SearchPath};
 use crate::session::{self, check_mountpoint, Lingering, MountRequest, MountTarget, RunningMount};
@@ -161,6 +162,39 @@ pub struct HostStatus {
     pub mounts: Vec<MountStatus>,
 }
 
+impl MountStatus {
+    /// The status of one running mount.
+    pub fn of(running: &RunningMount, plugin_version: &str) -> MountStatus {
+        MountStatus {
+            name: running.name.clone(),
+            path: running.mountpoint.clone(),
+            plugin: running.plugin_name.clone(),
+            plugin_version: plugin_version.to_owned(),
+            ..MountStatus::of_shared(&running.shared, running.started)
+        }
+    }
+
+    /// The counters of a mount started at `started` (names left empty).
+    pub fn of_shared(shared: &MountShared, started: std::time::Instant) -> MountStatus {
+        MountStatus {
+            name: String::new(),
+            path: PathBuf::new(),
+            plugin: String::new(),
+            plugin_version: String::new(),
+            uptime_secs: started.elapsed().as_secs_f64(),
+            inodes_known: shared.lookups.len(),
+            forgets: shared.lookups.forgotten(),
+            anomalies: shared.lookups.anomalies() + shared.anomalies.count(),
+            requests: shared
+                .stats
+                .snapshot()
+                .into_iter()
+                .map(|count| (count.op.name(), OpStatus { requests: count.requests, errors: count.errors }))
+                .collect(),
+        }
+    }
+}
+
 impl Supervisor {
     /// Checks every mount of `config`, then brings them all up, or none.
     pub fn start(config: Config) -> Result<Supervisor, HostError> {
@@ -267,29 +301,7 @@ impl Supervisor {
     }
 
     pub fn status(&self) -> HostStatus {
-        let mounts = self
-            .mounts
-            .iter()
-            .map(|mount| {
-                let shared = &mount.running.shared;
-                MountStatus {
-                    name: mount.spec.name.clone(),
-                    path: mount.spec.path.clone(),
-                    plugin: mount.running.plugin_name.clone(),
-                    plugin_version: mount.plugin_version.clone(),
-                    uptime_secs: mount.running.started.elapsed().as_secs_f64(),
-                    inodes_known: shared.lookups.len(),
-                    forgets: shared.lookups.forgotten(),
-                    anomalies: shared.lookups.anomalies() + shared.anomalies.count(),
-                    requests: shared
-                        .stats
-                        .snapshot()
-                        .into_iter()
-                        .map(|count| (count.op.name(), OpStatus { requests: count.requests, errors: count.errors }))
-                        .collect(),
-                }
-            })
-            .collect();
+        let mounts = self.mounts.iter().map(|mount| MountStatus::of(&mount.running, &mount.plugin_version)).collect();
         HostStatus { pid: std::process::id(), config: self.config.file.clone(), mounts }
     }
 

@@ -115,3 +115,27 @@ fn refuses_a_folder_with_files_unless_nonempty_and_names_the_mount() {
     assert!(folder.join("hello.txt").is_file(), "mounted over the files");
     assert!(host.stderr().contains("mount=greetings"), "{}", host.stderr());
 }
+
+#[test]
+fn a_single_mount_answers_status_on_its_control_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let mountpoint = dir.path().join("mnt");
+    std::fs::create_dir(&mountpoint).unwrap();
+    let socket = dir.path().join("control.sock");
+    let mut command = fusehost();
+    command.arg("mount").arg("hello").arg(&mountpoint).arg("--plugin-dir").arg(target_dir());
+    command.arg("--name").arg("hi").arg("--socket").arg(&socket);
+    let mut host = Host::spawn(command, tempfile::tempdir().unwrap(), vec![mountpoint.clone()]);
+    host.wait_until_mounted();
+    std::fs::read_to_string(mountpoint.join("hello.txt")).unwrap();
+    let status = fusehost_tests::status_json(&socket);
+    let mount = &status["mounts"][0];
+    assert_eq!(mount["name"], "hi", "{status}");
+    assert_eq!(mount["plugin"], "hello", "{status}");
+    assert!(mount["requests"]["read"]["requests"].as_u64().unwrap_or(0) >= 1, "{status}");
+    let mut reload = fusehost();
+    reload.arg("reload").arg("--socket").arg(&socket);
+    let output = run_to_end(reload);
+    assert_eq!(output.status.code(), Some(1), "nothing to reload");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("no config file to reload"));
+}

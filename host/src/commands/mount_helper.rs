@@ -94,6 +94,7 @@ fn mount_args(helper: HelperArgs) -> MountArgs {
         options: vec![kept.join(",")],
         plugin_dir: None,
         name: None,
+        socket: None,
     }
 }
 
@@ -155,7 +156,7 @@ fn report(error: &HostError) -> i32 {
 fn mount_and_serve(args: MountArgs, ready: impl FnOnce()) -> Result<(), HostError> {
     let signals =
         signals::listen().map_err(|source| HostError::Io { context: "installing signal handlers".into(), source })?;
-    let running = mount::start(args)?;
+    let (running, _) = mount::start(args)?;
     tracing::info!(mount = %running.name, "mounted at {}; umount ends it", running.mountpoint.display());
     ready();
     serve_until_stopped(vec![running], &signals, crate::config::DEFAULT_STOP_TIMEOUT);
