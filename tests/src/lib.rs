@@ -367,3 +367,29 @@ pub fn in_background<T: Send + 'static>(operation: impl FnOnce() -> T + Send + '
 pub fn stderr_text(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).trim().to_owned()
 }
+
+/// How long a cargo build a test starts may take (fixtures build from scratch on CI).
+pub const CARGO_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// Runs `cargo ARGS` in `dir` with its target folder at `target`, bounded by
+/// [`CARGO_TIMEOUT`]; panics with cargo's output unless it succeeds, else returns it.
+pub fn cargo(dir: &Path, args: &[&str], target: &Path) -> String {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let log = tempfile::NamedTempFile::new().expect("a log file");
+    let mut child = Command::new(cargo)
+        .args(args)
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", target)
+        .stdin(Stdio::null())
+        .stdout(log.reopen().expect("the log file"))
+        .stderr(log.reopen().expect("the log file"))
+        .spawn()
+        .expect("cargo runs");
+    let status = child.wait_timeout(CARGO_TIMEOUT).expect("waiting for cargo").unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("cargo {args:?} in {} took over {CARGO_TIMEOUT:?}", dir.display())
+    });
+    let output = std::fs::read_to_string(log.path()).unwrap_or_default();
+    assert!(status.success(), "cargo {args:?} in {} failed:\n{output}", dir.display());
+    output
+}

@@ -10,18 +10,15 @@
 //! The builds share `target/abi-fixtures`, so only the three small crates rebuild.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use fusehost_abi::ABI_VERSION;
-use fusehost_tests::{fusehost, run_to_end, stderr_text, target_dir, Host};
-use wait_timeout::ChildExt;
+use fusehost_tests::{cargo, fusehost, run_to_end, stderr_text, target_dir, Host};
 
 /// Builds share one target folder: one at a time, and each copies its result out.
 static BUILD: Mutex<()> = Mutex::new(());
-
-const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace").to_path_buf()
@@ -82,19 +79,7 @@ fn build_hello_against(version: &str, change: impl FnOnce(&Path), into: &Path) -
 
     let _one_build = BUILD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let fixture_target = target_dir().parent().unwrap().join("abi-fixtures");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo)
-        .args(["build", "--offline", "--quiet", "-p", "fusehost-hello"])
-        .current_dir(copy)
-        .env("CARGO_TARGET_DIR", &fixture_target)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("cargo runs");
-    let status = build.wait_timeout(BUILD_TIMEOUT).unwrap().unwrap_or_else(|| {
-        let _ = build.kill();
-        panic!("building the fixture plugin took over {BUILD_TIMEOUT:?}")
-    });
-    assert!(status.success(), "the fixture plugin builds against fusehost-abi {version}");
+    cargo(copy, &["build", "--offline", "--quiet", "-p", "fusehost-hello"], &fixture_target);
     let built = into.join(format!("libfusehost_hello_abi_{version}.so"));
     std::fs::copy(fixture_target.join("debug/libfusehost_hello.so"), &built).unwrap();
     built
@@ -205,19 +190,7 @@ fn released_1_0_0() -> PathBuf {
             let fixture = workspace_root().join("tests/fixtures/abi-1.0.0");
             let fixture_target = target_dir().parent().unwrap().join("abi-1.0.0");
             let _one_build = BUILD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let mut build = Command::new(cargo)
-                .args(["build", "--release", "--locked", "--quiet"])
-                .current_dir(&fixture)
-                .env("CARGO_TARGET_DIR", &fixture_target)
-                .stdin(Stdio::null())
-                .spawn()
-                .expect("cargo runs");
-            let status = build.wait_timeout(BUILD_TIMEOUT).unwrap().unwrap_or_else(|| {
-                let _ = build.kill();
-                panic!("building the 1.0.0 fixture took over {BUILD_TIMEOUT:?}")
-            });
-            assert!(status.success(), "the released 1.0.0 sources build");
+            cargo(&fixture, &["build", "--release", "--locked", "--quiet"], &fixture_target);
             fixture_target.join("release")
         })
         .clone()

@@ -4,36 +4,14 @@
 //! plugin's NAME, a misspelt host option).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use fusehost_tests::{fusehost, run_to_end, stderr_text, target_dir, Host};
-use wait_timeout::ChildExt;
 
-const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
-
-/// Runs cargo in `dir` with `args`, in a target folder the runs share; panics with its
-/// output unless it succeeds. Returns its stdout and stderr.
+/// Runs cargo in `dir`, in a target folder the runs share.
 fn cargo(dir: &Path, args: &[&str]) -> String {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let mut child = Command::new(cargo)
-        .args(args)
-        .current_dir(dir)
-        .env("CARGO_TARGET_DIR", target_dir().parent().unwrap().join("new-plugin"))
-        .stdin(Stdio::null())
-        .stdout(log.reopen().unwrap())
-        .stderr(log.reopen().unwrap())
-        .spawn()
-        .expect("cargo runs");
-    let status = child.wait_timeout(BUILD_TIMEOUT).unwrap().unwrap_or_else(|| {
-        let _ = child.kill();
-        panic!("cargo {args:?} took over {BUILD_TIMEOUT:?}")
-    });
-    let output = std::fs::read_to_string(log.path()).unwrap_or_default();
-    assert!(status.success(), "cargo {args:?} in {} failed:\n{output}", dir.display());
-    output
+    fusehost_tests::cargo(dir, args, &target_dir().parent().unwrap().join("new-plugin"))
 }
 
 /// A crate made by `fusehost new-plugin greeter` in a folder outside the repository,
