@@ -38,6 +38,9 @@ use crate::logging::host_services;
 /// system libraries such as `libzip.so`.
 pub const FILE_PREFIX: &str = "libfusehost_";
 
+/// Where packages install plugins: the distribution's folder, then the local one.
+pub const SYSTEM_PLUGIN_DIRS: &[&str] = &["/usr/lib/fusehost/plugins", "/usr/local/lib/fusehost/plugins"];
+
 /// Where plugin names are looked up, in order.
 #[derive(Clone, Debug, Default)]
 pub struct SearchPath {
@@ -47,7 +50,7 @@ pub struct SearchPath {
 impl SearchPath {
     /// `--plugin-dir` (if given), then `$FUSEHOST_PLUGIN_PATH`, then the folder of the
     /// running `fusehost` binary, so plugins built by the same `cargo build` are found
-    /// with no flag.
+    /// with no flag, then the system plugin folders ([`SYSTEM_PLUGIN_DIRS`]).
     pub fn standard(plugin_dir: Option<&Path>) -> SearchPath {
         let mut dirs: Vec<PathBuf> = plugin_dir.into_iter().map(Path::to_path_buf).collect();
         if let Some(path) = std::env::var_os("FUSEHOST_PLUGIN_PATH") {
@@ -56,6 +59,7 @@ impl SearchPath {
         if let Some(own_dir) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)) {
             dirs.push(own_dir);
         }
+        dirs.extend(SYSTEM_PLUGIN_DIRS.iter().map(PathBuf::from));
         SearchPath { dirs }
     }
 

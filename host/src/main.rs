@@ -111,9 +111,28 @@ struct SocketArgs {
     config: Option<PathBuf>,
 }
 
+/// `fusehost --version`: what this host speaks and where it looks, for bug reports.
+fn version_text() -> String {
+    let search = fusehost::loader::SearchPath::standard(None);
+    let folders: Vec<String> = search.dirs.iter().map(|dir| format!("  {}", dir.display())).collect();
+    format!(
+        "fusehost {}\nplugin ABI: fusehost-abi {} (loads plugins built for any {}.x; semantics revision {})\n\
+         abi_stable 0.11.3, fuser 0.18\nplugin search path (after --plugin-dir):\n{}",
+        env!("CARGO_PKG_VERSION"),
+        fusehost_abi::ABI_VERSION,
+        fusehost_abi::ABI_MAJOR,
+        fusehost_abi::SEMANTICS_REVISION,
+        folders.join("\n")
+    )
+}
+
 fn main() -> ExitCode {
     fusehost::crash::install();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() == 2 && matches!(args[1].to_str(), Some("--version" | "-V")) {
+        println!("{}", version_text());
+        return ExitCode::SUCCESS;
+    }
     if let Some(helper) = mount_helper::recognise(&args) {
         // mount(8) or mount.fuse3 calling: `SOURCE MOUNTPOINT -o OPTIONS`.
         return match helper {

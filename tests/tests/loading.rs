@@ -106,3 +106,15 @@ fn as_root_a_plugin_others_can_change_is_refused_with_the_fix() {
     let mut host = fusehost_tests::Host::spawn(command, tempfile::tempdir().unwrap(), vec![dir.path().into()]);
     host.wait_until_mounted();
 }
+
+#[test]
+fn version_names_the_abi_and_the_plugin_search_path() {
+    let mut command = fusehost();
+    command.arg("--version");
+    let output = run_to_end(command);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
+    assert!(text.contains(&format!("fusehost-abi {}", fusehost_abi::ABI_VERSION)), "{text}");
+    assert!(text.contains("fuser 0.18"), "{text}");
+    assert!(text.contains("/usr/lib/fusehost/plugins") && text.contains("/usr/local/lib/fusehost/plugins"), "{text}");
+}
