@@ -64,20 +64,22 @@ fn is_dot_or_dotdot(name: &[u8]) -> bool {
 impl DirPlusSink for ReplyDirPlusSink<'_> {
     fn add(&mut self, next_offset: i64, name: RSlice<'_, u8>, entry: &Entry) -> bool {
         let name = name.as_slice();
-        let checked = check_entry(entry, Expected::Found).and_then(|checked| {
-            match self.lookups.reused_with_new_generation(entry.attr.ino, entry.generation) {
-                Some(_) => Err(REUSED_INODE),
-                None => Ok(checked),
-            }
-        });
-        let (mut attr, generation) = match checked {
-            Ok(checked) => checked,
-            Err(why) => {
-                self.invalid = Some(why);
-                self.undelivered.push(entry.attr.ino);
-                return true;
-            }
+        let refuse = |sink: &mut Self, why| {
+            sink.invalid = Some(why);
+            sink.undelivered.push(entry.attr.ino);
+            true
         };
+        let (mut attr, generation) = match check_entry(entry, Expected::Found) {
+            Ok(checked) => checked,
+            Err(why) => return refuse(self, why),
+        };
+        // Counted before it is added: the reply is sent only after the plugin returns,
+        // so this is still before the kernel can see (and forget) the entry. The kernel
+        // takes no references for `.` and `..`.
+        let counted = !is_dot_or_dotdot(name);
+        if counted && self.lookups.remember(entry.attr.ino, entry.generation).is_err() {
+            return refuse(self, REUSED_INODE);
+        }
         self.presentation.apply(&mut attr);
         let full = self.reply.add(
             INodeNo(entry.attr.ino),
@@ -88,15 +90,14 @@ impl DirPlusSink for ReplyDirPlusSink<'_> {
             generation,
         );
         if full {
+            // Not sent after all: uncount it, and let the plugin hear `forget` if
+            // nothing else holds it.
+            if counted {
+                self.lookups.forget(entry.attr.ino, 1);
+            }
             self.undelivered.push(entry.attr.ino);
         } else {
             self.added += 1;
-            // The reply is sent only after the plugin returns, so counting here is
-            // still before the kernel can see (and forget) the entry. The kernel does
-            // not take references for `.` and `..`.
-            if !is_dot_or_dotdot(name) {
-                self.lookups.remember(entry.attr.ino, entry.generation);
-            }
         }
         full
     }

@@ -9,8 +9,8 @@
 //!
 //! Next to each count the table keeps the generation the inode was handed out with: a
 //! plugin that hands out an inode number the kernel still holds under a new generation
-//! broke the rule that numbers are reused only after `forget`
-//! ([`LookupTable::reused_with_new_generation`]); dispatch answers that `EIO`.
+//! broke the rule that numbers are reused only after `forget`: [`LookupTable::remember`]
+//! refuses to count it, and dispatch answers `EIO`.
 //!
 //! The map is sharded (dashmap), so lookups and forgets of different inodes rarely meet
 //! on a lock; a single `Mutex<HashMap>` would put one lock on every lookup of a mount.
@@ -37,6 +37,11 @@ struct Counted {
     generation: u64,
 }
 
+/// An inode number handed out again, under a new generation, while the kernel still
+/// holds it under the old one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReusedInode;
+
 fn is_counted(ino: u64) -> bool {
     ino > 1
 }
@@ -47,19 +52,18 @@ impl LookupTable {
     }
 
     /// One more entry for `ino` handed to the kernel. Call it before the reply is sent,
-    /// so that a forget racing the reply always finds the count.
-    pub fn remember(&self, ino: u64, generation: u64) {
-        if is_counted(ino) {
-            self.counts.entry(ino).or_insert(Counted { count: 0, generation }).count += 1;
+    /// so that a forget racing the reply always finds the count. Refused, and nothing
+    /// counted, when the kernel still holds `ino` under another generation.
+    pub fn remember(&self, ino: u64, generation: u64) -> Result<(), ReusedInode> {
+        if !is_counted(ino) {
+            return Ok(());
         }
-    }
-
-    /// Whether `ino` is still held by the kernel under another generation than
-    /// `generation` (the plugin reused a number it was never told to forget); returns
-    /// the generation the kernel holds.
-    pub fn reused_with_new_generation(&self, ino: u64, generation: u64) -> Option<u64> {
-        let held = self.counts.get(&ino)?.generation;
-        (held != generation).then_some(held)
+        let mut counted = self.counts.entry(ino).or_insert(Counted { count: 0, generation });
+        if counted.generation != generation {
+            return Err(ReusedInode);
+        }
+        counted.count += 1;
+        Ok(())
     }
 
     /// The kernel dropped `n` references to `ino`. Returns `true` when that was the
@@ -152,9 +156,9 @@ mod tests {
     #[test]
     fn reaches_zero_exactly_once() {
         let table = LookupTable::new();
-        table.remember(7, 0);
-        table.remember(7, 0);
-        table.remember(7, 0);
+        table.remember(7, 0).unwrap();
+        table.remember(7, 0).unwrap();
+        table.remember(7, 0).unwrap();
         assert!(!table.forget(7, 2));
         assert_eq!(table.count(7), 1);
         assert!(table.forget(7, 1));
@@ -168,9 +172,9 @@ mod tests {
     #[test]
     fn a_zero_is_not_confirmed_when_the_inode_was_handed_out_again() {
         let table = LookupTable::new();
-        table.remember(5, 0);
+        table.remember(5, 0).unwrap();
         assert!(table.forget(5, 1));
-        table.remember(5, 0); // a racing lookup returned it again
+        table.remember(5, 0).unwrap(); // a racing lookup returned it again
         assert!(!table.confirm_forgotten(5));
         assert_eq!(table.count(5), 1);
         assert_eq!(table.forgotten(), 0);
@@ -179,8 +183,8 @@ mod tests {
     #[test]
     fn root_and_negative_entries_are_not_counted() {
         let table = LookupTable::new();
-        table.remember(1, 0);
-        table.remember(0, 0);
+        table.remember(1, 0).unwrap();
+        table.remember(0, 0).unwrap();
         assert!(table.is_empty());
         assert!(!table.forget(1, 5));
         assert_eq!(table.anomalies(), 0);
@@ -191,7 +195,7 @@ mod tests {
         let table = LookupTable::new();
         assert!(!table.forget(9, 1));
         assert_eq!(table.anomalies(), 1);
-        table.remember(9, 0);
+        table.remember(9, 0).unwrap();
         // More than held: still the last reference, and an anomaly.
         assert!(table.forget(9, 3));
         assert_eq!(table.anomalies(), 2);
@@ -202,13 +206,23 @@ mod tests {
     fn drain_returns_every_counted_inode() {
         let table = LookupTable::new();
         for ino in [2, 3, 3, 40] {
-            table.remember(ino, 0);
+            table.remember(ino, 0).unwrap();
         }
         let mut drained = table.drain();
         drained.sort_unstable();
         assert_eq!(drained, vec![2, 3, 40]);
         assert!(table.is_empty());
         assert_eq!(table.forgotten(), 3);
+    }
+
+    #[test]
+    fn a_number_held_under_another_generation_is_not_counted() {
+        let table = LookupTable::new();
+        table.remember(8, 1).unwrap();
+        assert_eq!(table.remember(8, 2), Err(ReusedInode));
+        assert_eq!(table.count(8), 1, "the refused entry was not counted");
+        assert!(table.forget(8, 1));
+        table.remember(8, 2).unwrap();
     }
 
     #[test]
@@ -225,8 +239,8 @@ mod tests {
                 thread::spawn(move || {
                     for round in 0..ROUNDS {
                         let ino = 2 + (round * 7 + worker) % INODES;
-                        table.remember(ino, 0);
-                        table.remember(ino, 0);
+                        table.remember(ino, 0).unwrap();
+                        table.remember(ino, 0).unwrap();
                         for _ in 0..2 {
                             if table.forget(ino, 1) && table.confirm_forgotten(ino) {
                                 last_forgets.fetch_add(1, Ordering::Relaxed);

@@ -13,11 +13,18 @@ pub struct Mounted {
     pub fstype: String,
     /// The source field (`fusehost:memfs` for a fusehost mount).
     pub source: String,
+    /// The per-mount options (`ro,nosuid,nodev,noexec,relatime`).
+    pub options: String,
 }
 
 impl Mounted {
     pub fn is_fuse(&self) -> bool {
         self.fstype == "fuse" || self.fstype.starts_with("fuse.")
+    }
+
+    /// Whether the per-mount options hold `option` (`ro`, `noexec`, ...).
+    pub fn has_option(&self, option: &str) -> bool {
+        self.options.split(',').any(|given| given == option)
     }
 }
 
@@ -39,10 +46,11 @@ pub fn mounted_at(path: &Path) -> Option<Mounted> {
 /// `ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER`
 fn parse(line: &str) -> Option<Mounted> {
     let mountpoint = unescape(line.split(' ').nth(4)?);
+    let options = line.split(' ').nth(5)?.to_owned();
     let mut after_separator = line.split(" - ").nth(1)?.split(' ');
     let fstype = after_separator.next()?.to_owned();
     let source = unescape(after_separator.next()?).to_string_lossy().into_owned();
-    Some(Mounted { mountpoint, fstype, source })
+    Some(Mounted { mountpoint, fstype, source, options })
 }
 
 /// Undoes the table's octal escapes (`\040` for a space).

@@ -162,25 +162,40 @@ pub struct HostStatus {
     pub mounts: Vec<MountStatus>,
 }
 
-impl MountStatus {
-    /// The status of one running mount.
-    pub fn of(running: &RunningMount, plugin_version: &str) -> MountStatus {
-        MountStatus {
+/// What names a mount in its status.
+#[derive(Clone, Debug)]
+pub struct MountIdentity {
+    pub name: String,
+    pub path: PathBuf,
+    pub plugin: String,
+    pub plugin_version: String,
+}
+
+impl MountIdentity {
+    pub fn of(running: &RunningMount, plugin_version: &str) -> MountIdentity {
+        MountIdentity {
             name: running.name.clone(),
             path: running.mountpoint.clone(),
             plugin: running.plugin_name.clone(),
             plugin_version: plugin_version.to_owned(),
-            ..MountStatus::of_shared(&running.shared, running.started)
         }
     }
+}
 
-    /// The counters of a mount started at `started` (names left empty).
-    pub fn of_shared(shared: &MountShared, started: std::time::Instant) -> MountStatus {
+impl MountStatus {
+    /// The status of one running mount.
+    pub fn of(running: &RunningMount, plugin_version: &str) -> MountStatus {
+        MountStatus::now(MountIdentity::of(running, plugin_version), &running.shared, running.started)
+    }
+
+    /// The status of the mount `identity` names, from its counters, now.
+    pub fn now(identity: MountIdentity, shared: &MountShared, started: std::time::Instant) -> MountStatus {
+        let MountIdentity { name, path, plugin, plugin_version } = identity;
         MountStatus {
-            name: String::new(),
-            path: PathBuf::new(),
-            plugin: String::new(),
-            plugin_version: String::new(),
+            name,
+            path,
+            plugin,
+            plugin_version,
             uptime_secs: started.elapsed().as_secs_f64(),
             inodes_known: shared.lookups.len(),
             forgets: shared.lookups.forgotten(),

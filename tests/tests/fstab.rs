@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use fusehost::mount_table::mounted_at;
 use fusehost_tests::{fusehost_bin, is_mounted, run_within, stderr_text};
 
 const MOUNT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -64,12 +65,6 @@ fn command(program: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Command {
     command
 }
 
-fn mount_line(mountpoint: &Path) -> String {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    let wanted = format!(" {} ", mountpoint.display());
-    mounts.lines().find(|line| line.contains(&wanted)).unwrap_or_default().to_owned()
-}
-
 /// Waits (bounded) until no process serves `mountpoint` any more.
 fn daemon_gone(mountpoint: &Path) -> bool {
     let needle = mountpoint.display().to_string();
@@ -119,8 +114,8 @@ fn fstab_lines_mount_with_mount_and_go_with_umount() {
     // A plugin by name: generic words consumed, noexec mapped, uid/umask presented.
     let mounted = run_within(command("mount", &[&"--fstab", &fstab, &scratch]), MOUNT_TIMEOUT);
     assert!(mounted.status.success(), "mount: {}", stderr_text(&mounted));
-    let line = mount_line(&scratch);
-    assert!(line.contains(" fuse.fusehost ") && line.contains("noexec"), "{line}");
+    let mounted = mounted_at(&scratch).expect("in the mount table");
+    assert!(mounted.fstype == "fuse.fusehost" && mounted.has_option("noexec"), "{mounted:?}");
     std::fs::write(scratch.join("file"), b"data").unwrap();
     let meta = std::fs::metadata(scratch.join("file")).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 1234);
@@ -130,7 +125,7 @@ fn fstab_lines_mount_with_mount_and_go_with_umount() {
     let mounted = run_within(command("mount", &[&"--fstab", &fstab, &archive_mnt]), MOUNT_TIMEOUT);
     assert!(mounted.status.success(), "mount: {}", stderr_text(&mounted));
     assert!(archive_mnt.join("README.txt").is_file());
-    assert!(mount_line(&archive_mnt).split(' ').nth(3).is_some_and(|options| options.starts_with("ro")));
+    assert!(mounted_at(&archive_mnt).is_some_and(|mounted| mounted.has_option("ro")));
 
     // A mistake: mount fails, saying why, and nothing is left mounted.
     let failed = run_within(command("mount", &[&"--fstab", &fstab, &broken]), MOUNT_TIMEOUT);

@@ -7,6 +7,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use fusehost::mount_table::mounted_at;
 use fusehost_tests::{fusehost, mount_lines, run_to_end, status_json, stderr_text, Host, MountLines};
 
 fn mount_status(host: &Host) -> serde_json::Value {
@@ -15,13 +16,6 @@ fn mount_status(host: &Host) -> serde_json::Value {
 
 fn requests(host: &Host, op: &str) -> u64 {
     mount_status(host)["requests"][op]["requests"].as_u64().unwrap_or(0)
-}
-
-/// The `/proc/self/mounts` line of `mountpoint`.
-fn mount_line(mountpoint: &Path) -> String {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    let wanted = format!(" {} ", mountpoint.display());
-    mounts.lines().find(|line| line.contains(&wanted)).unwrap_or_default().to_owned()
 }
 
 /// Polls `condition` for up to a second: there is no signal for "the kernel dropped
@@ -132,7 +126,7 @@ fn writeback_caching_needs_the_plugins_consent() {
     assert_eq!(stderr.lines().count(), 1, "one sentence:\n{stderr}");
     assert!(stderr.contains("plugin `passthrough` does not support writeback_cache"), "{stderr}");
     assert!(stderr.contains("remove `writeback_cache = true`"), "{stderr}");
-    assert!(mount_line(mountpoint.path()).is_empty(), "nothing mounted");
+    assert!(mounted_at(mountpoint.path()).is_none(), "nothing mounted");
 
     // memfs consents: appends through the page cache land where O_APPEND says.
     let host = Host::mount("memfs", &["writeback_cache"]);
@@ -206,10 +200,9 @@ fn a_read_only_plugin_mounts_ro_as_fuse_fusehost_from_its_source_argument() {
     let mut host = Host::spawn(command, tempfile::tempdir().unwrap(), vec![mountpoint.clone()]);
     host.wait_until_mounted();
     assert_eq!(std::fs::read(mountpoint.join("hello.txt")).unwrap(), b"hello\n");
-    let line = mount_line(&mountpoint);
-    let fields: Vec<&str> = line.split(' ').collect();
-    assert_eq!(fields.get(2), Some(&"fuse.fusehost"), "{line}");
-    assert!(fields.get(3).is_some_and(|options| options.split(',').any(|option| option == "ro")), "{line}");
+    let mounted = mounted_at(&mountpoint).expect("in the mount table");
+    assert_eq!(mounted.fstype, "fuse.fusehost", "{mounted:?}");
+    assert!(mounted.has_option("ro"), "{mounted:?}");
     assert_eq!(std::fs::write(mountpoint.join("new"), b"x").unwrap_err().raw_os_error(), Some(libc::EROFS));
 
     // A plugin without a source option refuses one, saying what to do instead.

@@ -11,7 +11,7 @@ use crate::loader::{Loader, SearchPath};
 use crate::mount_options::split_option_lists;
 use crate::session::{self, MountRequest, MountTarget, RunningMount};
 use crate::signals;
-use crate::supervisor::{HostStatus, MountStatus};
+use crate::supervisor::{HostStatus, MountIdentity, MountStatus};
 
 /// The arguments of `fusehost mount`.
 #[derive(Clone, Debug)]
@@ -57,18 +57,12 @@ fn serve_status(mount: &RunningMount, plugin_version: &str, path: Option<PathBuf
             return None;
         }
     };
-    let (name, mountpoint, plugin) = (mount.name.clone(), mount.mountpoint.clone(), mount.plugin_name.clone());
-    let (shared, started, version) = (Arc::clone(&mount.shared), mount.started, plugin_version.to_owned());
+    let identity = MountIdentity::of(mount, plugin_version);
+    let (shared, started) = (Arc::clone(&mount.shared), mount.started);
     let served = socket.serve(move |request| {
         let answer = match request.command {
             control::Command::Status => {
-                let status = MountStatus {
-                    name: name.clone(),
-                    path: mountpoint.clone(),
-                    plugin: plugin.clone(),
-                    plugin_version: version.clone(),
-                    ..MountStatus::of_shared(&shared, started)
-                };
+                let status = MountStatus::now(identity.clone(), &shared, started);
                 serde_json::to_string(&HostStatus {
                     pid: std::process::id(),
                     config: PathBuf::new(),

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use abi_stable::std_types::{RResult, RSliceMut};
-use fusehost_abi::{Attr, Entry, EntryTtl, Errno, RawFilesystem};
+use fusehost_abi::{AttrTtl, Entry, EntryTtl, Errno, RawFilesystem};
 use fuser::{FileHandle, ReplyAttr, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyXattr};
 
 use super::{duration, fopen_flags, with_buffer, Dispatch, NEGATIVE_ATTR};
@@ -13,34 +13,36 @@ use crate::contract::{check_attr, check_entry, Expected, REUSED_INODE};
 use crate::stats::Op;
 
 impl<O: RawFilesystem + 'static> Dispatch<O> {
-    /// [`check_entry`], and that the inode is not one the kernel still holds under
-    /// another generation.
-    pub(super) fn check_counted_entry(
+    /// An entry about to be handed to the kernel: checked as the kernel will
+    /// ([`check_entry`]), counted (refused when the kernel still holds its number under
+    /// another generation), and presented as the mount's `uid=`/`gid=`/`umask=` say.
+    pub(super) fn count_entry(
         &self,
         entry: &Entry,
         expected: Expected,
     ) -> Result<(fuser::FileAttr, fuser::Generation), &'static str> {
-        let mut checked = check_entry(entry, expected)?;
-        self.config.presentation.apply(&mut checked.0);
-        match self.core.shared.lookups.reused_with_new_generation(entry.attr.ino, entry.generation) {
-            Some(_) => Err(REUSED_INODE),
-            None => Ok(checked),
+        let (mut attr, generation) = check_entry(entry, expected)?;
+        self.core.shared.lookups.remember(entry.attr.ino, entry.generation).map_err(|_| REUSED_INODE)?;
+        self.config.presentation.apply(&mut attr);
+        Ok((attr, generation))
+    }
+
+    /// Counts the entry and hands it to the kernel with these TTLs; an entry the
+    /// kernel would refuse is `EIO`, and the plugin hears `forget` for it.
+    fn send_entry(&self, op: Op, expected: Expected, entry: &Entry, ttls: (Duration, Duration), reply: ReplyEntry) {
+        match self.count_entry(entry, expected) {
+            Ok((attr, generation)) => reply.entry_with_ttls(&ttls.0, &ttls.1, &attr, generation),
+            Err(why) => {
+                reply.error(self.invalid(op, why));
+                self.undelivered(entry.attr.ino);
+            }
         }
     }
 
-    /// Checks and counts the entry, then hands it to the kernel.
+    /// Answers mknod, mkdir, symlink and link: the entry, with the mount's TTLs.
     pub(super) fn reply_entry(&self, op: Op, expected: Expected, answer: RResult<Entry, Errno>, reply: ReplyEntry) {
         match answer.into_result() {
-            Ok(entry) => match self.check_counted_entry(&entry, expected) {
-                Ok((attr, generation)) => {
-                    self.core.shared.lookups.remember(entry.attr.ino, entry.generation);
-                    reply.entry_with_ttls(&self.config.attr_ttl, &self.config.entry_ttl, &attr, generation);
-                }
-                Err(why) => {
-                    reply.error(self.invalid(op, why));
-                    self.undelivered(entry.attr.ino);
-                }
-            },
+            Ok(entry) => self.send_entry(op, expected, &entry, (self.config.attr_ttl, self.config.entry_ttl), reply),
             Err(errno) => reply.error(self.fail(op, errno)),
         }
     }
@@ -56,18 +58,11 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
             Ok(found) if found.entry.attr.ino == 0 => {
                 negative(reply, duration(found.entry_ttl).unwrap_or(self.config.negative_ttl))
             }
-            Ok(found) => match self.check_counted_entry(&found.entry, Expected::Found) {
-                Ok((attr, generation)) => {
-                    self.core.shared.lookups.remember(found.entry.attr.ino, found.entry.generation);
-                    let attr_ttl = duration(found.attr_ttl).unwrap_or(self.config.attr_ttl);
-                    let entry_ttl = duration(found.entry_ttl).unwrap_or(self.config.entry_ttl);
-                    reply.entry_with_ttls(&attr_ttl, &entry_ttl, &attr, generation);
-                }
-                Err(why) => {
-                    reply.error(self.invalid(Op::Lookup, why));
-                    self.undelivered(found.entry.attr.ino);
-                }
-            },
+            Ok(found) => {
+                let attr_ttl = duration(found.attr_ttl).unwrap_or(self.config.attr_ttl);
+                let entry_ttl = duration(found.entry_ttl).unwrap_or(self.config.entry_ttl);
+                self.send_entry(Op::Lookup, Expected::Found, &found.entry, (attr_ttl, entry_ttl), reply)
+            }
             Err(errno) if errno == Errno::ENOENT && !self.config.negative_ttl.is_zero() => {
                 self.core.shared.stats.error(Op::Lookup);
                 negative(reply, self.config.negative_ttl)
@@ -76,12 +71,14 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
         }
     }
 
-    pub(super) fn reply_attr(&self, op: Op, ino: u64, answer: RResult<Attr, Errno>, reply: ReplyAttr) {
+    /// Answers getattr and setattr: the attributes, presented, with their own TTL or
+    /// the mount's.
+    pub(super) fn reply_attr(&self, op: Op, ino: u64, answer: RResult<AttrTtl, Errno>, reply: ReplyAttr) {
         match answer.into_result() {
-            Ok(attr) => match check_attr(&attr) {
+            Ok(found) => match check_attr(&found.attr) {
                 Ok(mut attr) => {
                     self.config.presentation.apply(&mut attr);
-                    reply.attr(&self.config.attr_ttl, &attr)
+                    reply.attr(&duration(found.attr_ttl).unwrap_or(self.config.attr_ttl), &attr)
                 }
                 Err(why) => reply.error(self.invalid(op, why)),
             },

@@ -8,7 +8,9 @@ use std::time::SystemTime;
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RSlice, RSliceMut};
-use fusehost_abi::{setattr_valid, DirPlusSink_TO, DirSink_TO, Errno, FileLock, Negotiated, RawFilesystem, SetAttr};
+use fusehost_abi::{
+    setattr_valid, AttrTtl, DirPlusSink_TO, DirSink_TO, Errno, FileLock, Negotiated, RawFilesystem, SetAttr,
+};
 use fuser::{
     AccessFlags, CopyFileRangeFlags, FileHandle, INodeNo, IoctlFlags, KernelConfig, LockOwner, OpenFlags, PollEvents,
     PollFlags, PollNotifier, RenameFlags, ReplyAttr, ReplyBmap, ReplyCreate, ReplyData, ReplyDirectory,
@@ -19,13 +21,13 @@ use fuser::{
 use fusehost_plugin_api::FileKind;
 
 use crate::capabilities;
-use crate::contract::{check_attr, Expected};
+use crate::contract::Expected;
 use crate::dir_sinks::{ReplyDirPlusSink, ReplyDirSink};
 use crate::forgetter::{ForgetTarget, Forgetter};
 use crate::stats::Op;
 
 use super::{
-    bytes, ctx, duration, fopen_flags, lock_owner, to_timespec, with_buffer, Dispatch, MountCore, LINK_MAX, MAX_WRITE,
+    bytes, ctx, fopen_flags, lock_owner, to_timespec, with_buffer, Dispatch, MountCore, LINK_MAX, MAX_WRITE,
     UNDELIVERED,
 };
 
@@ -80,16 +82,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         self.serve(Op::Getattr, || {
             let answer = self.core.fs.getattr_ttl(&ctx(req, 0), ino.0, fh.map(|fh| fh.0).into());
-            match answer.into_result() {
-                Ok(found) => match check_attr(&found.attr) {
-                    Ok(mut attr) => {
-                        self.config.presentation.apply(&mut attr);
-                        reply.attr(&duration(found.attr_ttl).unwrap_or(self.config.attr_ttl), &attr)
-                    }
-                    Err(why) => reply.error(self.invalid(Op::Getattr, why)),
-                },
-                Err(errno) => reply.error(self.fail_on(Op::Getattr, ino.0, errno)),
-            }
+            self.reply_attr(Op::Getattr, ino.0, answer, reply);
         });
     }
 
@@ -151,6 +144,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
                 change.fh = fh.0;
             }
             let answer = self.core.fs.setattr(&ctx(req, 0), ino.0, &change);
+            let answer = answer.map(|attr| AttrTtl { attr, attr_ttl: ROption::RNone });
             self.reply_attr(Op::Setattr, ino.0, answer, reply);
         });
     }
@@ -453,7 +447,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
                 Err(errno) => return reply.error(self.fail(Op::Create, errno)),
             };
             let (attr, generation) = match self
-                .check_counted_entry(&created.entry, Expected::Created(FileKind::RegularFile.mode_bits()))
+                .count_entry(&created.entry, Expected::Created(FileKind::RegularFile.mode_bits()))
             {
                 Ok(checked) => checked,
                 Err(why) => {
@@ -465,7 +459,6 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
                     return;
                 }
             };
-            self.core.shared.lookups.remember(created.entry.attr.ino, created.entry.generation);
             let ttl = self.combined_ttl();
             let (fh, open_flags) = (FileHandle(created.opened.fh), fopen_flags(created.opened.flags, self.granted));
             match self.backing.share(attr.ino.0, &created.opened, |fd| reply.open_backing(fd)) {

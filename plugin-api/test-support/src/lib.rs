@@ -39,6 +39,7 @@ use fusehost::session::{self, MountTarget, RunningMount, Unmounted};
 use fusehost_plugin_api::abi::abi_stable::sabi_trait::TD_Opaque;
 use fusehost_plugin_api::abi::abi_stable::std_types::{ROption, RSlice, RSliceMut, RStr};
 use fusehost_plugin_api::abi::{DirSink, DirSink_TO, FsObject, MountInit, RequestCtx};
+use fusehost_plugin_api::flags::open;
 use fusehost_plugin_api::{Errno, FileAttr, FileKind, Plugin, ThreadModel, ROOT_INO};
 
 /// How long dropping a [`TestMount`] waits for its session to end.
@@ -126,7 +127,7 @@ impl Harness {
     /// The whole content of the file at `path`: open, read to the end, release.
     pub fn read(&mut self, path: &str) -> Result<Vec<u8>, Errno> {
         let ino = self.resolve(path)?;
-        let opened = self.fs.open(&self.ctx, ino, libc_o_rdonly()).into_result()?;
+        let opened = self.fs.open(&self.ctx, ino, open::READ_ONLY).into_result()?;
         let mut content = Vec::new();
         let mut chunk = vec![0u8; 128 * 1024];
         let outcome = loop {
@@ -138,7 +139,7 @@ impl Harness {
                 Err(errno) => break Err(errno),
             }
         };
-        let _ = self.fs.release(&self.ctx, ino, opened.fh, libc_o_rdonly(), ROption::RNone, true);
+        let _ = self.fs.release(&self.ctx, ino, opened.fh, open::READ_ONLY, ROption::RNone, true);
         outcome.map(|()| content)
     }
 
@@ -195,10 +196,6 @@ impl Drop for Harness {
         self.forget_all();
         self.fs.destroy();
     }
-}
-
-fn libc_o_rdonly() -> i32 {
-    0
 }
 
 /// A readdir sink that keeps every entry; it never reports the buffer full, and the
