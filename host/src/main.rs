@@ -31,12 +31,16 @@ enum Command {
     /// Mount every [[mount]] of a config file and serve them in the foreground;
     /// SIGHUP reloads the file, Ctrl-C or SIGTERM unmounts everything.
     Run {
-        /// The mount configuration (TOML).
-        config: PathBuf,
+        /// The mount configuration (TOML). Default: /etc/fusehost/mounts.toml for root,
+        /// else $XDG_CONFIG_HOME/fusehost/mounts.toml; drop-ins in NAME.d/*.toml.
+        config: Option<PathBuf>,
     },
     /// Check a config file: parse it, load every plugin, validate every plugin's
     /// options and mountpoint. Mounts nothing; exit 0 when all is well, else 1.
-    Check { config: PathBuf },
+    Check {
+        /// The mount configuration (TOML); default as for `run`.
+        config: Option<PathBuf>,
+    },
     /// List the plugins found, with versions, ABI status, thread model and options.
     Plugins {
         /// Look here first (then $FUSEHOST_PLUGIN_PATH, then next to fusehost).
@@ -48,9 +52,12 @@ enum Command {
     },
     /// Show the mounts of a running `fusehost run`, with request counters.
     Status {
-        /// Print JSON.
-        #[arg(long)]
+        /// Print the status document as JSON (the same as --format json).
+        #[arg(long, conflicts_with = "format")]
         json: bool,
+        /// text (default), json, or prometheus (for node_exporter's textfile collector).
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Option<status::StatusFormat>,
         #[command(flatten)]
         socket: SocketArgs,
     },
@@ -150,9 +157,9 @@ fn main() -> ExitCode {
         fusehost::logging::init(verbose, None, log_format);
     }
     let outcome = match cli.command {
-        Command::Run { config } => run::run(&config, verbose, log_format),
+        Command::Run { config } => run::run(&config_or_default(config), verbose, log_format),
         // check answers yes (0) or no (1), whatever the reason for the no.
-        Command::Check { config } => match check::run(&config) {
+        Command::Check { config } => match check::run(&config_or_default(config)) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(EXIT_FAILURE as u8),
             Err(error) => {
@@ -161,8 +168,9 @@ fn main() -> ExitCode {
             }
         },
         Command::Plugins { plugin_dir, json } => plugins::run(plugin_dir.as_deref(), json),
-        Command::Status { json, socket } => {
-            status::socket_path(socket.socket, socket.config.as_deref()).and_then(|path| status::status(&path, json))
+        Command::Status { json, format, socket } => {
+            let format = if json { status::StatusFormat::Json } else { format.unwrap_or(status::StatusFormat::Text) };
+            status::socket_path(socket.socket, socket.config.as_deref()).and_then(|path| status::status(&path, format))
         }
         Command::Reload { socket } => {
             match status::socket_path(socket.socket, socket.config.as_deref()).and_then(|path| status::reload(&path)) {
@@ -182,6 +190,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => report(&error, verbose),
     }
+}
+
+/// The config file given, else the default one.
+fn config_or_default(config: Option<PathBuf>) -> PathBuf {
+    config.unwrap_or_else(fusehost::config::default_config_path)
 }
 
 /// One sentence on stderr (abi_stable's layout report only with -v) and the exit code.

@@ -1,6 +1,11 @@
-//! Per-mount request and error counters, one relaxed atomic add per request.
+//! Per-mount request figures: requests, errors by errno, latency, bytes, in flight.
+//!
+//! Every counter is a relaxed atomic add; a request costs two clock reads (start and
+//! end) and a handful of adds, with no lock, allocation or formatting. The figures are
+//! read by `fusehost status` and `/metrics` through [`MountStats::snapshot`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 macro_rules! operations {
     ($($variant:ident => $name:literal),* $(,)?) => {
@@ -34,52 +39,173 @@ operations! {
 
 const OPS: usize = Op::ALL.len();
 
-/// Requests and errors per operation for one mount.
+/// Upper bounds of the latency histogram's buckets, in nanoseconds (the last bucket,
+/// `+Inf`, is implied). From a cached answer (~1 µs) to a slow network store (seconds).
+pub const LATENCY_BOUNDS_NS: [u64; 14] = [
+    1_000,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    5_000_000,
+    25_000_000,
+    100_000_000,
+    500_000_000,
+    2_500_000_000,
+];
+const BUCKETS: usize = LATENCY_BOUNDS_NS.len() + 1;
+
+/// Errno values counted one by one; a larger one (none on Linux) counts as the last.
+const ERRNO_SLOTS: usize = 134;
+
+/// What "not found" answers are: lookups of absent names and absent extended
+/// attributes are how the kernel asks, not failures.
+pub fn is_not_found(errno: i32) -> bool {
+    errno == libc::ENOENT || errno == libc::ENODATA
+}
+
+#[derive(Debug)]
+struct OpCounters {
+    requests: AtomicU64,
+    errnos: [AtomicU64; ERRNO_SLOTS],
+    latency: [AtomicU64; BUCKETS],
+    latency_sum_ns: AtomicU64,
+}
+
+impl Default for OpCounters {
+    fn default() -> Self {
+        OpCounters {
+            requests: AtomicU64::new(0),
+            errnos: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency_sum_ns: AtomicU64::new(0),
+        }
+    }
+}
+
+/// One mount's figures.
 #[derive(Debug)]
 pub struct MountStats {
-    requests: [AtomicU64; OPS],
-    errors: [AtomicU64; OPS],
+    ops: Box<[OpCounters; OPS]>,
+    in_flight: AtomicU64,
+    bytes_read: AtomicU64,
+    bytes_written: AtomicU64,
 }
 
 impl Default for MountStats {
     fn default() -> Self {
         MountStats {
-            requests: std::array::from_fn(|_| AtomicU64::new(0)),
-            errors: std::array::from_fn(|_| AtomicU64::new(0)),
+            ops: Box::new(std::array::from_fn(|_| OpCounters::default())),
+            in_flight: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
         }
     }
 }
 
-/// One operation's figures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One operation's figures, as read.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpCount {
     pub op: Op,
     pub requests: u64,
-    pub errors: u64,
+    /// `(errno, answers)` for every errno answered at least once, ascending.
+    pub errnos: Vec<(i32, u64)>,
+    /// Answers per latency bucket (not cumulative), `LATENCY_BOUNDS_NS` then `+Inf`.
+    pub latency: [u64; BUCKETS],
+    pub latency_sum_ns: u64,
+}
+
+/// All of a mount's figures, as read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// The operations that saw at least one request.
+    pub ops: Vec<OpCount>,
+    pub in_flight: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+}
+
+/// A request being served: its latency is recorded and it leaves the in-flight count
+/// when this is dropped.
+pub struct Timing<'a> {
+    stats: &'a MountStats,
+    op: Op,
+    started: Instant,
+}
+
+impl Drop for Timing<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        let elapsed = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let counters = &self.stats.ops[self.op as usize];
+        let bucket = LATENCY_BOUNDS_NS.iter().position(|&bound| elapsed <= bound).unwrap_or(BUCKETS - 1);
+        counters.latency[bucket].fetch_add(1, Ordering::Relaxed);
+        counters.latency_sum_ns.fetch_add(elapsed, Ordering::Relaxed);
+        self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl MountStats {
+    /// Counts a request that is answered at once (forget: it has no reply).
     #[inline]
     pub fn request(&self, op: Op) {
-        self.requests[op as usize].fetch_add(1, Ordering::Relaxed);
+        self.ops[op as usize].requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request and times it until the returned guard drops.
+    #[inline]
+    pub fn begin(&self, op: Op) -> Timing<'_> {
+        self.request(op);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Timing { stats: self, op, started: Instant::now() }
+    }
+
+    /// Counts an errno answer (a positive errno; anything else counts as the last slot).
+    #[inline]
+    pub fn error(&self, op: Op, errno: i32) {
+        let slot = usize::try_from(errno).ok().filter(|&slot| slot < ERRNO_SLOTS).unwrap_or(ERRNO_SLOTS - 1);
+        self.ops[op as usize].errnos[slot].fetch_add(1, Ordering::Relaxed);
     }
 
     #[inline]
-    pub fn error(&self, op: Op) {
-        self.errors[op as usize].fetch_add(1, Ordering::Relaxed);
+    pub fn read_bytes(&self, bytes: usize) {
+        self.bytes_read.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
-    /// The operations that saw at least one request.
-    pub fn snapshot(&self) -> Vec<OpCount> {
-        Op::ALL
+    #[inline]
+    pub fn written_bytes(&self, bytes: u64) {
+        self.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let ops = Op::ALL
             .iter()
-            .map(|&op| OpCount {
-                op,
-                requests: self.requests[op as usize].load(Ordering::Relaxed),
-                errors: self.errors[op as usize].load(Ordering::Relaxed),
+            .map(|&op| {
+                let counters = &self.ops[op as usize];
+                let errnos = (0..ERRNO_SLOTS)
+                    .map(|slot| (slot as i32, counters.errnos[slot].load(Ordering::Relaxed)))
+                    .filter(|&(_, answers)| answers > 0)
+                    .collect();
+                OpCount {
+                    op,
+                    requests: counters.requests.load(Ordering::Relaxed),
+                    errnos,
+                    latency: std::array::from_fn(|bucket| counters.latency[bucket].load(Ordering::Relaxed)),
+                    latency_sum_ns: counters.latency_sum_ns.load(Ordering::Relaxed),
+                }
             })
             .filter(|count| count.requests > 0)
-            .collect()
+            .collect();
+        StatsSnapshot {
+            ops,
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            bytes_read: self.bytes_read.load(Ordering::Relaxed),
+            bytes_written: self.bytes_written.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -88,20 +214,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_requests_and_errors_per_operation() {
+    fn counts_requests_errnos_latency_and_bytes() {
         let stats = MountStats::default();
-        stats.request(Op::Read);
-        stats.request(Op::Read);
-        stats.error(Op::Read);
+        drop(stats.begin(Op::Read));
+        let in_flight = stats.begin(Op::Read);
+        assert_eq!(stats.snapshot().in_flight, 1);
+        stats.error(Op::Read, libc::EIO);
+        stats.error(Op::Read, libc::EIO);
+        stats.error(Op::Read, 9999);
+        stats.read_bytes(4096);
+        drop(in_flight);
         stats.request(Op::CopyFileRange);
+        stats.written_bytes(10);
         let snapshot = stats.snapshot();
-        assert_eq!(
-            snapshot,
-            vec![
-                OpCount { op: Op::Read, requests: 2, errors: 1 },
-                OpCount { op: Op::CopyFileRange, requests: 1, errors: 0 },
-            ]
-        );
+        assert_eq!(snapshot.in_flight, 0);
+        assert_eq!((snapshot.bytes_read, snapshot.bytes_written), (4096, 10));
+        let read = &snapshot.ops[0];
+        assert_eq!((read.op, read.requests), (Op::Read, 2));
+        assert_eq!(read.errnos, vec![(libc::EIO, 2), (ERRNO_SLOTS as i32 - 1, 1)]);
+        assert_eq!(read.latency.iter().sum::<u64>(), 2);
+        let copy = &snapshot.ops[1];
+        assert_eq!((copy.op, copy.requests, copy.latency.iter().sum::<u64>()), (Op::CopyFileRange, 1, 0));
         assert_eq!(Op::CopyFileRange.name(), "copy_file_range");
+    }
+
+    #[test]
+    fn latency_lands_in_the_first_bucket_that_holds_it() {
+        let stats = MountStats::default();
+        stats.request(Op::Statfs);
+        stats.request(Op::Statfs);
+        let timing = Timing { stats: &stats, op: Op::Statfs, started: Instant::now() };
+        stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        drop(timing);
+        let late =
+            Timing { stats: &stats, op: Op::Statfs, started: Instant::now() - std::time::Duration::from_secs(10) };
+        stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        drop(late);
+        let statfs = &stats.snapshot().ops[0];
+        assert_eq!(statfs.latency[BUCKETS - 1], 1, "10 s is beyond the last bound");
+        assert!(statfs.latency_sum_ns >= 10_000_000_000);
     }
 }

@@ -10,18 +10,17 @@
 //! are not touched, so files open on them keep working. A new config is checked in
 //! full first; if anything in it is wrong, nothing changes.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::commands::foreground::{announce, unmount_all};
-use crate::config::{Config, MountSpec};
-use crate::dispatch::MountShared;
+use crate::config::{resolve_in, Config, MountSpec, Written};
 use crate::error::HostError;
 use crate::loader::{LoadedPlugin, Loader, OptionDescription, SearchPath};
 use crate::session::{self, check_mountpoint, Lingering, MountRequest, MountTarget, RunningMount};
+use crate::status_report::{HostStatus, MountIdentity, MountStatus};
 
 /// A mount that passed every check and is ready to come up.
 pub struct Prepared {
@@ -69,14 +68,14 @@ pub struct MountProblem {
 pub fn prepare(loader: &Loader, config: &Config, spec: &MountSpec, check_path: bool) -> Result<Prepared, MountProblem> {
     let problem = |message: String| MountProblem {
         mount: spec.name.clone(),
-        file: config.file.display().to_string(),
-        line: spec.line,
+        file: spec.written.file.display().to_string(),
+        line: spec.written.line,
         message,
     };
     let search = SearchPath::standard(config.host.plugin_dir.as_deref());
     let plugin = loader.load_named(&spec.plugin, &search).map_err(|error| problem(error.to_string()))?;
     plugin.check_option_keys(spec.plugin_options.keys()).map_err(problem)?;
-    let options = resolve_path_options(&spec.plugin_options, &plugin.description.options, config);
+    let options = resolve_path_options(&spec.plugin_options, &plugin.description.options, spec.written.dir());
     let plugin_options = toml::to_string(&options)
         .map_err(|error| problem(format!("[mount.options] cannot be handed over: {error}")))?;
     plugin.validate(&plugin_options).map_err(|refusal| {
@@ -91,14 +90,14 @@ pub fn prepare(loader: &Loader, config: &Config, spec: &MountSpec, check_path: b
     Ok(prepared)
 }
 
-/// Resolves the options the plugin declares as paths against the config file's
-/// folder, as every other path in the config is.
-fn resolve_path_options(options: &toml::Table, reference: &[OptionDescription], config: &Config) -> toml::Table {
+/// Resolves the options the plugin declares as paths against the folder of the file
+/// they are written in, as every other path in a config is.
+fn resolve_path_options(options: &toml::Table, reference: &[OptionDescription], dir: &Path) -> toml::Table {
     let mut resolved = options.clone();
     for (key, value) in resolved.iter_mut() {
         let is_path = reference.iter().any(|option| &option.key == key && option.kind == "path");
         if let (true, toml::Value::String(written)) = (is_path, &*value) {
-            *value = toml::Value::String(config.resolve(written).display().to_string());
+            *value = toml::Value::String(resolve_in(dir, written).display().to_string());
         }
     }
     resolved
@@ -120,7 +119,7 @@ pub struct Supervisor {
 }
 
 /// What a reload changed.
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ReloadReport {
     pub added: Vec<String>,
     pub removed: Vec<String>,
@@ -132,81 +131,18 @@ pub struct ReloadReport {
     pub refused: Option<String>,
 }
 
-/// One request kind's figures.
-#[derive(Clone, Debug, Serialize)]
-pub struct OpStatus {
-    pub requests: u64,
-    pub errors: u64,
+/// The status of one running mount.
+pub fn mount_status(running: &RunningMount, plugin_version: &str) -> MountStatus {
+    MountStatus::now(identity_of(running, plugin_version), &running.shared, running.started)
 }
 
-/// One mount, as `fusehost status` shows it.
-#[derive(Clone, Debug, Serialize)]
-pub struct MountStatus {
-    pub name: String,
-    pub path: PathBuf,
-    pub plugin: String,
-    pub plugin_version: String,
-    pub uptime_secs: f64,
-    /// Inodes the kernel currently holds references to (the lookup table's size).
-    pub inodes_known: usize,
-    pub forgets: u64,
-    pub anomalies: u64,
-    pub requests: BTreeMap<&'static str, OpStatus>,
-}
-
-/// The whole host, as `fusehost status` shows it.
-#[derive(Clone, Debug, Serialize)]
-pub struct HostStatus {
-    pub pid: u32,
-    pub config: PathBuf,
-    pub mounts: Vec<MountStatus>,
-}
-
-/// What names a mount in its status.
-#[derive(Clone, Debug)]
-pub struct MountIdentity {
-    pub name: String,
-    pub path: PathBuf,
-    pub plugin: String,
-    pub plugin_version: String,
-}
-
-impl MountIdentity {
-    pub fn of(running: &RunningMount, plugin_version: &str) -> MountIdentity {
-        MountIdentity {
-            name: running.name.clone(),
-            path: running.mountpoint.clone(),
-            plugin: running.plugin_name.clone(),
-            plugin_version: plugin_version.to_owned(),
-        }
-    }
-}
-
-impl MountStatus {
-    /// The status of one running mount.
-    pub fn of(running: &RunningMount, plugin_version: &str) -> MountStatus {
-        MountStatus::now(MountIdentity::of(running, plugin_version), &running.shared, running.started)
-    }
-
-    /// The status of the mount `identity` names, from its counters, now.
-    pub fn now(identity: MountIdentity, shared: &MountShared, started: std::time::Instant) -> MountStatus {
-        let MountIdentity { name, path, plugin, plugin_version } = identity;
-        MountStatus {
-            name,
-            path,
-            plugin,
-            plugin_version,
-            uptime_secs: started.elapsed().as_secs_f64(),
-            inodes_known: shared.lookups.len(),
-            forgets: shared.lookups.forgotten(),
-            anomalies: shared.lookups.anomalies() + shared.anomalies.count(),
-            requests: shared
-                .stats
-                .snapshot()
-                .into_iter()
-                .map(|count| (count.op.name(), OpStatus { requests: count.requests, errors: count.errors }))
-                .collect(),
-        }
+/// What names `running` in its status.
+pub fn identity_of(running: &RunningMount, plugin_version: &str) -> MountIdentity {
+    MountIdentity {
+        name: running.name.clone(),
+        path: running.mountpoint.clone(),
+        plugin: running.plugin_name.clone(),
+        plugin_version: plugin_version.to_owned(),
     }
 }
 
@@ -316,8 +252,8 @@ impl Supervisor {
     }
 
     pub fn status(&self) -> HostStatus {
-        let mounts = self.mounts.iter().map(|mount| MountStatus::of(&mount.running, &mount.plugin_version)).collect();
-        HostStatus { pid: std::process::id(), config: self.config.file.clone(), mounts }
+        let mounts = self.mounts.iter().map(|mount| mount_status(&mount.running, &mount.plugin_version)).collect();
+        HostStatus::new(Some(self.config.file.clone()), mounts)
     }
 
     /// Unmounts everything, in parallel; returns the sessions still serving open files
@@ -344,15 +280,19 @@ impl Supervisor {
     }
 }
 
-/// Whether two specs describe the same mount (the line it is written on does not count).
+/// Whether two specs describe the same mount: where it is written does not count, the
+/// folder its relative paths resolve against does.
 fn same_mount(a: &MountSpec, b: &MountSpec) -> bool {
-    MountSpec { line: 0, ..a.clone() } == MountSpec { line: 0, ..b.clone() }
+    let unplaced = |spec: &MountSpec| MountSpec {
+        written: Written { file: spec.written.dir().to_path_buf(), ..Written::default() },
+        ..spec.clone()
+    };
+    unplaced(a) == unplaced(b)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     #[test]
     fn only_declared_path_options_resolve_against_the_config_folder() {
@@ -376,11 +316,11 @@ mod tests {
         )
         .unwrap();
         let options: toml::Table = toml::from_str("source = \"data\"\nlabel = \"data\"").unwrap();
-        let resolved = resolve_path_options(&options, &reference, &config);
+        let resolved = resolve_path_options(&options, &reference, config.mounts[0].written.dir());
         assert_eq!(resolved["source"].as_str(), Some("/etc/fusehost/data"));
         assert_eq!(resolved["label"].as_str(), Some("data"));
         let absolute: toml::Table = toml::from_str("source = \"/srv/x\"").unwrap();
-        let resolved = resolve_path_options(&absolute, &reference, &config);
+        let resolved = resolve_path_options(&absolute, &reference, config.mounts[0].written.dir());
         assert_eq!(resolved["source"].as_str(), Some("/srv/x"));
     }
 }

@@ -132,6 +132,22 @@ pub fn status_json(socket: &Path) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("status --json is JSON")
 }
 
+/// Whether `tool` runs (`tool --version`); under `CI` a missing tool fails the test,
+/// since `.ci/run` installs it, elsewhere the caller skips and says so.
+pub fn have_tool(tool: &str, installed_by: &str) -> bool {
+    let found = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "CI installs {tool} ({installed_by})");
+        eprintln!("skipped: {tool} is not installed ({installed_by})");
+    }
+    found
+}
+
 /// Text a child writes to stderr, gathered as it arrives; waiters are woken per line
 /// and when the stream closes.
 #[derive(Default)]
@@ -250,6 +266,19 @@ impl Host {
         }
         for path in &self.mountpoints {
             assert!(is_mounted(path), "{} announced but not in mountinfo", path.display());
+        }
+    }
+
+    /// Waits for the next stdout line containing `needle` (lines before it are
+    /// dropped); `None` when none comes within [`TIMEOUT`].
+    pub fn wait_for_stdout(&self, needle: &str) -> Option<String> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.stdout.recv_timeout(left).ok()?;
+            if line.contains(needle) {
+                return Some(line);
+            }
         }
     }
 

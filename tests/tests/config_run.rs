@@ -259,7 +259,9 @@ fn the_reference_config_is_accepted_by_check() {
 fn plugins_json_describes_every_library_found() {
     let output = fusehost_with(&["plugins", "--json", "--plugin-dir", &target_dir().display().to_string()]);
     assert!(output.status.success(), "{}", stderr_text(&output));
-    let plugins: Value = serde_json::from_slice(&output.stdout).expect("plugins --json is JSON");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("plugins --json is JSON");
+    assert_eq!(report["version"], 1, "{report}");
+    let plugins = &report["plugins"];
     let find = |name: &str| {
         plugins.as_array().unwrap().iter().find(|p| p["name"] == name).cloned().unwrap_or_else(|| panic!("{name}"))
     };
@@ -340,4 +342,38 @@ fn a_control_socket_path_naming_a_regular_file_is_refused_and_the_file_kept() {
     assert!(stderr.contains("is an existing file that is not a socket"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&precious).unwrap(), "not a socket");
     assert!(!is_mounted(&mountpoint(dir.path(), "one")), "nothing was mounted");
+}
+
+#[test]
+fn without_a_config_argument_the_default_file_and_its_drop_ins_are_read() {
+    let system_default = Path::new("/etc/fusehost/mounts.toml");
+    if !system_default.exists() {
+        let output = fusehost_with(&["check"]);
+        assert!(!output.status.success());
+        let stderr = stderr_text(&output);
+        assert!(stderr.contains("/etc/fusehost/mounts.toml: there is no config file here"), "{stderr}");
+    }
+
+    // Another user's default is $XDG_CONFIG_HOME/fusehost/mounts.toml.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let config_dir = dir.path().join("fusehost");
+    std::fs::create_dir_all(config_dir.join("mounts.d")).unwrap();
+    let plugins = target_dir().display().to_string();
+    let mount = |name: &str| {
+        format!("[[mount]]\nname = \"{name}\"\npath = \"../mnt/{name}\"\nplugin = \"hello\"\ncreate = true\n")
+    };
+    std::fs::write(config_dir.join("mounts.toml"), format!("[host]\nplugin_dir = {plugins:?}\n{}", mount("main")))
+        .unwrap();
+    std::fs::write(config_dir.join("mounts.d/10-package.toml"), mount("added")).unwrap();
+    std::fs::write(config_dir.join("mounts.d/20-broken.toml~"), "not toml at all [[").unwrap();
+    let mut command = std::process::Command::new("runuser");
+    command.args(["-u", "tests", "--", "env"]).arg(format!("XDG_CONFIG_HOME={}", dir.path().display()));
+    command.arg(fusehost_tests::fusehost_bin()).arg("check");
+    let output = run_to_end(command);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", stderr_text(&output));
+    assert!(stdout.contains("ok    main") && stdout.contains("ok    added"), "{stdout}");
+    // Relative paths of a drop-in resolve against the drop-in's own folder.
+    assert!(stdout.contains(&format!("at {}", config_dir.join("mnt/added").display())), "{stdout}");
 }

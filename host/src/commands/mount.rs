@@ -11,7 +11,8 @@ use crate::loader::{Loader, SearchPath};
 use crate::mount_options::split_option_lists;
 use crate::session::{self, MountRequest, MountTarget, RunningMount};
 use crate::signals;
-use crate::supervisor::{HostStatus, MountIdentity, MountStatus};
+use crate::status_report::{HostStatus, MountStatus};
+use crate::supervisor::identity_of;
 
 /// The arguments of `fusehost mount`.
 #[derive(Clone, Debug)]
@@ -57,18 +58,13 @@ fn serve_status(mount: &RunningMount, plugin_version: &str, path: Option<PathBuf
             return None;
         }
     };
-    let identity = MountIdentity::of(mount, plugin_version);
+    let identity = identity_of(mount, plugin_version);
     let (shared, started) = (Arc::clone(&mount.shared), mount.started);
     let served = socket.serve(move |request| {
         let answer = match request.command {
             control::Command::Status => {
                 let status = MountStatus::now(identity.clone(), &shared, started);
-                serde_json::to_string(&HostStatus {
-                    pid: std::process::id(),
-                    config: PathBuf::new(),
-                    mounts: vec![status],
-                })
-                .unwrap_or_default()
+                serde_json::to_string(&HostStatus::new(None, vec![status])).unwrap_or_default()
             }
             control::Command::Reload => r#"{"refused":"a single mount has no config file to reload"}"#.to_owned(),
         };

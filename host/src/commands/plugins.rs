@@ -18,6 +18,17 @@ struct OptionReport {
     help: String,
 }
 
+/// What `fusehost plugins --json` prints.
+#[derive(Debug, Serialize)]
+struct PluginsReport {
+    /// Changes only when a field changes meaning or goes away.
+    version: u32,
+    plugins: Vec<PluginReport>,
+}
+
+/// The version of [`PluginsReport`].
+const PLUGINS_REPORT_VERSION: u32 = 1;
+
 #[derive(Debug, Serialize)]
 struct PluginReport {
     /// The plugin's own name, or the one its file name implies when it cannot load.
@@ -111,7 +122,7 @@ pub fn run(plugin_dir: Option<&Path>, json: bool) -> Result<(), HostError> {
     let loader = Loader::new();
     let reports: Vec<PluginReport> = search.libraries().into_iter().map(|path| report(&loader, path)).collect();
     if json {
-        let text = serde_json::to_string_pretty(&reports)
+        let text = serde_json::to_string_pretty(&PluginsReport { version: PLUGINS_REPORT_VERSION, plugins: reports })
             .map_err(|error| HostError::Usage(format!("cannot write JSON: {error}")))?;
         say(format_args!("{text}"));
         return Ok(());

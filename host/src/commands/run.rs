@@ -1,8 +1,10 @@
 //! `fusehost run CONFIG`: every mount of a config, in the foreground, with a control
 //! socket, reload on SIGHUP or `fusehost reload`, and a clean stop on SIGINT/SIGTERM.
 
+use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::mpsc::{channel, RecvTimeoutError};
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::time::Duration;
 
 use crate::commands::foreground::{finish, POLL};
 use crate::commands::say;
@@ -10,9 +12,14 @@ use crate::config;
 use crate::control::{self, ControlSocket, Request};
 use crate::error::HostError;
 use crate::logging::LogFormat;
+use crate::metrics_server::MetricsServer;
 use crate::signals::{self, HostSignal};
+use crate::status_report::HostStatus;
 use crate::supervisor::{ReloadReport, Supervisor};
 use crate::systemd;
+
+/// How long a scrape waits for the main loop (Prometheus' own default timeout is 10 s).
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
 
 enum Event {
     Signal(HostSignal),
@@ -30,7 +37,12 @@ pub fn run(config_file: &Path, verbosity: u8, log_format: LogFormat) -> Result<(
     let socket_path = config.host.control_socket.clone().unwrap_or_else(control::default_socket_path);
     let mut socket = ControlSocket::bind(&socket_path)?;
 
+    let metrics_listen = config.host.metrics_listen;
     let mut supervisor = Supervisor::start(config)?;
+    let _metrics = match metrics_listen {
+        Some(address) => Some(serve_metrics(address, events.clone())?),
+        None => None,
+    };
     socket
         .serve(move |request| events.send(Event::Control(request)).is_ok())
         .map_err(|source| HostError::Io { context: "starting the control socket".into(), source })?;
@@ -66,6 +78,19 @@ pub fn run(config_file: &Path, verbosity: u8, log_format: LogFormat) -> Result<(
         matches!(incoming.recv_timeout(wait), Ok(Event::Signal(HostSignal::Stop(_))))
     });
     Ok(())
+}
+
+/// Serves `/metrics`, asking the main loop for the status at each scrape.
+fn serve_metrics(address: SocketAddr, events: Sender<Event>) -> Result<MetricsServer, HostError> {
+    let server = MetricsServer::start(address, move || {
+        let (reply, answer) = channel();
+        let request = Request { command: control::Command::Status, reply };
+        events.send(Event::Control(request)).ok()?;
+        let text = answer.recv_timeout(SCRAPE_TIMEOUT).ok()?;
+        serde_json::from_str::<HostStatus>(&text).ok()
+    })?;
+    say(format_args!("fusehost: metrics at http://{}/metrics", server.address()));
+    Ok(server)
 }
 
 /// Rereads the config and applies it; a config that does not parse changes nothing.

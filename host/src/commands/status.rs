@@ -2,12 +2,16 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::commands::say;
 use crate::config;
 use crate::control::{self, ask};
 use crate::error::HostError;
+use crate::prometheus;
+use crate::status_report::{HostStatus, STATUS_VERSION};
+use crate::supervisor::ReloadReport;
 
 /// The socket to talk to: `--socket`, else the config's, else the default.
 pub fn socket_path(socket: Option<PathBuf>, config_file: Option<&Path>) -> Result<PathBuf, HostError> {
@@ -23,72 +27,124 @@ pub fn socket_path(socket: Option<PathBuf>, config_file: Option<&Path>) -> Resul
     Ok(control::default_socket_path())
 }
 
-fn parse(answer: &str) -> Result<Value, HostError> {
-    let value: Value = serde_json::from_str(answer).map_err(|error| {
-        HostError::Usage(format!("the host answered something that is not JSON ({error}): {answer}"))
+/// How `fusehost status` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    /// A table for people.
+    Text,
+    /// The status document, as the host wrote it (see README "Status fields").
+    Json,
+    /// Prometheus' text format, for node_exporter's textfile collector.
+    Prometheus,
+}
+
+/// An answer of the control socket: what was asked for, or why the host refused.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Answer<T> {
+    Refused { error: String },
+    Given(T),
+}
+
+fn parse<T: DeserializeOwned>(answer: &str) -> Result<T, HostError> {
+    let parsed: Answer<T> = serde_json::from_str(answer).map_err(|error| {
+        HostError::Usage(format!("the host answered something this fusehost cannot read ({error}): {answer}"))
     })?;
-    match value.get("error").and_then(Value::as_str) {
-        Some(error) => Err(HostError::Usage(format!("the host refused: {error}"))),
-        None => Ok(value),
+    match parsed {
+        Answer::Refused { error } => Err(HostError::Usage(format!("the host refused: {error}"))),
+        Answer::Given(value) => Ok(value),
     }
 }
 
-pub fn status(socket: &Path, json: bool) -> Result<(), HostError> {
+/// Asks the host at `socket` for its status.
+pub fn fetch(socket: &Path) -> Result<HostStatus, HostError> {
     let answer = ask(socket, "status")?;
-    if json {
-        say(format_args!("{answer}"));
-        return Ok(());
+    let version: Option<u32> = serde_json::from_str::<serde_json::Value>(&answer)
+        .ok()
+        .and_then(|value| value.get("version").and_then(serde_json::Value::as_u64))
+        .and_then(|version| u32::try_from(version).ok());
+    if let Some(version) = version.filter(|&version| version > STATUS_VERSION) {
+        return Err(HostError::Usage(format!(
+            "the host writes status version {version}, this fusehost reads up to {STATUS_VERSION}: use the host's own fusehost binary"
+        )));
     }
-    let status = parse(&answer)?;
-    let text = |value: &Value| value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
-    say(format_args!("fusehost pid {} serving {}", status["pid"], text(&status["config"])));
-    say(format_args!(
-        "{:<16} {:<12} {:>9} {:>7} {:>8} {:>9} {:>9} {:>7}  PATH",
-        "MOUNT", "PLUGIN", "UPTIME", "INODES", "FORGETS", "ANOMALIES", "REQUESTS", "ERRORS"
-    ));
-    for mount in status["mounts"].as_array().into_iter().flatten() {
-        let requests = mount["requests"].as_object().into_iter().flatten();
-        let (total, errors) = requests.fold((0, 0), |(total, errors), (_, op)| {
-            (total + op["requests"].as_u64().unwrap_or(0), errors + op["errors"].as_u64().unwrap_or(0))
-        });
-        say(format_args!(
-            "{:<16} {:<12} {:>8.0}s {:>7} {:>8} {:>9} {:>9} {:>7}  {}",
-            text(&mount["name"]),
-            text(&mount["plugin"]),
-            mount["uptime_secs"].as_f64().unwrap_or(0.0),
-            mount["inodes_known"].to_string(),
-            mount["forgets"].to_string(),
-            mount["anomalies"].to_string(),
-            total,
-            errors,
-            text(&mount["path"]),
-        ));
-        let by_op: Vec<String> = mount["requests"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(op, counts)| format!("{op} {}/{}", counts["requests"], counts["errors"]))
-            .collect();
-        if !by_op.is_empty() {
-            say(format_args!("    requests/errors: {}", by_op.join(", ")));
+    parse(&answer)
+}
+
+pub fn status(socket: &Path, format: StatusFormat) -> Result<(), HostError> {
+    let status = fetch(socket)?;
+    match format {
+        StatusFormat::Json => {
+            let text = serde_json::to_string_pretty(&status)
+                .map_err(|error| HostError::Usage(format!("cannot write JSON: {error}")))?;
+            say(format_args!("{text}"));
         }
+        StatusFormat::Prometheus => print!("{}", prometheus::render(&status)),
+        StatusFormat::Text => print_table(&status),
     }
     Ok(())
 }
 
+fn print_table(status: &HostStatus) {
+    let config = status.config.as_ref().map_or_else(|| "one mount".to_owned(), |file| file.display().to_string());
+    say(format_args!("fusehost pid {} serving {config}", status.pid));
+    say(format_args!(
+        "{:<16} {:<12} {:>9} {:>7} {:>8} {:>9} {:>9} {:>7} {:>9} {:>8}  PATH",
+        "MOUNT", "PLUGIN", "UPTIME", "INODES", "FORGETS", "ANOMALIES", "REQUESTS", "ERRORS", "NOT-FOUND", "INFLIGHT"
+    ));
+    for mount in &status.mounts {
+        let (requests, errors, not_found) =
+            mount.requests.values().fold((0, 0, 0), |(r, e, n), op| (r + op.requests, e + op.errors, n + op.not_found));
+        say(format_args!(
+            "{:<16} {:<12} {:>8.0}s {:>7} {:>8} {:>9} {:>9} {:>7} {:>9} {:>8}  {}",
+            mount.name,
+            mount.plugin,
+            mount.uptime_secs,
+            mount.inodes_known,
+            mount.forgets,
+            mount.anomalies,
+            requests,
+            errors,
+            not_found,
+            mount.in_flight,
+            mount.path.display(),
+        ));
+        let by_op: Vec<String> = mount
+            .requests
+            .iter()
+            .map(|(op, figures)| {
+                let mean_us =
+                    if figures.requests > 0 { figures.latency_sum_secs * 1e6 / figures.requests as f64 } else { 0.0 };
+                format!("{op} {}/{}/{} {mean_us:.0}µs", figures.requests, figures.errors, figures.not_found)
+            })
+            .collect();
+        if !by_op.is_empty() {
+            say(format_args!("    requests/errors/not-found, mean latency: {}", by_op.join(", ")));
+        }
+        if mount.bytes_read + mount.bytes_written > 0 {
+            say(format_args!("    bytes read {}, written {}", mount.bytes_read, mount.bytes_written));
+        }
+    }
+}
+
 /// Asks the host to reload; returns whether the new config was applied.
 pub fn reload(socket: &Path) -> Result<bool, HostError> {
-    let report = parse(&ask(socket, "reload")?)?;
-    if let Some(reason) = report["refused"].as_str() {
+    let report: ReloadReport = parse(&ask(socket, "reload")?)?;
+    if let Some(reason) = &report.refused {
         say(format_args!("reload refused, nothing changed: {reason}"));
         return Ok(false);
     }
-    for key in ["added", "removed", "changed", "unchanged", "failed"] {
-        let names: Vec<String> =
-            report[key].as_array().into_iter().flatten().filter_map(|name| name.as_str().map(str::to_owned)).collect();
+    let kinds = [
+        ("added", &report.added),
+        ("removed", &report.removed),
+        ("changed", &report.changed),
+        ("unchanged", &report.unchanged),
+        ("failed", &report.failed),
+    ];
+    for (kind, names) in kinds {
         if !names.is_empty() {
-            say(format_args!("{key}: {}", names.join(", ")));
+            say(format_args!("{kind}: {}", names.join(", ")));
         }
     }
-    Ok(report["failed"].as_array().is_none_or(Vec::is_empty))
+    Ok(report.failed.is_empty())
 }

@@ -55,7 +55,7 @@ use crate::forgetter::{ForgetTarget, Forgetter};
 use crate::lookup_table::LookupTable;
 use crate::notifications::{self, Notifications};
 use crate::presentation::Presentation;
-use crate::stats::{MountStats, Op};
+use crate::stats::{MountStats, Op, Timing};
 
 mod replies;
 mod requests;
@@ -171,6 +171,7 @@ struct InCall<'a> {
     _entries: Option<RwLockReadGuard<'a, ()>>,
     _serial: Option<MutexGuard<'a, ()>>,
     _span: Entered<'a>,
+    _timing: Timing<'a>,
 }
 
 /// The longest symlink target the kernel accepts (`PATH_MAX`).
@@ -288,10 +289,16 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
 
     #[inline]
     fn begin(&self, op: Op) -> InCall<'_> {
-        self.core.shared.stats.request(op);
+        let timing = self.core.shared.stats.begin(op);
         let span = self.core.span.enter();
         let crash = self.crash.as_ref().map(|registration| registration.serving(op));
-        InCall { _crash: crash, _entries: None, _serial: self.core.serial.as_ref().map(Mutex::lock), _span: span }
+        InCall {
+            _crash: crash,
+            _entries: None,
+            _serial: self.core.serial.as_ref().map(Mutex::lock),
+            _span: span,
+            _timing: timing,
+        }
     }
 
     /// [`Dispatch::begin`] for a request that may hand out entries.
@@ -326,10 +333,15 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
 
     #[inline]
     fn fail(&self, op: Op, errno: Errno) -> fuser::Errno {
-        self.core.shared.stats.error(op);
         match kernel_errno(errno) {
-            Some(errno) => errno,
-            None => self.core.shared.anomalies.invalid_errno(op, errno),
+            Some(kernel) => {
+                self.core.shared.stats.error(op, errno.0);
+                kernel
+            }
+            None => {
+                self.core.shared.stats.error(op, libc::EIO);
+                self.core.shared.anomalies.invalid_errno(op, errno)
+            }
         }
     }
 
@@ -346,7 +358,7 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
     /// A plugin answer that breaks the protocol.
     #[cold]
     fn invalid(&self, op: Op, what: &str) -> fuser::Errno {
-        self.core.shared.stats.error(op);
+        self.core.shared.stats.error(op, libc::EIO);
         self.core.shared.anomalies.invalid_answer(op, what)
     }
 

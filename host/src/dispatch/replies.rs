@@ -64,7 +64,7 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
                 self.send_entry(Op::Lookup, Expected::Found, &found.entry, (attr_ttl, entry_ttl), reply)
             }
             Err(errno) if errno == Errno::ENOENT && !self.config.negative_ttl.is_zero() => {
-                self.core.shared.stats.error(Op::Lookup);
+                self.core.shared.stats.error(Op::Lookup, libc::ENOENT);
                 negative(reply, self.config.negative_ttl)
             }
             Err(errno) => reply.error(self.fail(Op::Lookup, errno)),

@@ -243,7 +243,11 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
                 let lent = RSliceMut::from_mut_slice(&mut *buffer);
                 let answer = self.core.fs.read(&ctx(req, 0), ino.0, fh.0, offset, lent, flags.0, lock_owner(owner));
                 match answer.into_result() {
-                    Ok(filled) => reply.data(&buffer[..(filled as usize).min(buffer.len())]),
+                    Ok(filled) => {
+                        let filled = (filled as usize).min(buffer.len());
+                        self.core.shared.stats.read_bytes(filled);
+                        reply.data(&buffer[..filled]);
+                    }
                     Err(errno) => reply.error(self.fail(Op::Read, errno)),
                 }
             });
@@ -274,7 +278,10 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
                 lock_owner(owner),
             );
             match answer.into_result() {
-                Ok(written) if written as usize <= data.len() => reply.written(written),
+                Ok(written) if written as usize <= data.len() => {
+                    self.core.shared.stats.written_bytes(u64::from(written));
+                    reply.written(written);
+                }
                 Ok(_) => reply.error(self.invalid(Op::Write, "more bytes written than it was given")),
                 Err(errno) => reply.error(self.fail(Op::Write, errno)),
             }

@@ -5,6 +5,7 @@
 //! plugin_dir = "../target/release"   # relative paths resolve against this file's folder
 //! log = "info"                       # an EnvFilter; RUST_LOG overrides it
 //! control_socket = "/run/fusehost/fusehost.sock"
+//! metrics_listen = "127.0.0.1:9464"   # serve Prometheus' /metrics (off by default)
 //!
 //! [[mount]]
 //! name = "scratch"
@@ -22,8 +23,12 @@
 //! linear in the file's size, and the file's size and its number of mounts are
 //! bounded ([`MAX_CONFIG_BYTES`], [`MAX_MOUNTS`]) so that a runaway file is refused in
 //! moments instead of eating memory.
+//!
+//! A config file `NAME.toml` may have drop-ins: every `NAME.d/*.toml`, read in name
+//! order, adds `[[mount]]`s (and nothing else), so that packages can add mounts without
+//! editing the operator's file. Reading files is in `files.rs`, positions in `place.rs`,
+//! the checks across all mounts in `unique.rs`.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
@@ -33,6 +38,13 @@ use serde::Deserialize;
 use toml::{Spanned, Table, Value};
 
 use crate::mount_options::MountOptions;
+
+mod files;
+mod place;
+mod unique;
+
+pub use files::{default_config_path, drop_in_dir, load};
+use place::{with_suggestion, Place};
 
 /// The largest config file accepted.
 pub const MAX_CONFIG_BYTES: u64 = 8 << 20;
@@ -71,13 +83,21 @@ pub struct HostSettings {
     pub plugin_dir: Option<PathBuf>,
     pub log: Option<String>,
     pub control_socket: Option<PathBuf>,
+    /// Where to serve Prometheus' `/metrics` (off when absent).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// How long a stop keeps serving files still open on busy (lazily detached) mounts.
     pub stop_timeout: Duration,
 }
 
 impl Default for HostSettings {
     fn default() -> Self {
-        HostSettings { plugin_dir: None, log: None, control_socket: None, stop_timeout: DEFAULT_STOP_TIMEOUT }
+        HostSettings {
+            plugin_dir: None,
+            log: None,
+            control_socket: None,
+            metrics_listen: None,
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
+        }
     }
 }
 
@@ -92,8 +112,39 @@ pub struct MountSpec {
     pub options: MountOptions,
     /// The `[mount.options]` table, handed to the plugin.
     pub plugin_options: Table,
-    /// Where the `[[mount]]` starts, for messages.
+    /// Where the `[[mount]]` is written, for messages.
+    pub written: Written,
+}
+
+/// Where a `[[mount]]` is written: its file, and the line and column of the table, its
+/// name and its path.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    pub file: PathBuf,
+    /// The `[[mount]]` line (1-based).
     pub line: usize,
+    pub name: (usize, usize),
+    pub path: (usize, usize),
+}
+
+impl Written {
+    fn error_at(&self, (line, column): (usize, usize), message: String) -> ConfigError {
+        ConfigError { file: self.file.clone(), line, column, message }
+    }
+
+    /// "line 4", or "other.toml:4" when `self` is in another file than `from`.
+    fn describe_relative_to(&self, from: &Written) -> String {
+        if self.file == from.file {
+            format!("line {}", self.line)
+        } else {
+            format!("{}:{}", self.file.display(), self.line)
+        }
+    }
+
+    /// The folder relative paths of this mount resolve against.
+    pub fn dir(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new("/"))
+    }
 }
 
 /// A whole configuration file.
@@ -106,23 +157,16 @@ pub struct Config {
     pub mounts: Vec<MountSpec>,
 }
 
-impl Config {
-    /// A path written in this config, resolved against its folder (absolute paths
-    /// stay as they are) and without `.` or `..`.
-    pub fn resolve(&self, written: &str) -> PathBuf {
-        resolve_in(&self.dir, written)
-    }
-}
-
-fn resolve_in(dir: &Path, written: &str) -> PathBuf {
+/// A path written in a config file, resolved against `dir`, the file's folder
+/// (absolute paths stay as they are), and without `.` or `..`.
+pub fn resolve_in(dir: &Path, written: &str) -> PathBuf {
     normalize(&dir.join(written))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    #[serde(default)]
-    host: RawHost,
+    host: Option<Spanned<RawHost>>,
     #[serde(default)]
     mount: Vec<Spanned<RawMount>>,
 }
@@ -133,6 +177,7 @@ struct RawHost {
     plugin_dir: Option<Spanned<String>>,
     log: Option<Spanned<String>>,
     control_socket: Option<Spanned<String>>,
+    metrics_listen: Option<Spanned<String>>,
     stop_timeout: Option<Spanned<Value>>,
 }
 
@@ -164,25 +209,56 @@ struct RawMount {
     options: Table,
 }
 
-/// Reads and checks a config file.
-pub fn load(file: &Path) -> Result<Config, ConfigError> {
-    let unplaced = |message: String| ConfigError { file: file.to_path_buf(), line: 0, column: 0, message };
-    let size =
-        std::fs::metadata(file).map_err(|error| unplaced(format!("cannot read the config file: {error}")))?.len();
-    if size > MAX_CONFIG_BYTES {
-        return Err(unplaced(format!(
-            "the config file is {size} bytes, more than the {MAX_CONFIG_BYTES} a config may hold: split it, or check \
-             that this is the file you meant"
-        )));
-    }
-    let text =
-        std::fs::read_to_string(file).map_err(|error| unplaced(format!("cannot read the config file: {error}")))?;
-    parse(&text, file)
+/// Which part a file plays in a config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// The file named on the command line (or the default): `[host]` and mounts.
+    Main,
+    /// A file of the main file's `.d` folder: mounts only.
+    DropIn,
 }
 
-/// Parses and checks config `text` read from `file` (relative paths resolve against
-/// `file`'s folder).
+/// What one file contributes.
+struct Parsed {
+    host: HostSettings,
+    mounts: Vec<MountSpec>,
+    dir: PathBuf,
+}
+
+/// Parses and checks config `text` read from `file` alone, without its drop-ins
+/// (relative paths resolve against `file`'s folder).
 pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    let parsed = parse_file(text, file, Role::Main)?;
+    finish(file, parsed, Vec::new(), None)
+}
+
+/// Every check across the whole config, then the config.
+fn finish(
+    file: &Path,
+    main: Parsed,
+    drop_ins: Vec<MountSpec>,
+    drop_in_dir: Option<&Path>,
+) -> Result<Config, ConfigError> {
+    let Parsed { host, mut mounts, dir } = main;
+    mounts.extend(drop_ins);
+    let at_top = |message: String| ConfigError { file: file.to_path_buf(), line: 1, column: 1, message };
+    if mounts.is_empty() {
+        let also = drop_in_dir.map(|dir| format!(" nor in {}/*.toml", dir.display())).unwrap_or_default();
+        return Err(at_top(format!(
+            "no [[mount]] in this config{also}: a host with nothing to mount would serve nothing; add a [[mount]] \
+             (see config/reference.toml)"
+        )));
+    }
+    if mounts.len() > MAX_MOUNTS {
+        return Err(at_top(format!(
+            "more than {MAX_MOUNTS} [[mount]]s with its drop-ins: split them over several hosts"
+        )));
+    }
+    unique::check_unique(&mounts)?;
+    Ok(Config { file: file.to_path_buf(), dir, host, mounts })
+}
+
+fn parse_file(text: &str, file: &Path, role: Role) -> Result<Parsed, ConfigError> {
     let place = Place::new(file, text);
     let raw: RawConfig = toml::from_str(text).map_err(|error| {
         // toml's messages may span lines; an error here is one line.
@@ -198,14 +274,6 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
             None => place.error(0..0, message),
         }
     })?;
-    if raw.mount.is_empty() {
-        return Err(place.error(
-            0..0,
-            "no [[mount]] in this config: a host with nothing to mount would serve nothing; add a [[mount]] \
-             (see config/reference.toml)"
-                .to_owned(),
-        ));
-    }
     if raw.mount.len() > MAX_MOUNTS {
         let start = raw.mount[MAX_MOUNTS].span().start;
         return Err(place.error(
@@ -218,30 +286,59 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         .map_err(|error| place.error(0..0, format!("cannot resolve the config's folder: {error}")))?;
     let resolve = |written: &str| resolve_in(&dir, written);
 
-    let host = HostSettings {
-        plugin_dir: raw.host.plugin_dir.as_ref().map(|dir| resolve(dir.get_ref())),
-        log: raw.host.log.as_ref().map(|log| log.get_ref().clone()),
-        control_socket: raw.host.control_socket.as_ref().map(|socket| resolve(socket.get_ref())),
-        stop_timeout: match &raw.host.stop_timeout {
-            Some(written) => crate::mount_options::ttl("stop_timeout", &duration_text(written.get_ref()))
-                .map_err(|message| place.error(written.span(), message))?,
-            None => DEFAULT_STOP_TIMEOUT,
-        },
+    let host = match (&raw.host, role) {
+        (Some(host), Role::DropIn) => {
+            return Err(place.error(
+                host.span(),
+                "[host] belongs in the main config file only: a drop-in file adds [[mount]]s".to_owned(),
+            ))
+        }
+        (Some(host), Role::Main) => host_settings(&place, host.get_ref(), &resolve)?,
+        (None, _) => HostSettings::default(),
     };
-    if let Some(log) = &raw.host.log {
+
+    let mut mounts = Vec::with_capacity(raw.mount.len());
+    for raw_mount in &raw.mount {
+        mounts.push(mount_spec(&place, raw_mount, &resolve)?);
+    }
+    Ok(Parsed { host, mounts, dir })
+}
+
+fn host_settings(
+    place: &Place<'_>,
+    raw: &RawHost,
+    resolve: &impl Fn(&str) -> PathBuf,
+) -> Result<HostSettings, ConfigError> {
+    if let Some(log) = &raw.log {
         if let Err(error) = tracing_subscriber::EnvFilter::try_new(log.get_ref()) {
             return Err(
                 place.error(log.span(), format!("`log` is not a log filter (e.g. \"info,plugin=debug\"): {error}"))
             );
         }
     }
-
-    let mut mounts = Vec::with_capacity(raw.mount.len());
-    for raw_mount in &raw.mount {
-        mounts.push(mount_spec(&place, raw_mount, &resolve)?);
-    }
-    check_unique(&place, &raw.mount, &mounts)?;
-    Ok(Config { file: file.to_path_buf(), dir, host, mounts })
+    let metrics_listen = match &raw.metrics_listen {
+        Some(written) => Some(written.get_ref().parse().map_err(|_| {
+            place.error(
+                written.span(),
+                format!(
+                    "`metrics_listen` is an address and port to serve /metrics on, like \"127.0.0.1:9464\", not {:?}",
+                    written.get_ref()
+                ),
+            )
+        })?),
+        None => None,
+    };
+    Ok(HostSettings {
+        plugin_dir: raw.plugin_dir.as_ref().map(|dir| resolve(dir.get_ref())),
+        log: raw.log.as_ref().map(|log| log.get_ref().clone()),
+        control_socket: raw.control_socket.as_ref().map(|socket| resolve(socket.get_ref())),
+        metrics_listen,
+        stop_timeout: match &raw.stop_timeout {
+            Some(written) => crate::mount_options::ttl("stop_timeout", &duration_text(written.get_ref()))
+                .map_err(|message| place.error(written.span(), message))?,
+            None => DEFAULT_STOP_TIMEOUT,
+        },
+    })
 }
 
 fn mount_spec(
@@ -307,7 +404,12 @@ fn mount_spec(
         plugin,
         options,
         plugin_options: raw.options.clone(),
-        line: place.line_column(spanned.span().start).0,
+        written: Written {
+            file: place.file().to_path_buf(),
+            line: place.line_column(spanned.span().start).0,
+            name: place.line_column(raw.name.span().start),
+            path: place.line_column(raw.path.span().start),
+        },
     })
 }
 
@@ -317,44 +419,6 @@ fn duration_text(value: &Value) -> String {
         Value::String(text) => text.clone(),
         other => other.to_string(),
     }
-}
-
-/// Refuses duplicate names, duplicate paths and mountpoints inside one another, in
-/// O(n log n): after sorting the paths component-wise, a mountpoint that lies inside
-/// another sorts right after it or after another one inside it, so comparing
-/// neighbours finds every nesting there is.
-fn check_unique(place: &Place<'_>, raw: &[Spanned<RawMount>], mounts: &[MountSpec]) -> Result<(), ConfigError> {
-    let mut names: HashMap<&str, usize> = HashMap::with_capacity(mounts.len());
-    for (index, mount) in mounts.iter().enumerate() {
-        if let Some(first) = names.insert(&mount.name, index) {
-            let message = format!(
-                "mount name `{}` is already used by the mount at line {}: names must be unique",
-                mount.name, mounts[first].line
-            );
-            return Err(place.error(raw[index].get_ref().name.span(), message));
-        }
-    }
-    let mut by_path: Vec<usize> = (0..mounts.len()).collect();
-    by_path.sort_by(|&a, &b| mounts[a].path.cmp(&mounts[b].path).then(a.cmp(&b)));
-    for pair in by_path.windows(2) {
-        // Report at the one written later, naming the one written first.
-        let (first, later) = (pair[0].min(pair[1]), pair[0].max(pair[1]));
-        let (mount, other) = (&mounts[later], &mounts[first]);
-        let message = if mount.path == other.path {
-            format!("path {} is also the mountpoint of `{}`", mount.path.display(), other.name)
-        } else if mount.path.starts_with(&other.path) || other.path.starts_with(&mount.path) {
-            format!(
-                "path {} and the mountpoint of `{}` ({}) are nested: one mount would hide the other",
-                mount.path.display(),
-                other.name,
-                other.path.display()
-            )
-        } else {
-            continue;
-        };
-        return Err(place.error(raw[later].get_ref().path.span(), message));
-    }
-    Ok(())
 }
 
 /// Removes `.` and `..` components without touching the filesystem.
@@ -370,63 +434,6 @@ fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
-}
-
-/// Adds "did you mean ...?" to serde's unknown-field message.
-fn with_suggestion(message: &str) -> String {
-    let message = message.trim_end();
-    let Some(rest) = message.strip_prefix("unknown field `") else { return message.to_owned() };
-    let Some((unknown, expected)) = rest.split_once('`') else { return message.to_owned() };
-    let nearest = expected
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(|candidate| (strsim::levenshtein(unknown, candidate), candidate))
-        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 3))
-        .min();
-    match nearest {
-        Some((_, candidate)) => format!("{message}: did you mean `{candidate}`?"),
-        None => message.to_owned(),
-    }
-}
-
-/// Turns byte spans of one file into `file:line:col` errors.
-struct Place<'a> {
-    file: &'a Path,
-    text: &'a str,
-    /// Where each line starts, for a binary search instead of a scan per lookup.
-    line_starts: Vec<usize>,
-}
-
-impl<'a> Place<'a> {
-    fn new(file: &'a Path, text: &'a str) -> Place<'a> {
-        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(at, _)| at + 1)).collect();
-        Place { file, text, line_starts }
-    }
-
-    fn line_start(&self, offset: usize) -> (usize, usize) {
-        let line = self.line_starts.partition_point(|&start| start <= offset).max(1);
-        (line, self.line_starts[line - 1])
-    }
-
-    fn line_column(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let (line, start) = self.line_start(offset);
-        let column = self.text.get(start..offset).map_or(0, |text| text.chars().count()) + 1;
-        (line, column)
-    }
-
-    /// The key of a `key = value` line whose value starts at `offset`.
-    fn key_before(&self, offset: usize) -> Option<&'a str> {
-        let (_, start) = self.line_start(offset.min(self.text.len()));
-        let key = self.text.get(start..offset)?.trim_end().strip_suffix('=')?.trim();
-        (!key.is_empty() && !key.contains(['[', '"', '\''])).then_some(key)
-    }
-
-    fn error(&self, span: Range<usize>, message: String) -> ConfigError {
-        let (line, column) = self.line_column(span.start);
-        ConfigError { file: self.file.to_path_buf(), line, column, message }
-    }
 }
 
 #[cfg(test)]
@@ -478,7 +485,7 @@ plugin = "./libfusehost_hello.so"
         assert_eq!(scratch.options.presentation.uid, Some(1000));
         assert_eq!(scratch.options.presentation.umask, Some(0o027));
         assert_eq!(scratch.plugin_options.get("max_size"), Some(&Value::String("512MiB".into())));
-        assert_eq!(scratch.line, 6);
+        assert_eq!(scratch.written.line, 6);
         assert_eq!(config.mounts[1].plugin, "/etc/fusehost/libfusehost_hello.so");
     }
 

@@ -1,0 +1,165 @@
+//! What `fusehost status --json` prints and the control socket answers: typed,
+//! versioned structs that the host writes and the client reads back.
+//!
+//! [`STATUS_VERSION`] changes only when a field changes meaning or goes away; fields
+//! are added without a new version (readers ignore fields they do not know). Every field
+//! is documented in README.md ("Status fields").
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dispatch::MountShared;
+use crate::stats::{is_not_found, LATENCY_BOUNDS_NS};
+
+/// The version of the status document this host writes.
+pub const STATUS_VERSION: u32 = 1;
+
+/// The whole host.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct HostStatus {
+    pub version: u32,
+    pub pid: u32,
+    /// The config file served; absent for a single `fusehost mount`.
+    pub config: Option<PathBuf>,
+    /// Upper bounds of the latency buckets every operation's `latency_counts` uses, in
+    /// seconds (the last count is beyond the last bound).
+    pub latency_bounds_secs: Vec<f64>,
+    pub mounts: Vec<MountStatus>,
+}
+
+/// One mount.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MountStatus {
+    pub name: String,
+    pub path: PathBuf,
+    pub plugin: String,
+    pub plugin_version: String,
+    pub uptime_secs: f64,
+    /// Inodes the kernel currently holds references to (the lookup table's size).
+    pub inodes_known: u64,
+    /// Inodes the plugin was told to forget.
+    pub forgets: u64,
+    /// Plugin answers the host had to correct (see the log for each).
+    pub anomalies: u64,
+    /// Requests inside the host or the plugin right now.
+    pub in_flight: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    /// By operation name, the operations that saw at least one request.
+    pub requests: BTreeMap<String, OpStatus>,
+}
+
+/// One operation of one mount.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct OpStatus {
+    pub requests: u64,
+    /// Answers with an errno other than ENOENT and ENODATA.
+    pub errors: u64,
+    /// ENOENT and ENODATA answers: how the kernel asks whether a name or an extended
+    /// attribute exists, not failures.
+    pub not_found: u64,
+    /// Every errno answer, by name (`ENOENT`, `EIO`, ...).
+    pub errnos: BTreeMap<String, u64>,
+    /// Answers per latency bucket (see `latency_bounds_secs`), not cumulative.
+    pub latency_counts: Vec<u64>,
+    pub latency_sum_secs: f64,
+}
+
+/// What names a mount in its status.
+#[derive(Clone, Debug)]
+pub struct MountIdentity {
+    pub name: String,
+    pub path: PathBuf,
+    pub plugin: String,
+    pub plugin_version: String,
+}
+
+impl HostStatus {
+    pub fn new(config: Option<PathBuf>, mounts: Vec<MountStatus>) -> HostStatus {
+        HostStatus {
+            version: STATUS_VERSION,
+            pid: std::process::id(),
+            config,
+            latency_bounds_secs: LATENCY_BOUNDS_NS.iter().map(|&bound| bound as f64 / 1e9).collect(),
+            mounts,
+        }
+    }
+}
+
+/// The name of `errno` (`ENOENT`), or its number when it has none.
+pub fn errno_name(errno: i32) -> String {
+    match nix::errno::Errno::from_raw(errno) {
+        nix::errno::Errno::UnknownErrno => format!("E{errno}"),
+        known => format!("{known:?}"),
+    }
+}
+
+impl MountStatus {
+    /// The status of the mount `identity` names, from its counters, now.
+    pub fn now(identity: MountIdentity, shared: &MountShared, started: std::time::Instant) -> MountStatus {
+        let MountIdentity { name, path, plugin, plugin_version } = identity;
+        let stats = shared.stats.snapshot();
+        let requests = stats
+            .ops
+            .into_iter()
+            .map(|count| {
+                let not_found: u64 =
+                    count.errnos.iter().filter(|&&(errno, _)| is_not_found(errno)).map(|&(_, answers)| answers).sum();
+                let all: u64 = count.errnos.iter().map(|&(_, answers)| answers).sum();
+                let status = OpStatus {
+                    requests: count.requests,
+                    errors: all - not_found,
+                    not_found,
+                    errnos: count.errnos.iter().map(|&(errno, answers)| (errno_name(errno), answers)).collect(),
+                    latency_counts: count.latency.to_vec(),
+                    latency_sum_secs: count.latency_sum_ns as f64 / 1e9,
+                };
+                (count.op.name().to_owned(), status)
+            })
+            .collect();
+        MountStatus {
+            name,
+            path,
+            plugin,
+            plugin_version,
+            uptime_secs: started.elapsed().as_secs_f64(),
+            inodes_known: shared.lookups.len() as u64,
+            forgets: shared.lookups.forgotten(),
+            anomalies: shared.lookups.anomalies() + shared.anomalies.count(),
+            in_flight: stats.in_flight,
+            bytes_read: stats.bytes_read,
+            bytes_written: stats.bytes_written,
+            requests,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errnos_are_named_as_in_errno_h() {
+        assert_eq!(errno_name(libc::ENOENT), "ENOENT");
+        assert_eq!(errno_name(libc::ENODATA), "ENODATA");
+        assert_eq!(errno_name(9999), "E9999");
+    }
+
+    #[test]
+    fn a_status_reads_back_as_written() {
+        let shared = MountShared::default();
+        shared.stats.begin(crate::stats::Op::Lookup);
+        shared.stats.error(crate::stats::Op::Lookup, libc::ENOENT);
+        shared.stats.error(crate::stats::Op::Lookup, libc::EIO);
+        let identity =
+            MountIdentity { name: "m".into(), path: "/mnt".into(), plugin: "memfs".into(), plugin_version: "1".into() };
+        let status = HostStatus::new(None, vec![MountStatus::now(identity, &shared, std::time::Instant::now())]);
+        let lookup = &status.mounts[0].requests["lookup"];
+        assert_eq!((lookup.requests, lookup.errors, lookup.not_found), (1, 1, 1));
+        let text = serde_json::to_string(&status).unwrap();
+        let back: HostStatus = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, status);
+    }
+}
