@@ -50,16 +50,26 @@ pub struct SearchPath {
 impl SearchPath {
     /// `--plugin-dir` (if given), then `$FUSEHOST_PLUGIN_PATH`, then the folder of the
     /// running `fusehost` binary, so plugins built by the same `cargo build` are found
-    /// with no flag, then the system plugin folders ([`SYSTEM_PLUGIN_DIRS`]).
+    /// with no flag, then `lib/fusehost/plugins` beside that folder (an install under
+    /// another prefix, such as `/opt/fusehost` or a package unpacked into a folder, finds
+    /// its own plugins), then the system plugin folders ([`SYSTEM_PLUGIN_DIRS`]). A
+    /// folder is listed once.
     pub fn standard(plugin_dir: Option<&Path>) -> SearchPath {
         let mut dirs: Vec<PathBuf> = plugin_dir.into_iter().map(Path::to_path_buf).collect();
         if let Some(path) = std::env::var_os("FUSEHOST_PLUGIN_PATH") {
             dirs.extend(std::env::split_paths(&path).filter(|dir| !dir.as_os_str().is_empty()));
         }
         if let Some(own_dir) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)) {
-            dirs.push(own_dir);
+            if let Some(prefix) = own_dir.parent() {
+                dirs.push(own_dir.clone());
+                dirs.push(prefix.join("lib/fusehost/plugins"));
+            } else {
+                dirs.push(own_dir);
+            }
         }
         dirs.extend(SYSTEM_PLUGIN_DIRS.iter().map(PathBuf::from));
+        let mut seen = std::collections::HashSet::new();
+        dirs.retain(|dir| seen.insert(dir.clone()));
         SearchPath { dirs }
     }
 

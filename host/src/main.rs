@@ -3,14 +3,28 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{ArgAction, Parser, Subcommand};
-use fusehost::commands::{check, mount, mount_helper, new_plugin, plugins, run, status};
+use clap::{ArgAction, CommandFactory, Parser, Subcommand};
+use fusehost::commands::{check, mount, mount_helper, new_plugin, package_files, plugins, run, status};
 use fusehost::error::{HostError, EXIT_BAD_INPUT, EXIT_FAILURE};
 use fusehost::logging::{default_format, LogFormat};
 
 /// Mount FUSE filesystems that live in plugin shared libraries.
 #[derive(Debug, Parser)]
-#[command(name = "fusehost", version, about)]
+#[command(
+    name = "fusehost",
+    version,
+    about,
+    long_about = "Mount FUSE filesystems that live in plugin shared libraries (libfusehost_NAME.so).\n\n\
+        `fusehost run` serves every mount of a config file (default /etc/fusehost/mounts.toml for root, \
+        $XDG_CONFIG_HOME/fusehost/mounts.toml otherwise, with drop-ins in mounts.d/*.toml; see \
+        fusehost.toml(5)); `fusehost mount` serves one plugin; installed as /sbin/mount.fusehost it is \
+        mount(8)'s helper for fstab lines of type fusehost (and fuse.fusehost through mount.fuse3). \
+        Plugins are looked up in --plugin-dir, $FUSEHOST_PLUGIN_PATH, the binary's folder and \
+        lib/fusehost/plugins beside it, /usr/lib/fusehost/plugins and /usr/local/lib/fusehost/plugins.\n\n\
+        The units fusehost@.service and fusehost-user@.service run `fusehost run` under systemd \
+        (Type=notify). `fusehost status` and [host] metrics_listen report each mount's requests, \
+        errors and latency."
+)]
 struct Cli {
     /// More log detail (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = ArgAction::Count, global = true)]
@@ -78,6 +92,10 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         sdk: Option<PathBuf>,
     },
+    /// Write the man pages and shell completions a package installs into DIR/man and
+    /// DIR/completions.
+    #[command(hide = true)]
+    PackageFiles { dir: PathBuf },
     /// Mount one plugin in the foreground; Ctrl-C or SIGTERM unmounts.
     Mount {
         /// A plugin name (found as libfusehost_NAME.so) or a path to a .so.
@@ -140,7 +158,10 @@ fn main() -> ExitCode {
         println!("{}", version_text());
         return ExitCode::SUCCESS;
     }
-    if let Some(helper) = mount_helper::recognise(&args) {
+    let definition = Cli::command();
+    let mut subcommands: Vec<&str> = definition.get_subcommands().map(clap::Command::get_name).collect();
+    subcommands.push("help");
+    if let Some(helper) = mount_helper::recognise(&args, &subcommands) {
         // mount(8) or mount.fuse3 calling: `SOURCE MOUNTPOINT -o OPTIONS`.
         return match helper {
             Ok(helper) => ExitCode::from(mount_helper::run(helper, 0).clamp(0, 255) as u8),
@@ -179,6 +200,7 @@ fn main() -> ExitCode {
                 Err(error) => Err(error),
             }
         }
+        Command::PackageFiles { dir } => package_files::run(Cli::command(), &dir),
         Command::NewPlugin { name, dir, sdk } => new_plugin::run(new_plugin::NewPluginArgs { name, dir, sdk }),
         Command::Mount { plugin, mut paths, options, plugin_dir, name, socket } => {
             let mountpoint = paths.pop().unwrap_or_default();

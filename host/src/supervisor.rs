@@ -120,6 +120,7 @@ pub struct Supervisor {
 
 /// What a reload changed.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct ReloadReport {
     pub added: Vec<String>,
     pub removed: Vec<String>,

@@ -422,3 +422,35 @@ pub fn cargo(dir: &Path, args: &[&str], target: &Path) -> String {
     assert!(status.success(), "cargo {args:?} in {} failed:\n{output}", dir.display());
     output
 }
+
+/// Unmounts whatever is still mounted at these paths when dropped (a failed test).
+pub struct Unmounted(pub Vec<PathBuf>);
+
+impl Drop for Unmounted {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            if is_mounted(path) {
+                let _ = rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH);
+            }
+        }
+    }
+}
+
+/// Waits (bounded) until no process serves `mountpoint` any more.
+pub fn daemon_gone(mountpoint: &Path) -> bool {
+    let needle = mountpoint.display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let serving = std::fs::read_dir("/proc").unwrap().filter_map(Result::ok).any(|entry| {
+            std::fs::read(entry.path().join("cmdline"))
+                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(&needle))
+        });
+        if !serving {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -81,7 +81,7 @@ fn three_mounts_come_up_serve_concurrently_and_report_status() {
 
     let human = fusehost_with(&["status", "--socket", &socket_of(&host)]);
     let text = String::from_utf8_lossy(&human.stdout);
-    assert!(text.contains("alpha") && text.contains("requests/errors:"), "{text}");
+    assert!(text.contains("alpha") && text.contains("requests/errors/not-found"), "{text}");
 }
 
 #[test]

@@ -8,10 +8,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fusehost::mount_table::mounted_at;
-use fusehost_tests::{fusehost_bin, is_mounted, run_within, stderr_text};
+use fusehost_tests::{daemon_gone, fusehost_bin, is_mounted, run_within, stderr_text, Unmounted};
 
 const MOUNT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -44,44 +44,12 @@ impl Drop for Installed {
     }
 }
 
-/// Unmounts whatever is still mounted at these paths when dropped (a failed test).
-struct Unmounted(Vec<PathBuf>);
-
-impl Drop for Unmounted {
-    fn drop(&mut self) {
-        for path in &self.0 {
-            if is_mounted(path) {
-                let _ = rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH);
-            }
-        }
-    }
-}
-
 fn command(program: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Command {
     let mut command = Command::new(program);
     for arg in args {
         command.arg(arg);
     }
     command
-}
-
-/// Waits (bounded) until no process serves `mountpoint` any more.
-fn daemon_gone(mountpoint: &Path) -> bool {
-    let needle = mountpoint.display().to_string();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let serving = std::fs::read_dir("/proc").unwrap().filter_map(Result::ok).any(|entry| {
-            std::fs::read(entry.path().join("cmdline"))
-                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(&needle))
-        });
-        if !serving {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

@@ -200,7 +200,8 @@ fn the_shipped_units_say_what_they_run() {
             let unit = copy.path().join("fusehost@check.service");
             let text = std::fs::read_to_string(dir.join("fusehost@.service")).unwrap();
             std::fs::write(&unit, text.replace("/usr/bin/fusehost", &fusehost_bin().display().to_string())).unwrap();
-            let verify = Command::new("systemd-analyze").arg("verify").arg(&unit).output().unwrap();
+            // The man pages the units name come with the package, not with this build.
+            let verify = Command::new("systemd-analyze").arg("verify").arg("--man=no").arg(&unit).output().unwrap();
             let complaints = String::from_utf8_lossy(&verify.stderr);
             assert!(verify.status.success() && complaints.trim().is_empty(), "{complaints}");
         }

@@ -5,6 +5,7 @@ pub mod foreground;
 pub mod mount;
 pub mod mount_helper;
 pub mod new_plugin;
+pub mod package_files;
 pub mod plugins;
 pub mod run;
 pub mod status;

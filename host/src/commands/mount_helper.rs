@@ -23,9 +23,6 @@ use crate::error::HostError;
 use crate::mount_options::list_items;
 use crate::signals;
 
-/// The subcommands, which a helper-style command line never starts with.
-const SUBCOMMANDS: &[&str] = &["run", "check", "plugins", "status", "reload", "mount", "new-plugin", "help"];
-
 /// A helper invocation, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HelperArgs {
@@ -37,13 +34,14 @@ pub struct HelperArgs {
 
 /// Whether this command line is a mount helper's, and its arguments: the program is
 /// called `mount.fusehost` (or `mount.fuse.fusehost`), or the first argument is no
-/// subcommand and no flag (how `mount.fuse3` runs `fusehost`).
-pub fn recognise(args: &[OsString]) -> Option<Result<HelperArgs, String>> {
+/// subcommand and no flag (how `mount.fuse3` runs `fusehost`). `subcommands` are the
+/// command line's own (from its clap definition), which a helper's never starts with.
+pub fn recognise(args: &[OsString], subcommands: &[&str]) -> Option<Result<HelperArgs, String>> {
     let program = args.first().map(PathBuf::from)?;
     let called = program.file_name().and_then(|name| name.to_str()).unwrap_or_default().to_owned();
     let as_helper = called == "mount.fusehost" || called == "mount.fuse.fusehost";
     let first = args.get(1).and_then(|arg| arg.to_str()).unwrap_or_default();
-    let fuse3_style = !first.is_empty() && !first.starts_with('-') && !SUBCOMMANDS.contains(&first) && args.len() >= 3;
+    let fuse3_style = !first.is_empty() && !first.starts_with('-') && !subcommands.contains(&first) && args.len() >= 3;
     (as_helper || fuse3_style).then(|| parse(&args[1..]))
 }
 
@@ -202,19 +200,25 @@ fn detach_stdio() {
 mod tests {
     use super::*;
 
+    const SUBCOMMANDS: &[&str] = &["run", "mount", "help"];
+
     fn args(words: &[&str]) -> Vec<OsString> {
         words.iter().map(OsString::from).collect()
     }
 
     #[test]
     fn helper_command_lines_are_recognised() {
-        let helper = recognise(&args(&["/sbin/mount.fusehost", "memfs", "/mnt/x", "-o", "rw,uid=1"])).unwrap().unwrap();
+        let helper = recognise(&args(&["/sbin/mount.fusehost", "memfs", "/mnt/x", "-o", "rw,uid=1"]), SUBCOMMANDS)
+            .unwrap()
+            .unwrap();
         assert_eq!(helper.source, "memfs");
         assert_eq!(helper.options, ["rw,uid=1"]);
-        let fuse3 = recognise(&args(&["fusehost", "/srv/a.tar", "/mnt/a", "-o", "plugin=archive"])).unwrap().unwrap();
+        let fuse3 = recognise(&args(&["fusehost", "/srv/a.tar", "/mnt/a", "-o", "plugin=archive"]), SUBCOMMANDS)
+            .unwrap()
+            .unwrap();
         assert_eq!(fuse3.mountpoint, PathBuf::from("/mnt/a"));
-        assert!(recognise(&args(&["fusehost", "mount", "memfs", "/mnt"])).is_none());
-        assert!(recognise(&args(&["fusehost", "-v", "run", "x.toml"])).is_none());
+        assert!(recognise(&args(&["fusehost", "mount", "memfs", "/mnt"]), SUBCOMMANDS).is_none());
+        assert!(recognise(&args(&["fusehost", "-v", "run", "x.toml"]), SUBCOMMANDS).is_none());
     }
 
     #[test]
