@@ -331,3 +331,26 @@ fn memfs_lets_the_kernel_cache_symlink_targets() {
     let asked = requests(&host, "readlink") - before;
     assert!(asked <= 3, "{asked} readlink requests for 10 reads of one link");
 }
+
+#[test]
+fn memfs_without_locks_lets_the_kernel_stop_sending_flush() {
+    let host = Host::run_mounts(&[
+        mount_lines("plain", "memfs", ""),
+        mount_lines("locking", "memfs", "[mount.options]\nposix_locks = true"),
+    ]);
+    let dir = host.dir.path();
+    for name in ["plain", "locking"] {
+        let file = fusehost_tests::config_mountpoint(dir, name).join("file");
+        std::fs::write(&file, "x").unwrap();
+        for _ in 0..20 {
+            drop(std::fs::File::open(&file).unwrap());
+        }
+    }
+    let status = status_json(&host.control_socket());
+    let flushes = |index: usize| status["mounts"][index]["requests"]["flush"]["requests"].as_u64().unwrap_or(0);
+    // One FLUSH answered ENOSYS, then none: open+close is two requests.
+    assert_eq!(flushes(0), 1, "{}", status["mounts"][0]);
+    assert_eq!(status["mounts"][0]["requests"]["flush"]["errnos"]["ENOSYS"], 1);
+    // A mount that serves locks needs every close, to drop the closing owner's locks.
+    assert!(flushes(1) >= 21, "{}", status["mounts"][1]);
+}

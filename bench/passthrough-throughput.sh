@@ -2,7 +2,7 @@
 # Read throughput of the passthrough plugin against its source, measured in one run:
 # the source tmpfs itself (baseline), passthrough with kernel FUSE passthrough, and
 # passthrough served through the plugin. Needs root and /dev/fuse.
-#   cargo build --release --workspace && benches/passthrough-throughput.sh [SIZE_MIB]
+#   cargo build --release --workspace && bench/passthrough-throughput.sh [SIZE_MIB]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib=${1:-1024}

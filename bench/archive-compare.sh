@@ -6,7 +6,7 @@
 # Needs root and /dev/fuse; tools that are missing are skipped, and ONLY="fusehost
 # ratarmount" (say) limits the run to those tools.
 #   apt-get install archivemount fuse-zip; pip install ratarmount
-#   cargo build --release --workspace && benches/archive-compare.sh
+#   cargo build --release --workspace && bench/archive-compare.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fusehost=$PWD/target/release/fusehost
