@@ -142,6 +142,7 @@ mod tests {
             requests: 3,
             errors: 0,
             not_found: 1,
+            unsupported: 0,
             errnos: BTreeMap::from([("ENOENT".to_owned(), 1)]),
             latency_counts: vec![1, 2, 0],
             latency_sum_secs: 0.5,

@@ -68,6 +68,13 @@ pub fn is_not_found(errno: i32) -> bool {
     errno == libc::ENOENT || errno == libc::ENODATA
 }
 
+/// What "unsupported" answers are: a plugin declining an operation (`ENOSYS`, after
+/// which the kernel stops asking for some, such as FLUSH) or an attribute namespace
+/// (`EOPNOTSUPP`). How a plugin says "not here", not failures.
+pub fn is_unsupported(errno: i32) -> bool {
+    errno == libc::ENOSYS || errno == libc::EOPNOTSUPP
+}
+
 #[derive(Debug)]
 struct OpCounters {
     requests: AtomicU64,

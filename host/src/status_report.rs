@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::dispatch::MountShared;
-use crate::stats::{is_not_found, LATENCY_BOUNDS_NS};
+use crate::stats::{is_not_found, is_unsupported, LATENCY_BOUNDS_NS};
 
 /// The version of the status document this host writes.
 pub const STATUS_VERSION: u32 = 1;
@@ -55,11 +55,15 @@ pub struct MountStatus {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct OpStatus {
     pub requests: u64,
-    /// Answers with an errno other than ENOENT and ENODATA.
+    /// Answers with an errno that is neither "not found" nor "unsupported".
     pub errors: u64,
     /// ENOENT and ENODATA answers: how the kernel asks whether a name or an extended
     /// attribute exists, not failures.
     pub not_found: u64,
+    /// ENOSYS and EOPNOTSUPP answers: the plugin declining an operation or an
+    /// attribute namespace, not failures.
+    #[serde(default)]
+    pub unsupported: u64,
     /// Every errno answer, by name (`ENOENT`, `EIO`, ...).
     pub errnos: BTreeMap<String, u64>,
     /// Answers per latency bucket (see `latency_bounds_secs`), not cumulative.
@@ -105,13 +109,17 @@ impl MountStatus {
             .ops
             .into_iter()
             .map(|count| {
-                let not_found: u64 =
-                    count.errnos.iter().filter(|&&(errno, _)| is_not_found(errno)).map(|&(_, answers)| answers).sum();
+                let answers_where = |kind: fn(i32) -> bool| -> u64 {
+                    count.errnos.iter().filter(|&&(errno, _)| kind(errno)).map(|&(_, answers)| answers).sum()
+                };
+                let not_found = answers_where(is_not_found);
+                let unsupported = answers_where(is_unsupported);
                 let all: u64 = count.errnos.iter().map(|&(_, answers)| answers).sum();
                 let status = OpStatus {
                     requests: count.requests,
-                    errors: all - not_found,
+                    errors: all - not_found - unsupported,
                     not_found,
+                    unsupported,
                     errnos: count.errnos.iter().map(|&(errno, answers)| (errno_name(errno), answers)).collect(),
                     latency_counts: count.latency.to_vec(),
                     latency_sum_secs: count.latency_sum_ns as f64 / 1e9,
@@ -153,11 +161,12 @@ mod tests {
         shared.stats.begin(crate::stats::Op::Lookup);
         shared.stats.error(crate::stats::Op::Lookup, libc::ENOENT);
         shared.stats.error(crate::stats::Op::Lookup, libc::EIO);
+        shared.stats.error(crate::stats::Op::Lookup, libc::ENOSYS);
         let identity =
             MountIdentity { name: "m".into(), path: "/mnt".into(), plugin: "memfs".into(), plugin_version: "1".into() };
         let status = HostStatus::new(None, vec![MountStatus::now(identity, &shared, std::time::Instant::now())]);
         let lookup = &status.mounts[0].requests["lookup"];
-        assert_eq!((lookup.requests, lookup.errors, lookup.not_found), (1, 1, 1));
+        assert_eq!((lookup.requests, lookup.errors, lookup.not_found, lookup.unsupported), (1, 1, 1, 1));
         let text = serde_json::to_string(&status).unwrap();
         let back: HostStatus = serde_json::from_str(&text).unwrap();
         assert_eq!(back, status);

@@ -58,6 +58,8 @@ fn status_counts_not_found_apart_from_errors_and_shows_bytes_and_latency() {
     assert!(lookup["not_found"].as_u64().unwrap() >= 5, "{lookup}");
     assert_eq!(lookup["errors"], 0, "{lookup}");
     assert_eq!(lookup["errnos"]["ENOENT"], lookup["not_found"], "{lookup}");
+    assert_eq!(mount["requests"]["flush"]["unsupported"], 1, "{mount}");
+    assert_eq!(mount["requests"]["flush"]["errors"], 0, "{mount}");
     assert_eq!(mount["bytes_written"], 10_000, "{mount}");
     assert_eq!(mount["bytes_read"], 10_000, "{mount}");
     let latency: u64 = lookup["latency_counts"].as_array().unwrap().iter().filter_map(|n| n.as_u64()).sum();
@@ -71,10 +73,13 @@ fn status_counts_not_found_apart_from_errors_and_shows_bytes_and_latency() {
     let table = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(table.contains("NOT-FOUND"), "{table}");
     assert!(table.contains("bytes read"), "{table}");
-    // An EACCES-free, ENOENT-only run has no errors: the ERRORS column is 0.
+    // Nothing failed: missing names are NOT-FOUND and the FLUSH memfs declines is
+    // UNSUPPORTED, so the ERRORS column is 0.
     let row = table.lines().find(|line| line.starts_with("scratch")).unwrap();
     let columns: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(columns[7], "0", "errors: {row}");
+    assert!(columns[8].parse::<u64>().unwrap() >= 5, "not found: {row}");
+    assert_eq!(columns[9], "1", "unsupported (FLUSH, once): {row}");
 }
 
 #[test]

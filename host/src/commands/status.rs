@@ -89,14 +89,26 @@ fn print_table(status: &HostStatus) {
     let config = status.config.as_ref().map_or_else(|| "one mount".to_owned(), |file| file.display().to_string());
     say(format_args!("fusehost pid {} serving {config}", status.pid));
     say(format_args!(
-        "{:<16} {:<12} {:>9} {:>7} {:>8} {:>9} {:>9} {:>7} {:>9} {:>8}  PATH",
-        "MOUNT", "PLUGIN", "UPTIME", "INODES", "FORGETS", "ANOMALIES", "REQUESTS", "ERRORS", "NOT-FOUND", "INFLIGHT"
+        "{:<16} {:<12} {:>9} {:>7} {:>8} {:>9} {:>9} {:>7} {:>9} {:>11} {:>8}  PATH",
+        "MOUNT",
+        "PLUGIN",
+        "UPTIME",
+        "INODES",
+        "FORGETS",
+        "ANOMALIES",
+        "REQUESTS",
+        "ERRORS",
+        "NOT-FOUND",
+        "UNSUPPORTED",
+        "INFLIGHT"
     ));
     for mount in &status.mounts {
-        let (requests, errors, not_found) =
-            mount.requests.values().fold((0, 0, 0), |(r, e, n), op| (r + op.requests, e + op.errors, n + op.not_found));
+        let (requests, errors, not_found, unsupported) =
+            mount.requests.values().fold((0, 0, 0, 0), |(r, e, n, u), op| {
+                (r + op.requests, e + op.errors, n + op.not_found, u + op.unsupported)
+            });
         say(format_args!(
-            "{:<16} {:<12} {:>8.0}s {:>7} {:>8} {:>9} {:>9} {:>7} {:>9} {:>8}  {}",
+            "{:<16} {:<12} {:>8.0}s {:>7} {:>8} {:>9} {:>9} {:>7} {:>9} {:>11} {:>8}  {}",
             mount.name,
             mount.plugin,
             mount.uptime_secs,
@@ -106,6 +118,7 @@ fn print_table(status: &HostStatus) {
             requests,
             errors,
             not_found,
+            unsupported,
             mount.in_flight,
             mount.path.display(),
         ));
