@@ -60,12 +60,9 @@ impl SearchPath {
             dirs.extend(std::env::split_paths(&path).filter(|dir| !dir.as_os_str().is_empty()));
         }
         if let Some(own_dir) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)) {
-            if let Some(prefix) = own_dir.parent() {
-                dirs.push(own_dir.clone());
-                dirs.push(prefix.join("lib/fusehost/plugins"));
-            } else {
-                dirs.push(own_dir);
-            }
+            let beside = own_dir.parent().map(|prefix| prefix.join("lib/fusehost/plugins"));
+            dirs.push(own_dir);
+            dirs.extend(beside);
         }
         dirs.extend(SYSTEM_PLUGIN_DIRS.iter().map(PathBuf::from));
         let mut seen = std::collections::HashSet::new();

@@ -1,8 +1,9 @@
 //! `[host] metrics_listen`: Prometheus' `/metrics` over HTTP, on a thread of its own.
 //!
 //! The HTTP side is `tiny_http` (small, synchronous, no async runtime for one GET).
-//! Each scrape asks the host's main loop for its status, as `fusehost status` does
-//! through the control socket, and renders it with [`crate::prometheus`].
+//! Each scrape asks the host's main loop for its status (the same [`HostStatus`]
+//! `fusehost status` gets through the control socket) and renders it with
+//! [`crate::prometheus`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -7,7 +7,7 @@
 
 use std::fmt::Write;
 
-use crate::status_report::{HostStatus, MountStatus, OpStatus};
+use crate::status_report::{HostStatus, MountStatus};
 
 /// The `Content-Type` of what [`render`] writes.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -50,14 +50,6 @@ fn per_mount(
     }
 }
 
-fn per_operation(out: &mut String, status: &HostStatus, family: (&str, &str, &str), value: impl Fn(&OpStatus) -> f64) {
-    per_mount(out, status, family, |mount, sample| {
-        for (op, figures) in &mount.requests {
-            sample(&[("operation", op)], value(figures));
-        }
-    });
-}
-
 /// A family with one sample per mount: name, type, help, and the value.
 type MountFamily = (&'static str, &'static str, &'static str, fn(&MountStatus) -> f64);
 
@@ -84,11 +76,15 @@ pub fn render(status: &HostStatus) -> String {
     for (name, kind, help, value) in simple {
         per_mount(&mut out, status, (name, kind, help), |mount, sample| sample(&[], value(mount)));
     }
-    per_operation(
+    per_mount(
         &mut out,
         status,
         ("fusehost_requests_total", "counter", "FUSE requests served, by operation."),
-        |op| op.requests as f64,
+        |mount, sample| {
+            for (op, figures) in &mount.requests {
+                sample(&[("operation", op)], figures.requests as f64);
+            }
+        },
     );
     per_mount(
         &mut out,
@@ -133,7 +129,7 @@ pub fn render(status: &HostStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status_report::MountStatus;
+    use crate::status_report::OpStatus;
     use std::collections::BTreeMap;
 
     #[test]

@@ -1,8 +1,11 @@
 //! Per-mount request figures: requests, errors by errno, latency, bytes, in flight.
 //!
-//! Every counter is a relaxed atomic add; a request costs two clock reads (start and
-//! end) and a handful of adds, with no lock, allocation or formatting. The figures are
-//! read by `fusehost status` and `/metrics` through [`MountStats::snapshot`].
+//! Every counter is a relaxed atomic add to the operation's own counters; a request
+//! costs two clock reads (start and end) and three adds, with no lock, allocation or
+//! formatting, and no counter shared by all operations. Requests in flight are not
+//! counted but derived: requests received minus requests answered (timed). The
+//! figures are read by `fusehost status` and `/metrics` through
+//! [`MountStats::snapshot`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -59,8 +62,13 @@ pub const LATENCY_BOUNDS_NS: [u64; 14] = [
 ];
 const BUCKETS: usize = LATENCY_BOUNDS_NS.len() + 1;
 
-/// Errno values counted one by one; a larger one (none on Linux) counts as the last.
-const ERRNO_SLOTS: usize = 134;
+/// Errno values counted one by one: Linux's, 1 to 133 (`EHWPOISON`).
+const LAST_NAMED_ERRNO: usize = 133;
+
+/// The slot of every errno above [`LAST_NAMED_ERRNO`] (the kernel takes up to 511).
+pub const OTHER_ERRNO: i32 = LAST_NAMED_ERRNO as i32 + 1;
+
+const ERRNO_SLOTS: usize = LAST_NAMED_ERRNO + 2;
 
 /// What "not found" answers are: lookups of absent names and absent extended
 /// attributes are how the kernel asks, not failures.
@@ -98,7 +106,6 @@ impl Default for OpCounters {
 #[derive(Debug)]
 pub struct MountStats {
     ops: Box<[OpCounters; OPS]>,
-    in_flight: AtomicU64,
     bytes_read: AtomicU64,
     bytes_written: AtomicU64,
 }
@@ -107,7 +114,6 @@ impl Default for MountStats {
     fn default() -> Self {
         MountStats {
             ops: Box::new(std::array::from_fn(|_| OpCounters::default())),
-            in_flight: AtomicU64::new(0),
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
         }
@@ -136,8 +142,8 @@ pub struct StatsSnapshot {
     pub bytes_written: u64,
 }
 
-/// A request being served: its latency is recorded and it leaves the in-flight count
-/// when this is dropped.
+/// A request being served: its latency is recorded (and so it counts as answered) when
+/// this is dropped.
 pub struct Timing<'a> {
     stats: &'a MountStats,
     op: Op,
@@ -152,12 +158,11 @@ impl Drop for Timing<'_> {
         let bucket = LATENCY_BOUNDS_NS.iter().position(|&bound| elapsed <= bound).unwrap_or(BUCKETS - 1);
         counters.latency[bucket].fetch_add(1, Ordering::Relaxed);
         counters.latency_sum_ns.fetch_add(elapsed, Ordering::Relaxed);
-        self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 impl MountStats {
-    /// Counts a request that is answered at once (forget: it has no reply).
+    /// Counts a request that has no reply (forget): it is never in flight.
     #[inline]
     pub fn request(&self, op: Op) {
         self.ops[op as usize].requests.fetch_add(1, Ordering::Relaxed);
@@ -167,14 +172,14 @@ impl MountStats {
     #[inline]
     pub fn begin(&self, op: Op) -> Timing<'_> {
         self.request(op);
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
         Timing { stats: self, op, started: Instant::now() }
     }
 
-    /// Counts an errno answer (a positive errno; anything else counts as the last slot).
+    /// Counts an errno answer (1 to 133 each in its own slot, any other in
+    /// [`OTHER_ERRNO`]'s).
     #[inline]
     pub fn error(&self, op: Op, errno: i32) {
-        let slot = usize::try_from(errno).ok().filter(|&slot| slot < ERRNO_SLOTS).unwrap_or(ERRNO_SLOTS - 1);
+        let slot = usize::try_from(errno).ok().filter(|&slot| slot <= LAST_NAMED_ERRNO).unwrap_or(OTHER_ERRNO as usize);
         self.ops[op as usize].errnos[slot].fetch_add(1, Ordering::Relaxed);
     }
 
@@ -189,7 +194,7 @@ impl MountStats {
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
-        let ops = Op::ALL
+        let ops: Vec<OpCount> = Op::ALL
             .iter()
             .map(|&op| {
                 let counters = &self.ops[op as usize];
@@ -197,19 +202,27 @@ impl MountStats {
                     .map(|slot| (slot as i32, counters.errnos[slot].load(Ordering::Relaxed)))
                     .filter(|&(_, answers)| answers > 0)
                     .collect();
+                // Answers before requests: a request is counted before its answer, so
+                // read in this order the difference is never negative.
+                let latency = std::array::from_fn(|bucket| counters.latency[bucket].load(Ordering::Relaxed));
                 OpCount {
                     op,
                     requests: counters.requests.load(Ordering::Relaxed),
                     errnos,
-                    latency: std::array::from_fn(|bucket| counters.latency[bucket].load(Ordering::Relaxed)),
+                    latency,
                     latency_sum_ns: counters.latency_sum_ns.load(Ordering::Relaxed),
                 }
             })
             .filter(|count| count.requests > 0)
             .collect();
+        let in_flight = ops
+            .iter()
+            .filter(|count| count.op != Op::Forget)
+            .map(|count| count.requests.saturating_sub(count.latency.iter().sum()))
+            .sum();
         StatsSnapshot {
             ops,
-            in_flight: self.in_flight.load(Ordering::Relaxed),
+            in_flight,
             bytes_read: self.bytes_read.load(Ordering::Relaxed),
             bytes_written: self.bytes_written.load(Ordering::Relaxed),
         }
@@ -231,17 +244,18 @@ mod tests {
         stats.error(Op::Read, 9999);
         stats.read_bytes(4096);
         drop(in_flight);
-        stats.request(Op::CopyFileRange);
+        // A forget has no answer: counted, never timed, never in flight.
+        stats.request(Op::Forget);
         stats.written_bytes(10);
         let snapshot = stats.snapshot();
-        assert_eq!(snapshot.in_flight, 0);
+        assert_eq!(snapshot.in_flight, 0, "a forget, which has no answer, is never in flight");
         assert_eq!((snapshot.bytes_read, snapshot.bytes_written), (4096, 10));
-        let read = &snapshot.ops[0];
+        let forget = &snapshot.ops[0];
+        assert_eq!((forget.op, forget.requests, forget.latency.iter().sum::<u64>()), (Op::Forget, 1, 0));
+        let read = &snapshot.ops[1];
         assert_eq!((read.op, read.requests), (Op::Read, 2));
-        assert_eq!(read.errnos, vec![(libc::EIO, 2), (ERRNO_SLOTS as i32 - 1, 1)]);
+        assert_eq!(read.errnos, vec![(libc::EIO, 2), (OTHER_ERRNO, 1)]);
         assert_eq!(read.latency.iter().sum::<u64>(), 2);
-        let copy = &snapshot.ops[1];
-        assert_eq!((copy.op, copy.requests, copy.latency.iter().sum::<u64>()), (Op::CopyFileRange, 1, 0));
         assert_eq!(Op::CopyFileRange.name(), "copy_file_range");
     }
 
@@ -250,13 +264,8 @@ mod tests {
         let stats = MountStats::default();
         stats.request(Op::Statfs);
         stats.request(Op::Statfs);
-        let timing = Timing { stats: &stats, op: Op::Statfs, started: Instant::now() };
-        stats.in_flight.fetch_add(1, Ordering::Relaxed);
-        drop(timing);
-        let late =
-            Timing { stats: &stats, op: Op::Statfs, started: Instant::now() - std::time::Duration::from_secs(10) };
-        stats.in_flight.fetch_add(1, Ordering::Relaxed);
-        drop(late);
+        drop(Timing { stats: &stats, op: Op::Statfs, started: Instant::now() });
+        drop(Timing { stats: &stats, op: Op::Statfs, started: Instant::now() - std::time::Duration::from_secs(10) });
         let statfs = &stats.snapshot().ops[0];
         assert_eq!(statfs.latency[BUCKETS - 1], 1, "10 s is beyond the last bound");
         assert!(statfs.latency_sum_ns >= 10_000_000_000);

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::dispatch::MountShared;
-use crate::stats::{is_not_found, is_unsupported, LATENCY_BOUNDS_NS};
+use crate::stats::{is_not_found, is_unsupported, LATENCY_BOUNDS_NS, OTHER_ERRNO};
 
 /// The version of the status document this host writes.
 pub const STATUS_VERSION: u32 = 1;
@@ -92,8 +92,11 @@ impl HostStatus {
     }
 }
 
-/// The name of `errno` (`ENOENT`), or its number when it has none.
+/// The name of `errno` (`ENOENT`); `other` for the slot of errnos past Linux's.
 pub fn errno_name(errno: i32) -> String {
+    if errno == OTHER_ERRNO {
+        return "other".to_owned();
+    }
     match nix::errno::Errno::from_raw(errno) {
         nix::errno::Errno::UnknownErrno => format!("E{errno}"),
         known => format!("{known:?}"),
@@ -153,6 +156,7 @@ mod tests {
         assert_eq!(errno_name(libc::ENOENT), "ENOENT");
         assert_eq!(errno_name(libc::ENODATA), "ENODATA");
         assert_eq!(errno_name(9999), "E9999");
+        assert_eq!(errno_name(OTHER_ERRNO), "other");
     }
 
     #[test]

@@ -75,7 +75,7 @@ pub fn prepare(loader: &Loader, config: &Config, spec: &MountSpec, check_path: b
     let search = SearchPath::standard(config.host.plugin_dir.as_deref());
     let plugin = loader.load_named(&spec.plugin, &search).map_err(|error| problem(error.to_string()))?;
     plugin.check_option_keys(spec.plugin_options.keys()).map_err(problem)?;
-    let options = resolve_path_options(&spec.plugin_options, &plugin.description.options, spec.written.dir());
+    let options = resolve_path_options(&spec.plugin_options, &plugin.description.options, &spec.written.dir);
     let plugin_options = toml::to_string(&options)
         .map_err(|error| problem(format!("[mount.options] cannot be handed over: {error}")))?;
     plugin.validate(&plugin_options).map_err(|refusal| {
@@ -285,7 +285,7 @@ impl Supervisor {
 /// folder its relative paths resolve against does.
 fn same_mount(a: &MountSpec, b: &MountSpec) -> bool {
     let unplaced = |spec: &MountSpec| MountSpec {
-        written: Written { file: spec.written.dir().to_path_buf(), ..Written::default() },
+        written: Written { dir: spec.written.dir.clone(), ..Written::default() },
         ..spec.clone()
     };
     unplaced(a) == unplaced(b)
@@ -317,11 +317,11 @@ mod tests {
         )
         .unwrap();
         let options: toml::Table = toml::from_str("source = \"data\"\nlabel = \"data\"").unwrap();
-        let resolved = resolve_path_options(&options, &reference, config.mounts[0].written.dir());
+        let resolved = resolve_path_options(&options, &reference, &config.mounts[0].written.dir);
         assert_eq!(resolved["source"].as_str(), Some("/etc/fusehost/data"));
         assert_eq!(resolved["label"].as_str(), Some("data"));
         let absolute: toml::Table = toml::from_str("source = \"/srv/x\"").unwrap();
-        let resolved = resolve_path_options(&absolute, &reference, config.mounts[0].written.dir());
+        let resolved = resolve_path_options(&absolute, &reference, &config.mounts[0].written.dir);
         assert_eq!(resolved["source"].as_str(), Some("/srv/x"));
     }
 }

@@ -132,18 +132,20 @@ pub fn status_json(socket: &Path) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("status --json is JSON")
 }
 
-/// Whether `tool` runs (`tool --version`); under `CI` a missing tool fails the test,
-/// since `.ci/run` installs it, elsewhere the caller skips and says so.
-pub fn have_tool(tool: &str, installed_by: &str) -> bool {
-    let found = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !found {
-        assert!(std::env::var_os("CI").is_none(), "CI installs {tool} ({installed_by})");
-        eprintln!("skipped: {tool} is not installed ({installed_by})");
+/// The program `name` on `PATH` or in `~/.cargo/bin`, or `None` (after saying why and
+/// how to install it) when it is missing outside CI; under `CI` a missing tool fails
+/// the test, since `.ci/run` installs it.
+pub fn tool(name: &str, install: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> =
+        std::env::var_os("PATH").map(|path| std::env::split_paths(&path).collect()).unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(Path::new(&home).join(".cargo/bin"));
+    }
+    let found = dirs.into_iter().map(|dir| dir.join(name)).find(|path| path.is_file());
+    if found.is_none() {
+        let message = format!("{name} is not installed: {install}");
+        assert!(std::env::var_os("CI").is_none(), "{message}");
+        eprintln!("SKIPPED: {message}");
     }
     found
 }

@@ -11,31 +11,12 @@
 //! a missing tool skips these tests with a message saying how to install it; under CI
 //! (`CI` set) it fails them instead.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use fusehost_tests::{run_within, Host, Tmpfs};
+use fusehost_tests::{run_within, tool, Host, Tmpfs};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(900);
-
-/// The tool, or `None` (after saying why) when it is missing outside CI.
-fn tool(name: &str, install: &str) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> =
-        std::env::var_os("PATH").map(|path| std::env::split_paths(&path).collect()).unwrap_or_default();
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(Path::new(&home).join(".cargo/bin"));
-    }
-    let found = dirs.into_iter().map(|dir| dir.join(name)).find(|path| path.is_file());
-    if found.is_none() {
-        let message = format!("{name} is not installed: {install}");
-        if std::env::var_os("CI").is_some() {
-            panic!("{message}");
-        }
-        eprintln!("SKIPPED: {message}");
-    }
-    found
-}
 
 /// Runs a conformance tool to the end (bounded) and returns its exit success and output.
 fn run_tool(mut command: Command) -> (bool, String) {

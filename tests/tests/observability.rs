@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fusehost_tests::{fusehost, have_tool, mount_lines, run_to_end, status_json, stderr_text, write_config, Host};
+use fusehost_tests::{fusehost, mount_lines, run_to_end, status_json, stderr_text, tool, write_config, Host};
 
 /// A config with two mounts and `/metrics` on a port the kernel picks.
 fn host_with_metrics() -> (Host, String) {
@@ -84,9 +84,7 @@ fn status_counts_not_found_apart_from_errors_and_shows_bytes_and_latency() {
 
 #[test]
 fn status_in_prometheus_format_passes_promtool() {
-    if !have_tool("promtool", "Debian package prometheus") {
-        return;
-    }
+    let Some(promtool) = tool("promtool", "apt-get install prometheus") else { return };
     let host = Host::run_mounts(&[mount_lines("scratch", "memfs", "")]);
     std::fs::write(host.path("a"), "x").unwrap();
     let mut command = fusehost();
@@ -97,7 +95,7 @@ fn status_in_prometheus_format_passes_promtool() {
     assert!(sample(&text, "fusehost_requests_total{mount=\"scratch\",operation=\"create\"}") >= Some(1.0), "{text}");
     assert!(sample(&text, "fusehost_written_bytes_total{mount=\"scratch\"}") == Some(1.0), "{text}");
 
-    let mut promtool = Command::new("promtool")
+    let mut promtool = Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -135,7 +133,7 @@ struct Prometheus {
 }
 
 impl Prometheus {
-    fn start(dir: &Path, target: &str) -> Prometheus {
+    fn start(program: &Path, dir: &Path, target: &str) -> Prometheus {
         let config = dir.join("prometheus.yml");
         std::fs::write(
             &config,
@@ -147,7 +145,7 @@ impl Prometheus {
         // A free port for Prometheus' own API: bind, read it, release it.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let address = format!("127.0.0.1:{port}");
-        let child = Command::new("prometheus")
+        let child = Command::new(program)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
             .arg(format!("--web.listen-address={address}"))
@@ -192,12 +190,10 @@ impl Drop for Prometheus {
 
 #[test]
 fn a_real_prometheus_server_scrapes_metrics_listen() {
-    if !have_tool("prometheus", "Debian package prometheus") {
-        return;
-    }
+    let Some(prometheus) = tool("prometheus", "apt-get install prometheus") else { return };
     let (host, address) = host_with_metrics();
     std::fs::write(host.mountpoints[0].join("scraped"), "123").unwrap();
-    let prometheus = Prometheus::start(host.dir.path(), &address);
+    let prometheus = Prometheus::start(&prometheus, host.dir.path(), &address);
     let deadline = Instant::now() + Duration::from_secs(60);
     let written = prometheus.value("fusehost_written_bytes_total{mount=\"scratch\"}", deadline);
     assert_eq!(written.as_deref(), Some("3"), "Prometheus scraped the written bytes");

@@ -24,7 +24,7 @@ fn built_package() -> Option<PathBuf> {
         .max_by_key(|path| std::fs::metadata(path).and_then(|meta| meta.modified()).ok());
     if newest.is_none() {
         assert!(std::env::var_os("CI").is_none(), "CI builds the package with .ci/package before the tests");
-        eprintln!("skipped: no package in {} (run .ci/package)", folder.display());
+        eprintln!("SKIPPED: no package in {} (run .ci/package)", folder.display());
     }
     newest
 }

@@ -31,7 +31,7 @@ struct Node {
 }
 
 impl Node {
-    fn new(ino: u64, kind: FileType, perm: u16, req: &Request) -> Node {
+    fn new(ino: u64, kind: FileType, perm: u16, (uid, gid): (u32, u32)) -> Node {
         let now = SystemTime::now();
         Node {
             attr: Mutex::new(FileAttr {
@@ -45,8 +45,8 @@ impl Node {
                 kind,
                 perm,
                 nlink: if kind == FileType::Directory { 2 } else { 1 },
-                uid: req.uid(),
-                gid: req.gid(),
+                uid,
+                gid,
                 rdev: 0,
                 blksize: 4096,
                 flags: 0,
@@ -74,7 +74,7 @@ impl MemFs {
             return Err(Errno::EEXIST);
         }
         let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
-        let node = Arc::new(Node::new(ino, kind, (mode & 0o7777) as u16, req));
+        let node = Arc::new(Node::new(ino, kind, (mode & 0o7777) as u16, (req.uid(), req.gid())));
         let attr = *node.attr.lock();
         self.nodes.write().insert(ino, node);
         children.insert(name.to_owned(), ino);
@@ -362,31 +362,7 @@ fn main() {
         std::process::exit(2);
     };
     let threads = args.next().and_then(|n| n.to_str()?.parse().ok()).unwrap_or(2);
-    let root_request_free = {
-        let now = SystemTime::now();
-        FileAttr {
-            ino: INodeNo(ROOT),
-            size: 0,
-            blocks: 0,
-            atime: now,
-            mtime: now,
-            ctime: now,
-            crtime: now,
-            kind: FileType::Directory,
-            perm: 0o755,
-            nlink: 2,
-            uid: 0,
-            gid: 0,
-            rdev: 0,
-            blksize: 4096,
-            flags: 0,
-        }
-    };
-    let root = Arc::new(Node {
-        attr: Mutex::new(root_request_free),
-        data: RwLock::new(Vec::new()),
-        children: Mutex::new(BTreeMap::new()),
-    });
+    let root = Arc::new(Node::new(ROOT, FileType::Directory, 0o755, (0, 0)));
     let fs = MemFs { nodes: RwLock::new(HashMap::from([(ROOT, root)])), next_ino: AtomicU64::new(2) };
     let mut config = fuser::Config::default();
     config.mount_options =

@@ -24,6 +24,8 @@ const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
 enum Event {
     Signal(HostSignal),
     Control(Request),
+    /// A `/metrics` scrape: the status itself, not the control socket's JSON of it.
+    Scrape(Sender<HostStatus>),
 }
 
 pub fn run(config_file: &Path, verbosity: u8, log_format: LogFormat) -> Result<(), HostError> {
@@ -68,6 +70,9 @@ pub fn run(config_file: &Path, verbosity: u8, log_format: LogFormat) -> Result<(
                 };
                 let _ = request.reply.send(answer.unwrap_or_else(|error| format!("{{\"error\":\"{error}\"}}")));
             }
+            Ok(Event::Scrape(reply)) => {
+                let _ = reply.send(supervisor.status());
+            }
             Err(RecvTimeoutError::Timeout) => supervisor.reap_ended(),
             Err(RecvTimeoutError::Disconnected) => break,
         }
@@ -84,10 +89,8 @@ pub fn run(config_file: &Path, verbosity: u8, log_format: LogFormat) -> Result<(
 fn serve_metrics(address: SocketAddr, events: Sender<Event>) -> Result<MetricsServer, HostError> {
     let server = MetricsServer::start(address, move || {
         let (reply, answer) = channel();
-        let request = Request { command: control::Command::Status, reply };
-        events.send(Event::Control(request)).ok()?;
-        let text = answer.recv_timeout(SCRAPE_TIMEOUT).ok()?;
-        serde_json::from_str::<HostStatus>(&text).ok()
+        events.send(Event::Scrape(reply)).ok()?;
+        answer.recv_timeout(SCRAPE_TIMEOUT).ok()
     })?;
     say(format_args!("fusehost: metrics at http://{}/metrics", server.address()));
     Ok(server)

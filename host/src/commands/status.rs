@@ -32,7 +32,7 @@ pub fn socket_path(socket: Option<PathBuf>, config_file: Option<&Path>) -> Resul
 pub enum StatusFormat {
     /// A table for people.
     Text,
-    /// The status document, as the host wrote it (see README "Status fields").
+    /// The status document, as the host wrote it (see README "Status and metrics").
     Json,
     /// Prometheus' text format, for node_exporter's textfile collector.
     Prometheus,
@@ -56,19 +56,20 @@ fn parse<T: DeserializeOwned>(answer: &str) -> Result<T, HostError> {
     }
 }
 
-/// Asks the host at `socket` for its status.
+/// Asks the host at `socket` for its status, refusing a newer document than this
+/// binary reads rather than misread it.
 pub fn fetch(socket: &Path) -> Result<HostStatus, HostError> {
     let answer = ask(socket, "status")?;
-    let version: Option<u32> = serde_json::from_str::<serde_json::Value>(&answer)
-        .ok()
-        .and_then(|value| value.get("version").and_then(serde_json::Value::as_u64))
-        .and_then(|version| u32::try_from(version).ok());
-    if let Some(version) = version.filter(|&version| version > STATUS_VERSION) {
+    let document: serde_json::Value = parse(&answer)?;
+    let version = document.get("version").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    if version > u64::from(STATUS_VERSION) {
         return Err(HostError::Usage(format!(
             "the host writes status version {version}, this fusehost reads up to {STATUS_VERSION}: use the host's own fusehost binary"
         )));
     }
-    parse(&answer)
+    serde_json::from_value(document).map_err(|error| {
+        HostError::Usage(format!("the host answered a status this fusehost cannot read ({error}): {answer}"))
+    })
 }
 
 pub fn status(socket: &Path, format: StatusFormat) -> Result<(), HostError> {
@@ -126,8 +127,8 @@ fn print_table(status: &HostStatus) {
             .requests
             .iter()
             .map(|(op, figures)| {
-                let mean_us =
-                    if figures.requests > 0 { figures.latency_sum_secs * 1e6 / figures.requests as f64 } else { 0.0 };
+                let answered: u64 = figures.latency_counts.iter().sum();
+                let mean_us = if answered > 0 { figures.latency_sum_secs * 1e6 / answered as f64 } else { 0.0 };
                 format!("{op} {}/{}/{} {mean_us:.0}µs", figures.requests, figures.errors, figures.not_found)
             })
             .collect();

@@ -93,12 +93,19 @@ mod tests {
         format!("[[mount]]\nname = \"{name}\"\npath = \"{path}\"\nplugin = \"memfs\"\n")
     }
 
+    /// A folder with `mounts.toml` holding `main` and an empty `mounts.d/`; returns the
+    /// folder and the main file.
+    fn config_with_drop_in_folder(main: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mounts.toml");
+        std::fs::write(&file, main).unwrap();
+        std::fs::create_dir(dir.path().join("mounts.d")).unwrap();
+        (dir, file)
+    }
+
     #[test]
     fn drop_ins_add_mounts_in_name_order_and_resolve_against_their_own_folder() {
-        let dir = tempfile::tempdir().unwrap();
-        let main = dir.path().join("mounts.toml");
-        std::fs::write(&main, mount("a", "/srv/a")).unwrap();
-        std::fs::create_dir(dir.path().join("mounts.d")).unwrap();
+        let (dir, main) = config_with_drop_in_folder(&mount("a", "/srv/a"));
         std::fs::write(dir.path().join("mounts.d/20-c.toml"), mount("c", "relative")).unwrap();
         std::fs::write(dir.path().join("mounts.d/10-b.toml"), mount("b", "/srv/b")).unwrap();
         std::fs::write(dir.path().join("mounts.d/skip.toml~"), "garbage").unwrap();
@@ -111,10 +118,7 @@ mod tests {
 
     #[test]
     fn a_clash_across_files_names_both_files_and_the_place_of_the_later_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let main = dir.path().join("mounts.toml");
-        std::fs::write(&main, mount("a", "/srv/a")).unwrap();
-        std::fs::create_dir(dir.path().join("mounts.d")).unwrap();
+        let (dir, main) = config_with_drop_in_folder(&mount("a", "/srv/a"));
         let drop_in = dir.path().join("mounts.d/pkg.toml");
         std::fs::write(&drop_in, format!("\n{}", mount("a", "/srv/other"))).unwrap();
         let error = load(&main).unwrap_err();
@@ -146,10 +150,7 @@ mod tests {
 
     #[test]
     fn a_broken_drop_in_is_named_with_its_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let main = dir.path().join("mounts.toml");
-        std::fs::write(&main, mount("a", "/srv/a")).unwrap();
-        std::fs::create_dir(dir.path().join("mounts.d")).unwrap();
+        let (dir, main) = config_with_drop_in_folder(&mount("a", "/srv/a"));
         let drop_in = dir.path().join("mounts.d/pkg.toml");
         std::fs::write(&drop_in, "[[mount]]\nname = \"b\"\npath = \"/srv/b\"\nplugn = \"memfs\"\n").unwrap();
         let error = load(&main).unwrap_err();

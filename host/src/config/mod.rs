@@ -120,7 +120,11 @@ pub struct MountSpec {
 /// name and its path.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Written {
+    /// As given (for messages).
     pub file: PathBuf,
+    /// The file's folder, absolute: what the mount's relative paths (its own, and the
+    /// plugin options that are paths) resolve against.
+    pub dir: PathBuf,
     /// The `[[mount]]` line (1-based).
     pub line: usize,
     pub name: (usize, usize),
@@ -140,19 +144,12 @@ impl Written {
             format!("{}:{}", self.file.display(), self.line)
         }
     }
-
-    /// The folder relative paths of this mount resolve against.
-    pub fn dir(&self) -> &Path {
-        self.file.parent().unwrap_or(Path::new("/"))
-    }
 }
 
 /// A whole configuration file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub file: PathBuf,
-    /// The file's folder, absolute: what relative paths in it are relative to.
-    pub dir: PathBuf,
     pub host: HostSettings,
     pub mounts: Vec<MountSpec>,
 }
@@ -222,7 +219,6 @@ enum Role {
 struct Parsed {
     host: HostSettings,
     mounts: Vec<MountSpec>,
-    dir: PathBuf,
 }
 
 /// Parses and checks config `text` read from `file` alone, without its drop-ins
@@ -239,7 +235,7 @@ fn finish(
     drop_ins: Vec<MountSpec>,
     drop_in_dir: Option<&Path>,
 ) -> Result<Config, ConfigError> {
-    let Parsed { host, mut mounts, dir } = main;
+    let Parsed { host, mut mounts } = main;
     mounts.extend(drop_ins);
     let at_top = |message: String| ConfigError { file: file.to_path_buf(), line: 1, column: 1, message };
     if mounts.is_empty() {
@@ -255,7 +251,7 @@ fn finish(
         )));
     }
     unique::check_unique(&mounts)?;
-    Ok(Config { file: file.to_path_buf(), dir, host, mounts })
+    Ok(Config { file: file.to_path_buf(), host, mounts })
 }
 
 fn parse_file(text: &str, file: &Path, role: Role) -> Result<Parsed, ConfigError> {
@@ -299,9 +295,9 @@ fn parse_file(text: &str, file: &Path, role: Role) -> Result<Parsed, ConfigError
 
     let mut mounts = Vec::with_capacity(raw.mount.len());
     for raw_mount in &raw.mount {
-        mounts.push(mount_spec(&place, raw_mount, &resolve)?);
+        mounts.push(mount_spec(&place, raw_mount, &dir)?);
     }
-    Ok(Parsed { host, mounts, dir })
+    Ok(Parsed { host, mounts })
 }
 
 fn host_settings(
@@ -341,11 +337,8 @@ fn host_settings(
     })
 }
 
-fn mount_spec(
-    place: &Place<'_>,
-    spanned: &Spanned<RawMount>,
-    resolve: &impl Fn(&str) -> PathBuf,
-) -> Result<MountSpec, ConfigError> {
+fn mount_spec(place: &Place<'_>, spanned: &Spanned<RawMount>, dir: &Path) -> Result<MountSpec, ConfigError> {
+    let resolve = |written: &str| resolve_in(dir, written);
     let raw = spanned.get_ref();
     let name = raw.name.get_ref();
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
@@ -406,6 +399,7 @@ fn mount_spec(
         plugin_options: raw.options.clone(),
         written: Written {
             file: place.file().to_path_buf(),
+            dir: dir.to_path_buf(),
             line: place.line_column(spanned.span().start).0,
             name: place.line_column(raw.name.span().start),
             path: place.line_column(raw.path.span().start),
@@ -487,6 +481,15 @@ plugin = "./libfusehost_hello.so"
         assert_eq!(scratch.plugin_options.get("max_size"), Some(&Value::String("512MiB".into())));
         assert_eq!(scratch.written.line, 6);
         assert_eq!(config.mounts[1].plugin, "/etc/fusehost/libfusehost_hello.so");
+    }
+
+    #[test]
+    fn a_config_named_by_a_relative_path_resolves_against_its_absolute_folder() {
+        let config =
+            parse("[[mount]]\nname = \"a\"\npath = \"mnt\"\nplugin = \"x\"\n", Path::new("mounts.toml")).unwrap();
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(config.mounts[0].written.dir, here, "plugin path options resolve against it");
+        assert_eq!(config.mounts[0].path, here.join("mnt"));
     }
 
     #[test]

@@ -333,16 +333,9 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
 
     #[inline]
     fn fail(&self, op: Op, errno: Errno) -> fuser::Errno {
-        match kernel_errno(errno) {
-            Some(kernel) => {
-                self.core.shared.stats.error(op, errno.0);
-                kernel
-            }
-            None => {
-                self.core.shared.stats.error(op, libc::EIO);
-                self.core.shared.anomalies.invalid_errno(op, errno)
-            }
-        }
+        let kernel = kernel_errno(errno);
+        self.core.shared.stats.error(op, if kernel.is_some() { errno.0 } else { libc::EIO });
+        kernel.unwrap_or_else(|| self.core.shared.anomalies.invalid_errno(op, errno))
     }
 
     /// [`Dispatch::fail`] for a request about inode `ino`: an `ENOENT` for an inode the
