@@ -25,8 +25,8 @@ use std::sync::Arc;
 use abi_stable::library::{lib_header_from_path, LibHeader, LibraryError};
 use fusehost_abi::abi_stable::std_types::{RResult, RStr};
 use fusehost_abi::{
-    thread_model, v1_0, FsObject, HostServices, MountInit, PluginError, PluginInfo, PluginMetadata, PluginModule_Ref,
-    ABI_MAJOR, ABI_MAJOR_SYMBOL, ABI_VERSION,
+    thread_model, v1_0, v1_1, FsObject, HostServices, MountInit, PluginError, PluginInfo, PluginMetadata,
+    PluginModule_Ref, ABI_MAJOR, ABI_MAJOR_SYMBOL, ABI_VERSION,
 };
 use parking_lot::Mutex;
 
@@ -205,7 +205,8 @@ impl LoadedPlugin {
 /// A plugin's root module, through the interface of the ABI minor it was built for.
 enum RootModule {
     V1_0(v1_0::PluginModule_Ref),
-    /// 1.1 or newer: a newer plugin's extra entries are never asked for.
+    V1_1(v1_1::PluginModule_Ref),
+    /// 1.2 or newer: a newer plugin's extra entries are never asked for.
     Current(PluginModule_Ref),
 }
 
@@ -213,6 +214,7 @@ impl RootModule {
     fn load(header: &LibHeader, plugin_minor: u32) -> Result<RootModule, LibraryError> {
         Ok(match plugin_minor {
             0 => RootModule::V1_0(header.init_root_module::<v1_0::PluginModule_Ref>()?),
+            1 => RootModule::V1_1(header.init_root_module::<v1_1::PluginModule_Ref>()?),
             _ => RootModule::Current(header.init_root_module::<PluginModule_Ref>()?),
         })
     }
@@ -220,6 +222,7 @@ impl RootModule {
     fn attach_host(&self) -> extern "C" fn(HostServices) {
         match self {
             RootModule::V1_0(module) => module.attach_host(),
+            RootModule::V1_1(module) => module.attach_host(),
             RootModule::Current(module) => module.attach_host(),
         }
     }
@@ -227,6 +230,7 @@ impl RootModule {
     fn describe(&self) -> extern "C" fn() -> PluginInfo {
         match self {
             RootModule::V1_0(module) => module.describe(),
+            RootModule::V1_1(module) => module.describe(),
             RootModule::Current(module) => module.describe(),
         }
     }
@@ -234,6 +238,7 @@ impl RootModule {
     fn metadata(&self) -> Option<PluginMetadata> {
         match self {
             RootModule::V1_0(_) => None,
+            RootModule::V1_1(module) => Some((module.metadata())()),
             RootModule::Current(module) => Some((module.metadata())()),
         }
     }
@@ -241,6 +246,7 @@ impl RootModule {
     fn validate(&self, options_toml: &str) -> RResult<(), PluginError> {
         match self {
             RootModule::V1_0(module) => (module.validate())(RStr::from_str(options_toml)),
+            RootModule::V1_1(module) => (module.validate())(RStr::from_str(options_toml)),
             RootModule::Current(module) => (module.validate())(RStr::from_str(options_toml)),
         }
     }
@@ -249,6 +255,10 @@ impl RootModule {
         match self {
             RootModule::V1_0(module) => match (module.new_filesystem())(init) {
                 RResult::ROk(fs) => RResult::ROk(abi_adapters::from_v1_0(fs)),
+                RResult::RErr(error) => RResult::RErr(error),
+            },
+            RootModule::V1_1(module) => match (module.new_filesystem())(init) {
+                RResult::ROk(fs) => RResult::ROk(abi_adapters::from_v1_1(fs)),
                 RResult::RErr(error) => RResult::RErr(error),
             },
             RootModule::Current(module) => (module.new_filesystem())(init),

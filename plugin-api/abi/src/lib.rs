@@ -40,6 +40,7 @@
 //! | negative entries and per-entry TTLs ([`RawFilesystem::lookup_ttl`], [`RawFilesystem::getattr_ttl`]) | 1.1.0 |
 //! | `getlk`/`setlk`, `ioctl`, `poll`, `bmap` | 1.1.0 |
 //! | [`PluginMetadata`]: read-only plugins, the source option, the semantics revision | 1.1.0 |
+//! | answers given later, from any thread ([`RawFilesystem::answers_later`], [`LaterFilesystem`], [`Reply`]) | 1.2.0 |
 //!
 //! # How a plugin is recognised
 //!
@@ -73,6 +74,7 @@ use abi_stable::{
 };
 
 pub mod v1_0;
+pub mod v1_1;
 
 /// The ABI major this crate defines, taken from its package version.
 pub const ABI_MAJOR: u32 = parse_major(env!("CARGO_PKG_VERSION"));
@@ -589,7 +591,164 @@ pub trait RawFilesystem: Send + Sync {
         let _ = (ctx, ino, block_size, block);
         RResult::RErr(Errno::ENOSYS)
     }
+
+    // ---- Appended in 1.2.0.
+
+    /// The part of this filesystem that answers requests later, from any thread
+    /// ([`LaterFilesystem`]), if it has one. Asked once, before the mount; a 1.1 host
+    /// never asks and calls the synchronous methods only.
+    fn answers_later(&self) -> ROption<LaterFsObject> {
+        ROption::RNone
+    }
 }
+
+/// Requests a filesystem may answer later (bits of [`LaterFilesystem::operations`]).
+/// Bits only ever get added; a host ignores bits it does not know, and answers those
+/// requests through the synchronous methods.
+pub mod operation {
+    pub const LOOKUP: u64 = 1 << 0;
+    pub const GETATTR: u64 = 1 << 1;
+    pub const SETATTR: u64 = 1 << 2;
+    pub const READLINK: u64 = 1 << 3;
+    pub const MKNOD: u64 = 1 << 4;
+    pub const MKDIR: u64 = 1 << 5;
+    pub const UNLINK: u64 = 1 << 6;
+    pub const RMDIR: u64 = 1 << 7;
+    pub const SYMLINK: u64 = 1 << 8;
+    pub const RENAME: u64 = 1 << 9;
+    pub const LINK: u64 = 1 << 10;
+    pub const OPEN: u64 = 1 << 11;
+    pub const READ: u64 = 1 << 12;
+    pub const WRITE: u64 = 1 << 13;
+    pub const FLUSH: u64 = 1 << 14;
+    pub const RELEASE: u64 = 1 << 15;
+    pub const FSYNC: u64 = 1 << 16;
+    pub const OPENDIR: u64 = 1 << 17;
+    pub const READDIR: u64 = 1 << 18;
+    pub const READDIRPLUS: u64 = 1 << 19;
+    pub const RELEASEDIR: u64 = 1 << 20;
+    pub const STATFS: u64 = 1 << 21;
+    pub const CREATE: u64 = 1 << 22;
+    /// Every bit of this version.
+    pub const ALL: u64 = (1 << 23) - 1;
+}
+
+/// The answer to one request, given later and from any thread (ABI 1.2).
+///
+/// Implemented by the host; a plugin receives one in each [`LaterFilesystem`] method and calls
+/// exactly one answering method on it: [`Reply::error`], or the success that fits the
+/// request (`entry` for lookup, mknod, mkdir, symlink and link; `attr` for getattr and
+/// setattr; `data` for read and readlink; `written` for write; `opened` for open and
+/// opendir; `created` for create; `statfs`; `empty` for the rest, and to end a
+/// listing after its `add_*` calls). The host checks the answer as it checks every
+/// answer: one of the wrong kind is `EIO`. Dropping a reply without answering
+/// answers `EIO`, once, and is logged and counted: a FUSE request is never left
+/// unanswered.
+#[sabi_trait]
+pub trait Reply: Send {
+    fn error(&mut self, errno: Errno);
+    fn empty(&mut self);
+    /// `entry.attr.ino == 0` is a negative entry (lookup only).
+    fn entry(&mut self, entry: &EntryTtl);
+    fn attr(&mut self, attr: &AttrTtl);
+    fn data(&mut self, data: RSlice<'_, u8>);
+    fn written(&mut self, count: u32);
+    fn opened(&mut self, opened: &Opened);
+    fn created(&mut self, created: &Created);
+    fn statfs(&mut self, statfs: &StatFs);
+    /// Adds a readdir entry; returns `true` when the listing is full (entry not added).
+    fn add_dir_entry(&mut self, ino: u64, next_offset: i64, kind: u32, name: RSlice<'_, u8>) -> bool;
+    /// Adds a readdirplus entry (counted as a lookup once sent); returns `true` when
+    /// full (entry not added, not counted).
+    #[sabi(last_prefix_field)]
+    fn add_dir_plus_entry(&mut self, next_offset: i64, name: RSlice<'_, u8>, entry: &Entry) -> bool;
+}
+
+/// A reply handle as a plugin holds it: owned, `Send`, answered once.
+pub type ReplyObject = Reply_TO<'static, RBox<()>>;
+
+/// The part of a filesystem that answers requests later, from any thread (ABI 1.2).
+///
+/// Its [`LaterFilesystem::operations`] are the [`operation`] bits the host sends here
+/// instead of to the synchronous method of [`RawFilesystem`]; every other request still
+/// goes there. Each method gets the request's arguments (borrowed for the call only:
+/// copy what you keep) and a [`Reply`] to answer through, now or later. The host never
+/// calls a method whose bit is not in `operations()` (answer those `ENOSYS`).
+#[sabi_trait]
+pub trait LaterFilesystem: Send + Sync {
+    /// The [`operation`] bits answered here. Asked once, before the mount.
+    fn operations(&self) -> u64;
+    fn lookup(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>, reply: ReplyObject);
+    fn getattr(&self, ctx: &RequestCtx, ino: u64, fh: ROption<u64>, reply: ReplyObject);
+    fn setattr(&self, ctx: &RequestCtx, ino: u64, attr: &SetAttr, reply: ReplyObject);
+    fn readlink(&self, ctx: &RequestCtx, ino: u64, reply: ReplyObject);
+    fn mknod(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>, mode: u32, rdev: u32, reply: ReplyObject);
+    fn mkdir(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>, mode: u32, reply: ReplyObject);
+    fn unlink(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>, reply: ReplyObject);
+    fn rmdir(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>, reply: ReplyObject);
+    fn symlink(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>, target: RSlice<'_, u8>, reply: ReplyObject);
+    fn rename(
+        &self,
+        ctx: &RequestCtx,
+        parent: u64,
+        name: RSlice<'_, u8>,
+        new_parent: u64,
+        new_name: RSlice<'_, u8>,
+        flags: u32,
+        reply: ReplyObject,
+    );
+    fn link(&self, ctx: &RequestCtx, ino: u64, new_parent: u64, new_name: RSlice<'_, u8>, reply: ReplyObject);
+    fn open(&self, ctx: &RequestCtx, ino: u64, flags: i32, reply: ReplyObject);
+    /// Answers with [`Reply::data`]: at most `size` bytes, fewer only at end of file.
+    fn read(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        size: u32,
+        flags: i32,
+        lock_owner: ROption<u64>,
+        reply: ReplyObject,
+    );
+    fn write(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        data: RSlice<'_, u8>,
+        write_flags: u32,
+        flags: i32,
+        lock_owner: ROption<u64>,
+        reply: ReplyObject,
+    );
+    fn flush(&self, ctx: &RequestCtx, ino: u64, fh: u64, lock_owner: u64, reply: ReplyObject);
+    fn release(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        flags: i32,
+        lock_owner: ROption<u64>,
+        flush: bool,
+        reply: ReplyObject,
+    );
+    fn fsync(&self, ctx: &RequestCtx, ino: u64, fh: u64, datasync: bool, reply: ReplyObject);
+    fn opendir(&self, ctx: &RequestCtx, ino: u64, flags: i32, reply: ReplyObject);
+    /// Answers with [`Reply::add_dir_entry`] for each entry (until it returns `true`:
+    /// full), then [`Reply::empty`].
+    fn readdir(&self, ctx: &RequestCtx, ino: u64, fh: u64, offset: i64, reply: ReplyObject);
+    /// Answers with [`Reply::add_dir_plus_entry`] for each entry, then [`Reply::empty`].
+    fn readdirplus(&self, ctx: &RequestCtx, ino: u64, fh: u64, offset: i64, reply: ReplyObject);
+    fn releasedir(&self, ctx: &RequestCtx, ino: u64, fh: u64, flags: i32, reply: ReplyObject);
+    fn statfs(&self, ctx: &RequestCtx, ino: u64, reply: ReplyObject);
+    #[sabi(last_prefix_field)]
+    fn create(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>, mode: u32, flags: i32, reply: ReplyObject);
+}
+
+/// A filesystem's later-answering part as the host holds it.
+pub type LaterFsObject = LaterFilesystem_TO<'static, RArc<()>>;
 
 /// The host's services to one mount of a 1.1 plugin, handed over in
 /// [`RawFilesystem::init`]. Implemented by the host; appended to like every trait.
@@ -705,7 +864,7 @@ pub struct IoctlOut {
 
 /// The revision of the documented meaning of every field and method, next to the
 /// layout's version: a host can tell which promises a plugin was built against.
-/// 1: as of `fusehost-abi` 1.0.0 and 1.1.0.
+/// 1: as of `fusehost-abi` 1.0.0, 1.1.0 and 1.2.0.
 pub const SEMANTICS_REVISION: u32 = 1;
 
 /// What a 1.1 plugin says about itself beyond [`PluginInfo`].

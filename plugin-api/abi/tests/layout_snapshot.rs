@@ -103,15 +103,29 @@ fn the_released_1_0_interface_never_changes() {
 }
 
 #[test]
+fn the_released_1_1_interface_never_changes() {
+    check("v1_1.txt", <fusehost_abi::v1_1::PluginModule_Ref as StableAbi>::LAYOUT);
+}
+
+#[test]
 fn the_current_interface_changes_only_by_review() {
     check("current.txt", <fusehost_abi::PluginModule_Ref as StableAbi>::LAYOUT);
 }
 
-/// Within a major, the current snapshot keeps every line of 1.0's about each type
-/// 1.0 had, in order: fields are appended, never changed, removed or reordered.
 #[test]
 fn the_current_interface_only_appends_to_1_0() {
-    let old = snapshot(<fusehost_abi::v1_0::PluginModule_Ref as StableAbi>::LAYOUT);
+    only_appends_to(<fusehost_abi::v1_0::PluginModule_Ref as StableAbi>::LAYOUT);
+}
+
+#[test]
+fn the_current_interface_only_appends_to_1_1() {
+    only_appends_to(<fusehost_abi::v1_1::PluginModule_Ref as StableAbi>::LAYOUT);
+}
+
+/// Within a major, the current snapshot keeps every line of an older minor's about
+/// each type it had, in order: fields are appended, never changed, removed or reordered.
+fn only_appends_to(released: &'static TypeLayout) {
+    let old = snapshot(released);
     let new = snapshot(<fusehost_abi::PluginModule_Ref as StableAbi>::LAYOUT);
     let blocks = |text: &str| -> BTreeMap<String, Vec<String>> {
         text.split("\n\n")
@@ -133,7 +147,7 @@ fn the_current_interface_only_appends_to_1_0() {
         let new_fields: Vec<_> = new_lines.iter().filter(|line| line.contains("field ")).collect();
         assert!(
             new_fields.len() >= old_fields.len() && new_fields[..old_fields.len()] == old_fields[..],
-            "{type_name}: 1.0's fields are not a prefix of the current ones:\n{old_fields:#?}\n{new_fields:#?}"
+            "{type_name}: the released fields are not a prefix of the current ones:\n{old_fields:#?}\n{new_fields:#?}"
         );
         if !old_lines.iter().any(|line| line.starts_with("  prefix")) {
             assert_eq!(old_lines, new_lines, "{type_name} is not a prefix type: it cannot grow");
