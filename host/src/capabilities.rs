@@ -35,6 +35,9 @@ const INIT_FLAGS: &[(u64, InitFlags)] = &[
 pub struct Asked {
     pub writeback_cache: bool,
     pub kernel_passthrough: bool,
+    /// READDIRPLUS: off for a plugin that answers readdir later but not readdirplus
+    /// (its synchronous readdirplus would block a worker on every entry's lookup).
+    pub readdirplus: bool,
 }
 
 /// Asks the kernel for what the host always wants and for every consented capability
@@ -42,8 +45,10 @@ pub struct Asked {
 /// kernel does not combine the two); returns the capabilities in effect.
 pub fn negotiate(config: &mut KernelConfig, consent: u64, asked: Asked) -> u64 {
     let offered = config.capabilities();
-    let mut wanted =
-        InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO | InitFlags::FUSE_PARALLEL_DIROPS;
+    let mut wanted = InitFlags::FUSE_PARALLEL_DIROPS;
+    if asked.readdirplus {
+        wanted |= InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO;
+    }
     let mut granted = consent & capability::PARALLEL_DIRECT_WRITES;
     for &(bit, flag) in INIT_FLAGS {
         if consent & bit == 0 || !offered.contains(flag) {

@@ -141,6 +141,15 @@ impl Anomalies {
         fuser::Errno::EIO
     }
 
+    /// A reply the plugin dropped without answering; the caller answers `EIO`.
+    #[cold]
+    pub fn dropped_reply(&self, op: Op) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        if self.breaches.allow() {
+            tracing::error!(operation = op.name(), "plugin dropped the reply without answering; replying EIO");
+        }
+    }
+
     /// An errno the kernel cannot carry.
     #[cold]
     pub fn invalid_errno(&self, op: Op, errno: Errno) -> fuser::Errno {

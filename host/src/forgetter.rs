@@ -37,7 +37,7 @@ struct Shared {
 /// One mount's forget queue and the thread that empties it.
 pub struct Forgetter {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// The first pause after finding the barrier busy, and the longest.
@@ -52,7 +52,7 @@ impl Forgetter {
         let thread = std::thread::Builder::new()
             .name(format!("forget-{name}"))
             .spawn(move || span.in_scope(|| forget_loop(&queue, &*target)))?;
-        Ok(Forgetter { shared, thread: Some(thread) })
+        Ok(Forgetter { shared, thread: Mutex::new(Some(thread)) })
     }
 
     /// Queues an inode whose count reached zero (or that was produced but never
@@ -63,10 +63,10 @@ impl Forgetter {
     }
 
     /// Stops the thread and returns the inodes still queued.
-    pub fn stop(&mut self) -> Vec<u64> {
+    pub fn stop(&self) -> Vec<u64> {
         self.shared.queue.lock().stopping = true;
         self.shared.wake.notify_one();
-        if let Some(thread) = self.thread.take() {
+        if let Some(thread) = self.thread.lock().take() {
             let _ = thread.join();
         }
         std::mem::take(&mut self.shared.queue.lock().pending)
@@ -137,7 +137,7 @@ mod tests {
     fn forgets_in_batches_once_the_barrier_is_free() {
         let recorder = Arc::new(Recorder::default());
         recorder.busy.store(true, Ordering::SeqCst);
-        let mut forgetter = Forgetter::start("test", recorder.clone(), Span::none()).unwrap();
+        let forgetter = Forgetter::start("test", recorder.clone(), Span::none()).unwrap();
         for ino in [7, 3, 7, 9] {
             forgetter.push(ino);
         }
@@ -160,7 +160,7 @@ mod tests {
     fn stopping_hands_back_what_was_not_forgotten() {
         let recorder = Arc::new(Recorder::default());
         recorder.busy.store(true, Ordering::SeqCst);
-        let mut forgetter = Forgetter::start("test", recorder.clone(), Span::none()).unwrap();
+        let forgetter = Forgetter::start("test", recorder.clone(), Span::none()).unwrap();
         forgetter.push(4);
         forgetter.push(5);
         let mut left = forgetter.stop();

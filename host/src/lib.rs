@@ -46,6 +46,7 @@ pub mod dir_sinks;
 pub mod dispatch;
 pub mod error;
 pub mod forgetter;
+pub mod later_requests;
 pub mod loader;
 pub mod log_limit;
 pub mod logging;

@@ -106,7 +106,7 @@ enum Command {
         #[arg(num_args = 1..=2, value_name = "[SOURCE] MOUNTPOINT", required = true)]
         paths: Vec<PathBuf>,
         /// Options: the host's (ro, allow_other, allow_root, default_permissions,
-        /// fsname, threads, attr_ttl, entry_ttl, negative_ttl, writeback_cache,
+        /// fsname, threads, max_in_flight, attr_ttl, entry_ttl, negative_ttl, writeback_cache,
         /// allow_kernel_passthrough, create, allow_panic_abort); every other key goes
         /// to the plugin. Repeatable; comma-separated.
         #[arg(short = 'o', value_name = "KEY[=VALUE],...")]

@@ -35,6 +35,9 @@ pub struct MountOptions {
     pub nonempty: bool,
     /// `uid=`, `gid=`, `umask=`: the ownership and permissions every file shows.
     pub presentation: Presentation,
+    /// How many requests may wait inside a plugin that answers later (ABI 1.2)
+    /// before new ones wait for a free slot.
+    pub max_in_flight: usize,
     /// The kernel mount flags of mount(8).
     pub kernel: KernelFlags,
 }
@@ -95,6 +98,7 @@ impl Default for MountOptions {
             allow_panic_abort: false,
             nonempty: false,
             presentation: Presentation::default(),
+            max_in_flight: crate::later_requests::DEFAULT_MAX_IN_FLIGHT,
             kernel: KernelFlags::default(),
         }
     }
@@ -114,6 +118,7 @@ pub const HOST_KEYS: &[&str] = &[
     "attr_ttl",
     "entry_ttl",
     "negative_ttl",
+    "max_in_flight",
     "writeback_cache",
     "allow_kernel_passthrough",
     "create",
@@ -184,6 +189,7 @@ impl MountOptions {
             "attr_ttl" => self.attr_ttl = ttl(key, required(key, value)?)?,
             "entry_ttl" => self.entry_ttl = ttl(key, required(key, value)?)?,
             "negative_ttl" => self.negative_ttl = Some(ttl(key, required(key, value)?)?),
+            "max_in_flight" => self.max_in_flight = max_in_flight(required(key, value)?)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -218,6 +224,14 @@ pub fn threads(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
         Ok(count @ 1..=MAX_THREADS) => Ok(count),
         _ => Err(format!("option `threads` is a whole number from 1 to {MAX_THREADS}, not `{text}`")),
+    }
+}
+
+/// The most requests that may wait inside a plugin, 1 to 65536.
+fn max_in_flight(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(count @ 1..=65_536) => Ok(count),
+        _ => Err(format!("option `max_in_flight` is a whole number from 1 to 65536, not `{text}`")),
     }
 }
 

@@ -64,7 +64,7 @@ pub fn render(status: &HostStatus) -> String {
             sample(&[("path", &path), ("plugin", &mount.plugin), ("plugin_version", &mount.plugin_version)], 1.0);
         },
     );
-    let simple: [MountFamily; 7] = [
+    let simple: [MountFamily; 10] = [
         ("fusehost_uptime_seconds", "gauge", "Seconds since the mount came up.", |m| m.uptime_secs),
         ("fusehost_inodes_known", "gauge", "Inodes the kernel holds references to.", |m| m.inodes_known as f64),
         ("fusehost_forgets_total", "counter", "Inodes the plugin was told to forget.", |m| m.forgets as f64),
@@ -72,6 +72,18 @@ pub fn render(status: &HostStatus) -> String {
         ("fusehost_requests_in_flight", "gauge", "Requests being served now.", |m| m.in_flight as f64),
         ("fusehost_read_bytes_total", "counter", "Bytes answered to reads.", |m| m.bytes_read as f64),
         ("fusehost_written_bytes_total", "counter", "Bytes accepted by writes.", |m| m.bytes_written as f64),
+        ("fusehost_later_in_flight", "gauge", "Requests waiting inside a plugin that answers later.", |m| {
+            m.answered_later.as_ref().map_or(0.0, |later| later.in_flight as f64)
+        }),
+        ("fusehost_later_oldest_seconds", "gauge", "Age of the request waiting longest inside the plugin.", |m| {
+            m.answered_later.as_ref().and_then(|later| later.oldest_age_secs).unwrap_or(0.0)
+        }),
+        (
+            "fusehost_later_dropped_replies_total",
+            "counter",
+            "Replies the plugin dropped unanswered (answered EIO).",
+            |m| m.answered_later.as_ref().map_or(0.0, |later| later.dropped_replies as f64),
+        ),
     ];
     for (name, kind, help, value) in simple {
         per_mount(&mut out, status, (name, kind, help), |mount, sample| sample(&[], value(mount)));
@@ -153,6 +165,7 @@ mod tests {
             forgets: 0,
             anomalies: 0,
             in_flight: 0,
+            answered_later: None,
             bytes_read: 10,
             bytes_written: 0,
             requests: BTreeMap::from([("lookup".to_owned(), op)]),

@@ -344,7 +344,7 @@ pub fn start_with<O: RawFilesystem + 'static>(
 
 /// Mounts `fs` at a prepared mountpoint and starts its session thread.
 fn mount<O: RawFilesystem + 'static>(target: MountTarget, fs: O, serialized: bool) -> Result<RunningMount, HostError> {
-    let shared = Arc::new(MountShared::default());
+    let shared = Arc::new(MountShared::with_max_in_flight(target.options.max_in_flight));
     // The field is `mount`, as on every other line about a mount (and not `name`,
     // which JSON logs would collide with the span's own name).
     let span = tracing::info_span!(parent: None, "mount", mount = %target.name);

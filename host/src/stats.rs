@@ -153,11 +153,7 @@ pub struct Timing<'a> {
 impl Drop for Timing<'_> {
     #[inline]
     fn drop(&mut self) {
-        let elapsed = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        let counters = &self.stats.ops[self.op as usize];
-        let bucket = LATENCY_BOUNDS_NS.iter().position(|&bound| elapsed <= bound).unwrap_or(BUCKETS - 1);
-        counters.latency[bucket].fetch_add(1, Ordering::Relaxed);
-        counters.latency_sum_ns.fetch_add(elapsed, Ordering::Relaxed);
+        self.stats.answered(self.op, self.started);
     }
 }
 
@@ -173,6 +169,17 @@ impl MountStats {
     pub fn begin(&self, op: Op) -> Timing<'_> {
         self.request(op);
         Timing { stats: self, op, started: Instant::now() }
+    }
+
+    /// Records the latency of a request counted when it `started` and answered now
+    /// (what a [`Timing`] does on drop; called directly for requests answered later).
+    #[inline]
+    pub fn answered(&self, op: Op, started: Instant) {
+        let elapsed = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let counters = &self.ops[op as usize];
+        let bucket = LATENCY_BOUNDS_NS.iter().position(|&bound| elapsed <= bound).unwrap_or(BUCKETS - 1);
+        counters.latency[bucket].fetch_add(1, Ordering::Relaxed);
+        counters.latency_sum_ns.fetch_add(elapsed, Ordering::Relaxed);
     }
 
     /// Counts an errno answer (1 to 133 each in its own slot, any other in

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::dispatch::MountShared;
+use crate::later_requests::LaterSnapshot;
 use crate::stats::{is_not_found, is_unsupported, LATENCY_BOUNDS_NS, OTHER_ERRNO};
 
 /// The version of the status document this host writes.
@@ -49,6 +50,27 @@ pub struct MountStatus {
     pub bytes_written: u64,
     /// By operation name, the operations that saw at least one request.
     pub requests: BTreeMap<String, OpStatus>,
+    /// Requests the plugin answers later (ABI 1.2); absent until the first one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_later: Option<LaterStatus>,
+}
+
+/// The requests of a mount that its plugin answers later, from its own threads.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LaterStatus {
+    /// Waiting inside the plugin now.
+    pub in_flight: u64,
+    /// The most that ever waited at once.
+    pub peak: u64,
+    /// The mount's `max_in_flight`: at the cap, new requests wait for a free slot.
+    pub max_in_flight: u64,
+    /// Every request sent to be answered later.
+    pub total: u64,
+    /// Replies the plugin dropped without answering (answered `EIO` by the host).
+    pub dropped_replies: u64,
+    /// The request that has waited longest: its operation and age.
+    pub oldest_operation: Option<String>,
+    pub oldest_age_secs: Option<f64>,
 }
 
 /// One operation of one mount.
@@ -143,8 +165,21 @@ impl MountStatus {
             bytes_read: stats.bytes_read,
             bytes_written: stats.bytes_written,
             requests,
+            answered_later: later_status(&shared.later.snapshot()),
         }
     }
+}
+
+fn later_status(later: &LaterSnapshot) -> Option<LaterStatus> {
+    (later.total > 0).then(|| LaterStatus {
+        in_flight: later.in_flight,
+        peak: later.peak,
+        max_in_flight: later.cap,
+        total: later.total,
+        dropped_replies: later.dropped,
+        oldest_operation: later.oldest.map(|(op, _)| op.name().to_owned()),
+        oldest_age_secs: later.oldest.map(|(_, age)| age.as_secs_f64()),
+    })
 }
 
 #[cfg(test)]

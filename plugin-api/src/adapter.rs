@@ -8,27 +8,31 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
 
-use fusehost_abi::abi_stable::std_types::{RDuration, ROption, RResult, RSlice, RSliceMut};
+use fusehost_abi::abi_stable::sabi_trait::TD_Opaque;
+use fusehost_abi::abi_stable::std_types::{RArc, RDuration, ROption, RResult, RSlice, RSliceMut};
 use fusehost_abi::{
     Attr, AttrTtl, Created, DirPlusSinkRef, DirSinkRef, Entry as AbiEntry, EntryTtl, FileLock, IoctlOut,
-    MountHostObject, Negotiated as AbiNegotiated, Opened as AbiOpened, RawFilesystem, RequestCtx,
-    SetAttr as AbiSetAttr, StatFs,
+    LaterFilesystem_TO, LaterFsObject, MountHostObject, Negotiated as AbiNegotiated, Opened as AbiOpened,
+    RawFilesystem, RequestCtx, SetAttr as AbiSetAttr, StatFs,
 };
 
 use crate::filesystem::{DirPlusSink, DirSink, Filesystem};
+use crate::later::LaterFfi;
 use crate::mount_host::{MountHost, Negotiated};
 use crate::panic_guard::{guarded, guarded_unit};
 use crate::types::{Entry, Errno, FileKind, SetAttr};
 
-/// An author's filesystem seen through the ABI.
+/// An author's filesystem seen through the ABI. The filesystem is shared with its
+/// later-answering part ([`LaterFfi`]), which outlives no request.
 pub struct FfiFilesystem<F> {
-    fs: F,
+    fs: Arc<F>,
 }
 
 impl<F: Filesystem> FfiFilesystem<F> {
     pub fn new(fs: F) -> Self {
-        FfiFilesystem { fs }
+        FfiFilesystem { fs: Arc::new(fs) }
     }
 
     /// The wrapped filesystem.
@@ -339,6 +343,15 @@ impl<F: Filesystem> RawFilesystem for FfiFilesystem<F> {
                 .getattr_with_ttl(ctx, ino, fh.into_option())
                 .map(|(attr, ttl)| AttrTtl { attr: attr.to_abi(), attr_ttl: ttl.map(RDuration::from).into() })
         })
+    }
+
+    fn answers_later(&self) -> ROption<LaterFsObject> {
+        let operations = self.fs.answers_later();
+        if operations.is_empty() {
+            return ROption::RNone;
+        }
+        let later = LaterFfi { fs: Arc::clone(&self.fs), operations };
+        ROption::RSome(LaterFilesystem_TO::from_ptr(RArc::new(later), TD_Opaque))
     }
 
     fn getlk(&self, ctx: &RequestCtx, ino: u64, fh: u64, lock_owner: u64, lock: &FileLock) -> RResult<FileLock, Errno> {

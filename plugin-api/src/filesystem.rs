@@ -5,6 +5,7 @@ use std::ffi::OsStr;
 
 use std::time::Duration;
 
+use crate::later::{Operations, Reply, ReplyDir, ReplyDirPlus};
 use crate::mount_host::{Capabilities, MountHost, Negotiated};
 use crate::types::{Entry, Errno, FileAttr, FileKind, FileLock, Opened, Request, Result, SetAttr, StatFs};
 
@@ -286,6 +287,142 @@ pub trait Filesystem: Send + Sync + 'static {
     /// `FIBMAP`: the device block holding block `block` of the file.
     fn bmap(&self, req: &Request, ino: u64, block_size: u32, block: u64) -> Result<u64> {
         Err(Errno::ENOSYS)
+    }
+
+    // ---- ABI 1.2: answers given later (see the `later` module's docs). In a 1.0 or
+    // ---- 1.1 host none of these is called: the synchronous methods answer.
+
+    /// The requests this filesystem answers through its `*_later` methods. The
+    /// default, none, costs nothing.
+    fn answers_later(&self) -> Operations {
+        Operations::NONE
+    }
+
+    fn lookup_later(&self, req: &Request, parent: u64, name: &OsStr, reply: Reply<Entry>) {
+        reply.send(self.lookup(req, parent, name))
+    }
+
+    fn getattr_later(&self, req: &Request, ino: u64, fh: Option<u64>, reply: Reply<(FileAttr, Option<Duration>)>) {
+        reply.send(self.getattr_with_ttl(req, ino, fh))
+    }
+
+    fn setattr_later(&self, req: &Request, ino: u64, changes: &SetAttr, reply: Reply<FileAttr>) {
+        reply.send(self.setattr(req, ino, changes))
+    }
+
+    fn readlink_later(&self, req: &Request, ino: u64, reply: Reply<Vec<u8>>) {
+        reply.send(self.readlink(req, ino))
+    }
+
+    fn mknod_later(&self, req: &Request, parent: u64, name: &OsStr, mode: u32, rdev: u32, reply: Reply<Entry>) {
+        reply.send(self.mknod(req, parent, name, mode, rdev))
+    }
+
+    fn mkdir_later(&self, req: &Request, parent: u64, name: &OsStr, mode: u32, reply: Reply<Entry>) {
+        reply.send(self.mkdir(req, parent, name, mode))
+    }
+
+    fn unlink_later(&self, req: &Request, parent: u64, name: &OsStr, reply: Reply<()>) {
+        reply.send(self.unlink(req, parent, name))
+    }
+
+    fn rmdir_later(&self, req: &Request, parent: u64, name: &OsStr, reply: Reply<()>) {
+        reply.send(self.rmdir(req, parent, name))
+    }
+
+    fn symlink_later(&self, req: &Request, parent: u64, name: &OsStr, target: &OsStr, reply: Reply<Entry>) {
+        reply.send(self.symlink(req, parent, name, target))
+    }
+
+    fn rename_later(
+        &self,
+        req: &Request,
+        parent: u64,
+        name: &OsStr,
+        new_parent: u64,
+        new_name: &OsStr,
+        flags: u32,
+        reply: Reply<()>,
+    ) {
+        reply.send(self.rename(req, parent, name, new_parent, new_name, flags))
+    }
+
+    fn link_later(&self, req: &Request, ino: u64, new_parent: u64, new_name: &OsStr, reply: Reply<Entry>) {
+        reply.send(self.link(req, ino, new_parent, new_name))
+    }
+
+    fn open_later(&self, req: &Request, ino: u64, flags: i32, reply: Reply<Opened>) {
+        reply.send(self.open(req, ino, flags))
+    }
+
+    /// Answer at most `size` bytes, fewer only at end of file.
+    fn read_later(&self, req: &Request, ino: u64, fh: u64, offset: u64, size: u32, reply: Reply<Vec<u8>>) {
+        let mut buf = vec![0; size as usize];
+        reply.send(self.read(req, ino, fh, offset, &mut buf).map(|filled| {
+            buf.truncate(filled.min(buf.len()));
+            buf
+        }))
+    }
+
+    /// `data` is borrowed for this call only: copy what you keep.
+    fn write_later(
+        &self,
+        req: &Request,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+        write_flags: u32,
+        flags: i32,
+        reply: Reply<u32>,
+    ) {
+        reply.send(self.write(req, ino, fh, offset, data, write_flags, flags))
+    }
+
+    fn flush_later(&self, req: &Request, ino: u64, fh: u64, lock_owner: u64, reply: Reply<()>) {
+        reply.send(self.flush(req, ino, fh, lock_owner))
+    }
+
+    fn release_later(&self, req: &Request, ino: u64, fh: u64, flags: i32, flush: bool, reply: Reply<()>) {
+        reply.send(self.release(req, ino, fh, flags, flush))
+    }
+
+    fn fsync_later(&self, req: &Request, ino: u64, fh: u64, datasync: bool, reply: Reply<()>) {
+        reply.send(self.fsync(req, ino, fh, datasync))
+    }
+
+    fn opendir_later(&self, req: &Request, ino: u64, flags: i32, reply: Reply<Opened>) {
+        reply.send(self.opendir(req, ino, flags))
+    }
+
+    fn readdir_later(&self, req: &Request, ino: u64, fh: u64, offset: i64, mut reply: ReplyDir) {
+        let answer = self.readdir(req, ino, fh, offset, &mut reply);
+        reply.send(answer)
+    }
+
+    fn readdirplus_later(&self, req: &Request, ino: u64, fh: u64, offset: i64, mut reply: ReplyDirPlus) {
+        let answer = self.readdirplus(req, ino, fh, offset, &mut reply);
+        reply.send(answer)
+    }
+
+    fn releasedir_later(&self, req: &Request, ino: u64, fh: u64, flags: i32, reply: Reply<()>) {
+        reply.send(self.releasedir(req, ino, fh, flags))
+    }
+
+    fn statfs_later(&self, req: &Request, ino: u64, reply: Reply<StatFs>) {
+        reply.send(self.statfs(req, ino))
+    }
+
+    fn create_later(
+        &self,
+        req: &Request,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        flags: i32,
+        reply: Reply<(Entry, Opened)>,
+    ) {
+        reply.send(self.create(req, parent, name, mode, flags))
     }
 }
 

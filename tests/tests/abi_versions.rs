@@ -181,19 +181,45 @@ fn a_plugin_built_with_panic_abort_is_refused_unless_the_mount_allows_it() {
     }
 }
 
-/// Builds the released 1.0.0 fixture (its hello plugin and its 1.0-only host) once per
-/// test process; returns its release folder.
+/// Builds the fixture of a released version (`tests/fixtures/abi-VERSION`) once;
+/// returns its release folder.
+fn build_released(version: &str) -> PathBuf {
+    let fixture = workspace_root().join(format!("tests/fixtures/abi-{version}"));
+    let fixture_target = target_dir().parent().unwrap().join(format!("abi-{version}"));
+    let _one_build = BUILD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    cargo(&fixture, &["build", "--release", "--locked", "--quiet"], &fixture_target);
+    fixture_target.join("release")
+}
+
+/// The released 1.0.0 fixture: its hello plugin and its 1.0-only host.
 fn released_1_0_0() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let fixture = workspace_root().join("tests/fixtures/abi-1.0.0");
-            let fixture_target = target_dir().parent().unwrap().join("abi-1.0.0");
-            let _one_build = BUILD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            cargo(&fixture, &["build", "--release", "--locked", "--quiet"], &fixture_target);
-            fixture_target.join("release")
-        })
-        .clone()
+    BUILT.get_or_init(|| build_released("1.0.0")).clone()
+}
+
+#[test]
+fn a_plugin_built_from_the_released_1_1_0_sources_serves_a_mount() {
+    let released = build_released("1.1.0");
+    let mut listing = fusehost();
+    listing.arg("plugins").env("FUSEHOST_PLUGIN_PATH", &released);
+    let listing = run_to_end(listing);
+    let text = String::from_utf8_lossy(&listing.stdout);
+    assert!(text.contains("(ABI 1.1.0"), "listed with the ABI it was built for:\n{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mountpoint = dir.path().join("mnt");
+    std::fs::create_dir(&mountpoint).unwrap();
+    let mut command = mount_command(&released.join("libfusehost_hello.so"), &mountpoint);
+    command.args(["-o", "greeting=from 1.1.0", "-v"]);
+    let mut host = Host::spawn(command, tempfile::tempdir().unwrap(), vec![mountpoint.clone()]);
+    host.wait_until_mounted();
+    assert_eq!(std::fs::read_to_string(mountpoint.join("hello.txt")).unwrap(), "from 1.1.0\n");
+    // Served through the 1.1 adapter: lookups (negative entries included) as before.
+    assert_eq!(std::fs::metadata(mountpoint.join("missing")).unwrap_err().kind(), std::io::ErrorKind::NotFound);
+    host.signal(rustix::process::Signal::TERM);
+    let status = host.wait_exit(Duration::from_secs(30)).expect("the host stops");
+    assert!(status.success(), "{}", host.stderr());
+    assert!(!host.stderr().contains("answers these requests later"), "a 1.1 plugin answers nothing later");
 }
 
 #[test]

@@ -138,6 +138,16 @@ fn print_table(status: &HostStatus) {
         if mount.bytes_read + mount.bytes_written > 0 {
             say(format_args!("    bytes read {}, written {}", mount.bytes_read, mount.bytes_written));
         }
+        if let Some(later) = &mount.answered_later {
+            let oldest = match (&later.oldest_operation, later.oldest_age_secs) {
+                (Some(op), Some(age)) => format!(", oldest {op} waiting {age:.3}s"),
+                _ => String::new(),
+            };
+            say(format_args!(
+                "    answered later: {} waiting (peak {}, cap {}), {} in all, {} dropped replies{oldest}",
+                later.in_flight, later.peak, later.max_in_flight, later.total, later.dropped_replies
+            ));
+        }
     }
 }
 

@@ -199,6 +199,7 @@ struct RawMount {
     allow_panic_abort: Option<Spanned<bool>>,
     fsname: Option<Spanned<String>>,
     threads: Option<Spanned<i64>>,
+    max_in_flight: Option<Spanned<i64>>,
     attr_ttl: Option<Spanned<Value>>,
     entry_ttl: Option<Spanned<Value>>,
     negative_ttl: Option<Spanned<Value>>,
@@ -374,8 +375,10 @@ fn mount_spec(place: &Place<'_>, spanned: &Spanned<RawMount>, dir: &Path) -> Res
     if let Some(fsname) = &raw.fsname {
         set("fsname", fsname.span(), fsname.get_ref().clone())?;
     }
-    if let Some(threads) = &raw.threads {
-        set("threads", threads.span(), threads.get_ref().to_string())?;
+    for (key, count) in [("threads", &raw.threads), ("max_in_flight", &raw.max_in_flight)] {
+        if let Some(count) = count {
+            set(key, count.span(), count.get_ref().to_string())?;
+        }
     }
     for (key, id) in [("uid", &raw.uid), ("gid", &raw.gid)] {
         if let Some(id) = id {

@@ -42,23 +42,27 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use abi_stable::std_types::{RDuration, ROption, RSlice};
-use fusehost_abi::{capability, open_flags, Errno, RawFilesystem, RequestCtx, Timespec};
+use fusehost_abi::{capability, open_flags, RawFilesystem, RequestCtx, Timespec};
 use fuser::{FopenFlags, INodeNo, LockOwner, Request};
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use tracing::span::Entered;
 use tracing::Span;
 
-use crate::backing::Backing;
-use crate::contract::{kernel_errno, Anomalies};
+use crate::contract::Anomalies;
 use crate::crash;
-use crate::forgetter::{ForgetTarget, Forgetter};
+use crate::forgetter::ForgetTarget;
+use crate::later_requests::LaterRequests;
 use crate::lookup_table::LookupTable;
 use crate::notifications::{self, Notifications};
 use crate::presentation::Presentation;
 use crate::stats::{MountStats, Op, Timing};
 
+mod later;
 mod replies;
 mod requests;
+
+use later::Later;
+use replies::Answers;
 
 /// What a running mount shares with the rest of the host (status, tests).
 #[derive(Debug, Default)]
@@ -66,6 +70,14 @@ pub struct MountShared {
     pub lookups: LookupTable,
     pub stats: MountStats,
     pub anomalies: Anomalies,
+    /// The requests waiting inside a plugin that answers later.
+    pub later: LaterRequests,
+}
+
+impl MountShared {
+    pub fn with_max_in_flight(cap: usize) -> Self {
+        MountShared { later: LaterRequests::new(cap), ..MountShared::default() }
+    }
 }
 
 /// How dispatch treats one mount.
@@ -138,6 +150,9 @@ impl<O: RawFilesystem + 'static> ForgetTarget for Core<O> {
             None => None,
         };
         let Some(_barrier) = self.forget_barrier.try_write() else { return false };
+        if self.shared.later.entries_pending() {
+            return false;
+        }
         if self.destroyed.load(Ordering::SeqCst) {
             return true;
         }
@@ -150,14 +165,25 @@ impl<O: RawFilesystem + 'static> ForgetTarget for Core<O> {
     }
 }
 
+/// What answers need of the plugin behind them: forgets, and releasing the handle of
+/// a create whose entry was refused.
+pub(crate) trait MountTarget: ForgetTarget {
+    fn release_refused(&self, ino: u64, fh: u64, flags: i32);
+}
+
+impl<O: RawFilesystem + 'static> MountTarget for Core<O> {
+    fn release_refused(&self, ino: u64, fh: u64, flags: i32) {
+        let _ = self.fs.release(&RequestCtx::default(), ino, fh, flags, ROption::RNone, false);
+    }
+}
+
 /// One mount's `fuser::Filesystem`.
 pub struct Dispatch<O: RawFilesystem + 'static> {
     core: Arc<Core<O>>,
-    forgetter: Option<Forgetter>,
-    backing: Backing,
-    config: DispatchConfig,
-    /// The capabilities in effect since the kernel's INIT.
-    granted: u64,
+    /// How answers are checked, counted and sent: shared with replies given later.
+    answers: Arc<Answers>,
+    /// The plugin's part that answers later, and the operations it takes.
+    later: Option<Later>,
     notifications: Arc<Notifications>,
     name: String,
     /// This mount's place in the fatal-signal handler's table.
@@ -171,7 +197,8 @@ struct InCall<'a> {
     _entries: Option<RwLockReadGuard<'a, ()>>,
     _serial: Option<MutexGuard<'a, ()>>,
     _span: Entered<'a>,
-    _timing: Timing<'a>,
+    /// `None` for a request answered later: its latency is recorded when it is.
+    _timing: Option<Timing<'a>>,
 }
 
 /// The longest symlink target the kernel accepts (`PATH_MAX`).
@@ -252,18 +279,17 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
         let serial = config.serialized.then(|| Mutex::new(()));
         let core = Arc::new(Core {
             fs,
-            shared,
+            shared: Arc::clone(&shared),
             serial,
             forget_barrier: RwLock::new(()),
             destroyed: AtomicBool::new(false),
-            span,
+            span: span.clone(),
         });
+        let target = Arc::clone(&core) as Arc<dyn MountTarget>;
         Dispatch {
             core,
-            forgetter: None,
-            backing: Backing::default(),
-            config,
-            granted: 0,
+            answers: Arc::new(Answers::new(shared, config, target, span.clone())),
+            later: None,
             notifications: Arc::default(),
             name: name.to_owned(),
             crash: None,
@@ -297,7 +323,20 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
             _entries: None,
             _serial: self.core.serial.as_ref().map(Mutex::lock),
             _span: span,
-            _timing: timing,
+            _timing: Some(timing),
+        }
+    }
+
+    /// [`Dispatch::begin`] for a request answered later (counted by the caller).
+    fn begin_untimed(&self, op: Op, hands_out_entries: bool) -> InCall<'_> {
+        let span = self.core.span.enter();
+        let crash = self.crash.as_ref().map(|registration| registration.serving(op));
+        InCall {
+            _crash: crash,
+            _entries: hands_out_entries.then(|| self.core.forget_barrier.read()),
+            _serial: self.core.serial.as_ref().map(Mutex::lock),
+            _span: span,
+            _timing: None,
         }
     }
 
@@ -328,49 +367,6 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
     fn catching_panics(&self, op: Op, request: impl FnOnce()) {
         if let Err(panic) = catch_unwind(AssertUnwindSafe(request)) {
             self.core.shared.anomalies.host_panic(op, &*panic);
-        }
-    }
-
-    #[inline]
-    fn fail(&self, op: Op, errno: Errno) -> fuser::Errno {
-        let kernel = kernel_errno(errno);
-        self.core.shared.stats.error(op, if kernel.is_some() { errno.0 } else { libc::EIO });
-        kernel.unwrap_or_else(|| self.core.shared.anomalies.invalid_errno(op, errno))
-    }
-
-    /// [`Dispatch::fail`] for a request about inode `ino`: an `ENOENT` for an inode the
-    /// kernel holds is the plugin denying what it handed out.
-    #[inline]
-    fn fail_on(&self, op: Op, ino: u64, errno: Errno) -> fuser::Errno {
-        if errno == Errno::ENOENT && self.core.shared.lookups.count(ino) > 0 {
-            self.core.shared.anomalies.denied_inode(op, ino);
-        }
-        self.fail(op, errno)
-    }
-
-    /// A plugin answer that breaks the protocol.
-    #[cold]
-    fn invalid(&self, op: Op, what: &str) -> fuser::Errno {
-        self.core.shared.stats.error(op, libc::EIO);
-        self.core.shared.anomalies.invalid_answer(op, what)
-    }
-
-    /// The plugin produced `ino` but the kernel will not hold it through this reply:
-    /// if nothing else holds it, the plugin hears `forget` for it.
-    fn undelivered(&self, ino: u64) {
-        if ino > 1 && self.core.shared.lookups.count(ino) == 0 {
-            self.forget_when_free(ino);
-        }
-    }
-
-    /// Confirms a zero count and tells the plugin right here when nothing handing out
-    /// entries is in flight (the common case: an unlinked inode is freed as soon as it
-    /// would have been), else leaves it to the forgetter thread. Never waits.
-    fn forget_when_free(&self, ino: u64) {
-        if !self.core.try_forget(&[ino]) {
-            if let Some(forgetter) = &self.forgetter {
-                forgetter.push(ino);
-            }
         }
     }
 }

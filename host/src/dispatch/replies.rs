@@ -2,17 +2,114 @@
 //! ([`crate::contract`]), counted when it hands out an entry, and sent with the TTLs
 //! the plugin or the mount chose.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use abi_stable::std_types::{RResult, RSliceMut};
-use fusehost_abi::{AttrTtl, Entry, EntryTtl, Errno, RawFilesystem};
-use fuser::{FileHandle, ReplyAttr, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyXattr};
+use fusehost_abi::{AttrTtl, Created, Entry, EntryTtl, Errno, StatFs};
+use fusehost_plugin_api::FileKind;
+use fuser::{
+    FileHandle, FopenFlags, ReplyAttr, ReplyCreate, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr,
+};
 
-use super::{duration, fopen_flags, with_buffer, Dispatch, NEGATIVE_ATTR};
-use crate::contract::{check_attr, check_entry, Expected, REUSED_INODE};
+use super::{duration, fopen_flags, with_buffer, DispatchConfig, MountShared, MountTarget, NEGATIVE_ATTR};
+use crate::backing::Backing;
+use crate::contract::{check_attr, check_entry, kernel_errno, Expected, REUSED_INODE};
+use crate::forgetter::Forgetter;
 use crate::stats::Op;
+use tracing::Span;
 
-impl<O: RawFilesystem + 'static> Dispatch<O> {
+/// Everything a mount's answers need, apart from the plugin's filesystem: shared by
+/// the request threads and by the replies a plugin gives later from its own threads.
+pub(crate) struct Answers {
+    pub(super) shared: Arc<MountShared>,
+    pub(super) config: DispatchConfig,
+    pub(super) backing: Backing,
+    /// The capabilities in effect since the kernel's INIT.
+    granted: AtomicU64,
+    pub(super) target: Arc<dyn MountTarget>,
+    /// Started at the kernel's INIT.
+    pub(super) forgetter: OnceLock<Forgetter>,
+    /// The mount's span, for what answers given later log from the plugin's threads.
+    pub(super) span: Span,
+}
+
+impl Answers {
+    pub(super) fn new(
+        shared: Arc<MountShared>,
+        config: DispatchConfig,
+        target: Arc<dyn MountTarget>,
+        span: Span,
+    ) -> Self {
+        Answers {
+            shared,
+            config,
+            backing: Backing::default(),
+            granted: AtomicU64::new(0),
+            target,
+            forgetter: OnceLock::new(),
+            span,
+        }
+    }
+
+    pub(super) fn grant(&self, capabilities: u64) {
+        self.granted.store(capabilities, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub(super) fn granted(&self) -> u64 {
+        self.granted.load(Ordering::Relaxed)
+    }
+
+    /// The `FOPEN_*` flags of an open answer, with what the mount adds.
+    #[inline]
+    pub(super) fn fopen_flags(&self, flags: u32) -> FopenFlags {
+        fopen_flags(flags, self.granted())
+    }
+    #[inline]
+    pub(super) fn fail(&self, op: Op, errno: Errno) -> fuser::Errno {
+        let kernel = kernel_errno(errno);
+        self.shared.stats.error(op, if kernel.is_some() { errno.0 } else { libc::EIO });
+        kernel.unwrap_or_else(|| self.shared.anomalies.invalid_errno(op, errno))
+    }
+
+    /// [`Dispatch::fail`] for a request about inode `ino`: an `ENOENT` for an inode the
+    /// kernel holds is the plugin denying what it handed out.
+    #[inline]
+    pub(super) fn fail_on(&self, op: Op, ino: u64, errno: Errno) -> fuser::Errno {
+        if errno == Errno::ENOENT && self.shared.lookups.count(ino) > 0 {
+            self.shared.anomalies.denied_inode(op, ino);
+        }
+        self.fail(op, errno)
+    }
+
+    /// A plugin answer that breaks the protocol.
+    #[cold]
+    pub(super) fn invalid(&self, op: Op, what: &str) -> fuser::Errno {
+        self.shared.stats.error(op, libc::EIO);
+        self.shared.anomalies.invalid_answer(op, what)
+    }
+
+    /// The plugin produced `ino` but the kernel will not hold it through this reply:
+    /// if nothing else holds it, the plugin hears `forget` for it.
+    pub(super) fn undelivered(&self, ino: u64) {
+        if ino > 1 && self.shared.lookups.count(ino) == 0 {
+            self.forget_when_free(ino);
+        }
+    }
+
+    /// Confirms a zero count and tells the plugin right here when nothing handing out
+    /// entries is in flight (the common case: an unlinked inode is freed as soon as it
+    /// would have been), else leaves it to the forgetter thread. Never waits.
+    pub(super) fn forget_when_free(&self, ino: u64) {
+        if !self.target.try_forget(&[ino]) {
+            if let Some(forgetter) = self.forgetter.get() {
+                forgetter.push(ino);
+            }
+        }
+    }
+
     /// An entry about to be handed to the kernel: checked as the kernel will
     /// ([`check_entry`]), counted (refused when the kernel still holds its number under
     /// another generation), and presented as the mount's `uid=`/`gid=`/`umask=` say.
@@ -22,14 +119,21 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
         expected: Expected,
     ) -> Result<(fuser::FileAttr, fuser::Generation), &'static str> {
         let (mut attr, generation) = check_entry(entry, expected)?;
-        self.core.shared.lookups.remember(entry.attr.ino, entry.generation).map_err(|_| REUSED_INODE)?;
+        self.shared.lookups.remember(entry.attr.ino, entry.generation).map_err(|_| REUSED_INODE)?;
         self.config.presentation.apply(&mut attr);
         Ok((attr, generation))
     }
 
     /// Counts the entry and hands it to the kernel with these TTLs; an entry the
     /// kernel would refuse is `EIO`, and the plugin hears `forget` for it.
-    fn send_entry(&self, op: Op, expected: Expected, entry: &Entry, ttls: (Duration, Duration), reply: ReplyEntry) {
+    pub(super) fn send_entry(
+        &self,
+        op: Op,
+        expected: Expected,
+        entry: &Entry,
+        ttls: (Duration, Duration),
+        reply: ReplyEntry,
+    ) {
         match self.count_entry(entry, expected) {
             Ok((attr, generation)) => reply.entry_with_ttls(&ttls.0, &ttls.1, &attr, generation),
             Err(why) => {
@@ -64,7 +168,7 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
                 self.send_entry(Op::Lookup, Expected::Found, &found.entry, (attr_ttl, entry_ttl), reply)
             }
             Err(errno) if errno == Errno::ENOENT && !self.config.negative_ttl.is_zero() => {
-                self.core.shared.stats.error(Op::Lookup, libc::ENOENT);
+                self.shared.stats.error(Op::Lookup, libc::ENOENT);
                 negative(reply, self.config.negative_ttl)
             }
             Err(errno) => reply.error(self.fail(Op::Lookup, errno)),
@@ -96,13 +200,52 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
     pub(super) fn reply_open(&self, op: Op, ino: u64, answer: RResult<fusehost_abi::Opened, Errno>, reply: ReplyOpen) {
         match answer.into_result() {
             Ok(opened) => {
-                let (fh, flags) = (FileHandle(opened.fh), fopen_flags(opened.flags, self.granted));
+                let (fh, flags) = (FileHandle(opened.fh), self.fopen_flags(opened.flags));
                 match self.backing.share(ino, &opened, |fd| reply.open_backing(fd)) {
                     Some(id) => reply.opened_passthrough(fh, flags, &id),
                     None => reply.opened(fh, flags),
                 }
             }
             Err(errno) => reply.error(self.fail_on(op, ino, errno)),
+        }
+    }
+
+    /// Answers create: the entry counted and the handle opened; a refused entry is
+    /// `EIO`, and its handle is handed to `release_refused(ino, fh)` (the kernel would
+    /// never send RELEASE for it, nor FORGET).
+    pub(super) fn reply_created(
+        &self,
+        answer: RResult<Created, Errno>,
+        reply: ReplyCreate,
+        release_refused: impl FnOnce(u64, u64),
+    ) {
+        let created = match answer.into_result() {
+            Ok(created) => created,
+            Err(errno) => return reply.error(self.fail(Op::Create, errno)),
+        };
+        let (attr, generation) =
+            match self.count_entry(&created.entry, Expected::Created(FileKind::RegularFile.mode_bits())) {
+                Ok(checked) => checked,
+                Err(why) => {
+                    reply.error(self.invalid(Op::Create, why));
+                    release_refused(created.entry.attr.ino, created.opened.fh);
+                    self.undelivered(created.entry.attr.ino);
+                    return;
+                }
+            };
+        let ttl = self.combined_ttl();
+        let (fh, open_flags) = (FileHandle(created.opened.fh), self.fopen_flags(created.opened.flags));
+        match self.backing.share(attr.ino.0, &created.opened, |fd| reply.open_backing(fd)) {
+            Some(id) => reply.created_passthrough(&ttl, &attr, generation, fh, open_flags, &id),
+            None => reply.created(&ttl, &attr, generation, fh, open_flags),
+        }
+    }
+
+    /// Answers statfs.
+    pub(super) fn reply_statfs(&self, answer: RResult<StatFs, Errno>, reply: ReplyStatfs) {
+        match answer.into_result() {
+            Ok(s) => reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize),
+            Err(errno) => reply.error(self.fail(Op::Statfs, errno)),
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RSlice, RSliceMut};
 use fusehost_abi::{
-    setattr_valid, AttrTtl, DirPlusSink_TO, DirSink_TO, Errno, FileLock, Negotiated, RawFilesystem, SetAttr,
+    operation, setattr_valid, AttrTtl, DirPlusSink_TO, DirSink_TO, Errno, FileLock, Negotiated, RawFilesystem, SetAttr,
 };
 use fuser::{
     AccessFlags, CopyFileRangeFlags, FileHandle, INodeNo, IoctlFlags, KernelConfig, LockOwner, OpenFlags, PollEvents,
@@ -26,63 +26,81 @@ use crate::dir_sinks::{ReplyDirPlusSink, ReplyDirSink};
 use crate::forgetter::{ForgetTarget, Forgetter};
 use crate::stats::Op;
 
-use super::{
-    bytes, ctx, fopen_flags, lock_owner, to_timespec, with_buffer, Dispatch, MountCore, LINK_MAX, MAX_WRITE,
-    UNDELIVERED,
-};
+use super::later::{Later, Pending};
+use super::{bytes, ctx, lock_owner, to_timespec, with_buffer, Dispatch, MountCore, LINK_MAX, MAX_WRITE, UNDELIVERED};
 
 impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _span = self.core.span.enter();
+        self.later = self.core.fs.answers_later().into_option().and_then(|fs| {
+            let operations = fs.operations() & operation::ALL;
+            (operations != 0).then_some(Later { fs, operations })
+        });
+        let later = self.later.as_ref().map_or(0, |later| later.operations);
+        if later != 0 {
+            tracing::debug!(operations = format_args!("{later:#x}"), "the plugin answers these requests later");
+        }
         let asked = capabilities::Asked {
-            writeback_cache: self.config.writeback_cache,
-            kernel_passthrough: self.config.allow_kernel_passthrough,
+            writeback_cache: self.answers.config.writeback_cache,
+            kernel_passthrough: self.answers.config.allow_kernel_passthrough,
+            readdirplus: later & operation::READDIR == 0 || later & operation::READDIRPLUS != 0,
         };
-        self.granted = capabilities::negotiate(config, self.config.consent, asked);
+        let granted = capabilities::negotiate(config, self.answers.config.consent, asked);
+        self.answers.grant(granted);
         let _ = config.set_max_write(MAX_WRITE);
         let target = Arc::clone(&self.core) as Arc<dyn ForgetTarget>;
-        self.forgetter = Some(Forgetter::start(&self.name, target, self.core.span.clone())?);
+        let _ = self.answers.forgetter.set(Forgetter::start(&self.name, target, self.core.span.clone())?);
         let fuser::Version(proto_major, proto_minor) = config.kernel_abi();
         let negotiated = Negotiated {
-            capabilities: self.granted,
+            capabilities: granted,
             max_write: MAX_WRITE,
             proto_major,
             proto_minor,
-            default_permissions: self.config.default_permissions,
-            read_only: self.config.read_only,
+            default_permissions: self.answers.config.default_permissions,
+            read_only: self.answers.config.read_only,
         };
-        let _span = self.core.span.enter();
         self.core.fs.init(&negotiated, self.notifications.handle());
         Ok(())
     }
 
     fn destroy(&mut self) {
         self.notifications.close();
-        let left = self.forgetter.as_mut().map(Forgetter::stop).unwrap_or_default();
+        let left = self.answers.forgetter.get().map(Forgetter::stop).unwrap_or_default();
         self.core.destroy_once(&left);
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        if self.later(operation::LOOKUP).is_some() {
+            return self.serve_later(Op::Lookup, Pending::Lookup(reply), |later, reply| {
+                later.lookup(&ctx(req, 0), parent.0, bytes(name), reply)
+            });
+        }
         self.serve_handing_out(Op::Lookup, || {
             let answer = self.core.fs.lookup_ttl(&ctx(req, 0), parent.0, bytes(name));
-            self.reply_lookup(answer, reply);
+            self.answers.reply_lookup(answer, reply);
         });
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
         // Only the count changes under the request; the plugin hears of a zero when no
         // request handing out entries is in flight.
-        self.core.shared.stats.request(Op::Forget);
+        self.answers.shared.stats.request(Op::Forget);
         self.catching_panics(Op::Forget, || {
-            if self.core.shared.lookups.forget(ino.0, nlookup) {
-                self.forget_when_free(ino.0);
+            if self.answers.shared.lookups.forget(ino.0, nlookup) {
+                self.answers.forget_when_free(ino.0);
             }
         });
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        if self.later(operation::GETATTR).is_some() {
+            return self.serve_later(Op::Getattr, Pending::Attr(reply, ino.0), |later, reply| {
+                later.getattr(&ctx(req, 0), ino.0, fh.map(|fh| fh.0).into(), reply)
+            });
+        }
         self.serve(Op::Getattr, || {
             let answer = self.core.fs.getattr_ttl(&ctx(req, 0), ino.0, fh.map(|fh| fh.0).into());
-            self.reply_attr(Op::Getattr, ino.0, answer, reply);
+            self.answers.reply_attr(Op::Getattr, ino.0, answer, reply);
         });
     }
 
@@ -104,8 +122,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        self.serve(Op::Setattr, || {
-            let mut change = SetAttr::default();
+        let mut change = SetAttr::default();
+        {
             if let Some(mode) = mode {
                 change.valid |= setattr_valid::MODE;
                 change.mode = mode;
@@ -143,56 +161,99 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
                 change.valid |= setattr_valid::FH;
                 change.fh = fh.0;
             }
+        }
+        if self.later(operation::SETATTR).is_some() {
+            return self.serve_later(Op::Setattr, Pending::Attr(reply, ino.0), |later, reply| {
+                later.setattr(&ctx(req, 0), ino.0, &change, reply)
+            });
+        }
+        self.serve(Op::Setattr, || {
             let answer = self.core.fs.setattr(&ctx(req, 0), ino.0, &change);
             let answer = answer.map(|attr| AttrTtl { attr, attr_ttl: ROption::RNone });
-            self.reply_attr(Op::Setattr, ino.0, answer, reply);
+            self.answers.reply_attr(Op::Setattr, ino.0, answer, reply);
         });
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        if self.later(operation::READLINK).is_some() {
+            return self.serve_later(Op::Readlink, Pending::Data(reply, LINK_MAX), |later, reply| {
+                later.readlink(&ctx(req, 0), ino.0, reply)
+            });
+        }
         self.serve(Op::Readlink, || {
             with_buffer(LINK_MAX, |buffer| {
                 match self.core.fs.readlink(&ctx(req, 0), ino.0, RSliceMut::from_mut_slice(buffer)).into_result() {
                     Ok(full) if full <= LINK_MAX as u64 => reply.data(&buffer[..full as usize]),
-                    Ok(_) => reply.error(self.fail(Op::Readlink, Errno::ENAMETOOLONG)),
-                    Err(errno) => reply.error(self.fail_on(Op::Readlink, ino.0, errno)),
+                    Ok(_) => reply.error(self.answers.fail(Op::Readlink, Errno::ENAMETOOLONG)),
+                    Err(errno) => reply.error(self.answers.fail_on(Op::Readlink, ino.0, errno)),
                 }
             });
         });
     }
 
     fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
+        if self.later(operation::MKNOD).is_some() {
+            return self.serve_later(Op::Mknod, Pending::Entry(reply, Expected::Created(mode)), |later, reply| {
+                later.mknod(&ctx(req, umask), parent.0, bytes(name), mode, rdev, reply)
+            });
+        }
         self.serve_handing_out(Op::Mknod, || {
             let answer = self.core.fs.mknod(&ctx(req, umask), parent.0, bytes(name), mode, rdev);
-            self.reply_entry(Op::Mknod, Expected::Created(mode), answer, reply);
+            self.answers.reply_entry(Op::Mknod, Expected::Created(mode), answer, reply);
         });
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        if self.later(operation::MKDIR).is_some() {
+            return self.serve_later(
+                Op::Mkdir,
+                Pending::Entry(reply, Expected::Created(FileKind::Directory.mode_bits())),
+                |later, reply| later.mkdir(&ctx(req, umask), parent.0, bytes(name), mode, reply),
+            );
+        }
         self.serve_handing_out(Op::Mkdir, || {
             let answer = self.core.fs.mkdir(&ctx(req, umask), parent.0, bytes(name), mode);
-            self.reply_entry(Op::Mkdir, Expected::Created(FileKind::Directory.mode_bits()), answer, reply);
+            self.answers.reply_entry(Op::Mkdir, Expected::Created(FileKind::Directory.mode_bits()), answer, reply);
         });
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if self.later(operation::UNLINK).is_some() {
+            return self.serve_later(Op::Unlink, Pending::Empty(reply), |later, reply| {
+                later.unlink(&ctx(req, 0), parent.0, bytes(name), reply)
+            });
+        }
         self.serve(Op::Unlink, || {
             let answer = self.core.fs.unlink(&ctx(req, 0), parent.0, bytes(name));
-            self.reply_empty(Op::Unlink, answer, reply);
+            self.answers.reply_empty(Op::Unlink, answer, reply);
         });
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if self.later(operation::RMDIR).is_some() {
+            return self.serve_later(Op::Rmdir, Pending::Empty(reply), |later, reply| {
+                later.rmdir(&ctx(req, 0), parent.0, bytes(name), reply)
+            });
+        }
         self.serve(Op::Rmdir, || {
             let answer = self.core.fs.rmdir(&ctx(req, 0), parent.0, bytes(name));
-            self.reply_empty(Op::Rmdir, answer, reply);
+            self.answers.reply_empty(Op::Rmdir, answer, reply);
         });
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &std::path::Path, reply: ReplyEntry) {
+        if self.later(operation::SYMLINK).is_some() {
+            return self.serve_later(
+                Op::Symlink,
+                Pending::Entry(reply, Expected::Created(FileKind::Symlink.mode_bits())),
+                |later, reply| {
+                    later.symlink(&ctx(req, 0), parent.0, bytes(link_name), bytes(target.as_os_str()), reply)
+                },
+            );
+        }
         self.serve_handing_out(Op::Symlink, || {
             let answer = self.core.fs.symlink(&ctx(req, 0), parent.0, bytes(link_name), bytes(target.as_os_str()));
-            self.reply_entry(Op::Symlink, Expected::Created(FileKind::Symlink.mode_bits()), answer, reply);
+            self.answers.reply_entry(Op::Symlink, Expected::Created(FileKind::Symlink.mode_bits()), answer, reply);
         });
     }
 
@@ -206,24 +267,39 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        if self.later(operation::RENAME).is_some() {
+            return self.serve_later(Op::Rename, Pending::Empty(reply), |later, reply| {
+                later.rename(&ctx(req, 0), parent.0, bytes(name), newparent.0, bytes(newname), flags.bits(), reply)
+            });
+        }
         self.serve(Op::Rename, || {
             let answer =
                 self.core.fs.rename(&ctx(req, 0), parent.0, bytes(name), newparent.0, bytes(newname), flags.bits());
-            self.reply_empty(Op::Rename, answer, reply);
+            self.answers.reply_empty(Op::Rename, answer, reply);
         });
     }
 
     fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        if self.later(operation::LINK).is_some() {
+            return self.serve_later(Op::Link, Pending::Entry(reply, Expected::Linked), |later, reply| {
+                later.link(&ctx(req, 0), ino.0, newparent.0, bytes(newname), reply)
+            });
+        }
         self.serve_handing_out(Op::Link, || {
             let answer = self.core.fs.link(&ctx(req, 0), ino.0, newparent.0, bytes(newname));
-            self.reply_entry(Op::Link, Expected::Linked, answer, reply);
+            self.answers.reply_entry(Op::Link, Expected::Linked, answer, reply);
         });
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if self.later(operation::OPEN).is_some() {
+            return self.serve_later(Op::Open, Pending::Opened(reply, ino.0), |later, reply| {
+                later.open(&ctx(req, 0), ino.0, flags.0, reply)
+            });
+        }
         self.serve(Op::Open, || {
             let answer = self.core.fs.open(&ctx(req, 0), ino.0, flags.0);
-            self.reply_open(Op::Open, ino.0, answer, reply);
+            self.answers.reply_open(Op::Open, ino.0, answer, reply);
         });
     }
 
@@ -238,6 +314,11 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        if self.later(operation::READ).is_some() {
+            return self.serve_later(Op::Read, Pending::Data(reply, size as usize), |later, reply| {
+                later.read(&ctx(req, 0), ino.0, fh.0, offset, size, flags.0, lock_owner(owner), reply)
+            });
+        }
         self.serve(Op::Read, || {
             with_buffer(size as usize, |buffer| {
                 let lent = RSliceMut::from_mut_slice(&mut *buffer);
@@ -245,10 +326,10 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
                 match answer.into_result() {
                     Ok(filled) => {
                         let filled = (filled as usize).min(buffer.len());
-                        self.core.shared.stats.read_bytes(filled);
+                        self.answers.shared.stats.read_bytes(filled);
                         reply.data(&buffer[..filled]);
                     }
-                    Err(errno) => reply.error(self.fail(Op::Read, errno)),
+                    Err(errno) => reply.error(self.answers.fail(Op::Read, errno)),
                 }
             });
         });
@@ -266,6 +347,21 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        if self.later(operation::WRITE).is_some() {
+            return self.serve_later(Op::Write, Pending::Written(reply, data.len()), |later, reply| {
+                later.write(
+                    &ctx(req, 0),
+                    ino.0,
+                    fh.0,
+                    offset,
+                    RSlice::from_slice(data),
+                    write_flags.bits(),
+                    flags.0,
+                    lock_owner(owner),
+                    reply,
+                )
+            });
+        }
         self.serve(Op::Write, || {
             let answer = self.core.fs.write(
                 &ctx(req, 0),
@@ -279,19 +375,24 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
             );
             match answer.into_result() {
                 Ok(written) if written as usize <= data.len() => {
-                    self.core.shared.stats.written_bytes(u64::from(written));
+                    self.answers.shared.stats.written_bytes(u64::from(written));
                     reply.written(written);
                 }
-                Ok(_) => reply.error(self.invalid(Op::Write, "more bytes written than it was given")),
-                Err(errno) => reply.error(self.fail(Op::Write, errno)),
+                Ok(_) => reply.error(self.answers.invalid(Op::Write, "more bytes written than it was given")),
+                Err(errno) => reply.error(self.answers.fail(Op::Write, errno)),
             }
         });
     }
 
     fn flush(&self, req: &Request, ino: INodeNo, fh: FileHandle, owner: LockOwner, reply: ReplyEmpty) {
+        if self.later(operation::FLUSH).is_some() {
+            return self.serve_later(Op::Flush, Pending::Empty(reply), |later, reply| {
+                later.flush(&ctx(req, 0), ino.0, fh.0, owner.0, reply)
+            });
+        }
         self.serve(Op::Flush, || {
             let answer = self.core.fs.flush(&ctx(req, 0), ino.0, fh.0, owner.0);
-            self.reply_empty(Op::Flush, answer, reply);
+            self.answers.reply_empty(Op::Flush, answer, reply);
         });
     }
 
@@ -305,35 +406,56 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         flush: bool,
         reply: ReplyEmpty,
     ) {
+        if self.later(operation::RELEASE).is_some() {
+            self.answers.backing.release(ino.0, fh.0);
+            return self.serve_later(Op::Release, Pending::Empty(reply), |later, reply| {
+                later.release(&ctx(req, 0), ino.0, fh.0, flags.0, lock_owner(owner), flush, reply)
+            });
+        }
         self.serve(Op::Release, || {
             let answer = self.core.fs.release(&ctx(req, 0), ino.0, fh.0, flags.0, lock_owner(owner), flush);
-            self.backing.release(ino.0, fh.0);
-            self.reply_empty(Op::Release, answer, reply);
+            self.answers.backing.release(ino.0, fh.0);
+            self.answers.reply_empty(Op::Release, answer, reply);
         });
     }
 
     fn fsync(&self, req: &Request, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        if self.later(operation::FSYNC).is_some() {
+            return self.serve_later(Op::Fsync, Pending::Empty(reply), |later, reply| {
+                later.fsync(&ctx(req, 0), ino.0, fh.0, datasync, reply)
+            });
+        }
         self.serve(Op::Fsync, || {
             let answer = self.core.fs.fsync(&ctx(req, 0), ino.0, fh.0, datasync);
-            self.reply_empty(Op::Fsync, answer, reply);
+            self.answers.reply_empty(Op::Fsync, answer, reply);
         });
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if self.later(operation::OPENDIR).is_some() {
+            return self.serve_later(Op::Opendir, Pending::Opened(reply, ino.0), |later, reply| {
+                later.opendir(&ctx(req, 0), ino.0, flags.0, reply)
+            });
+        }
         self.serve(Op::Opendir, || {
             let answer = self.core.fs.opendir(&ctx(req, 0), ino.0, flags.0);
-            self.reply_open(Op::Opendir, ino.0, answer, reply);
+            self.answers.reply_open(Op::Opendir, ino.0, answer, reply);
         });
     }
 
     fn readdir(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        if self.later(operation::READDIR).is_some() {
+            return self.serve_later(Op::Readdir, Pending::dir(reply), |later, reply| {
+                later.readdir(&ctx(req, 0), ino.0, fh.0, offset as i64, reply)
+            });
+        }
         self.serve(Op::Readdir, || {
             let mut sink = ReplyDirSink { reply: &mut reply, added: 0, invalid: None };
             let answer = {
                 let mut lent = DirSink_TO::from_ptr(&mut sink, TD_Opaque);
                 self.core.fs.readdir(&ctx(req, 0), ino.0, fh.0, offset as i64, &mut lent)
             };
-            match self.end_listing(Op::Readdir, sink.added, sink.invalid, answer) {
+            match self.answers.end_listing(Op::Readdir, sink.added, sink.invalid, answer) {
                 Ok(()) => reply.ok(),
                 Err(errno) => reply.error(errno),
             }
@@ -341,13 +463,18 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn readdirplus(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        if self.later(operation::READDIRPLUS).is_some() {
+            return self.serve_later(Op::Readdirplus, Pending::dir_plus(reply), |later, reply| {
+                later.readdirplus(&ctx(req, 0), ino.0, fh.0, offset as i64, reply)
+            });
+        }
         UNDELIVERED.with_borrow_mut(|undelivered| {
             self.serve_handing_out(Op::Readdirplus, || {
                 let mut sink = ReplyDirPlusSink {
                     reply: &mut reply,
-                    lookups: &self.core.shared.lookups,
-                    ttl: self.combined_ttl(),
-                    presentation: self.config.presentation,
+                    lookups: &self.answers.shared.lookups,
+                    ttl: self.answers.combined_ttl(),
+                    presentation: self.answers.config.presentation,
                     added: 0,
                     invalid: None,
                     undelivered: &mut *undelivered,
@@ -356,7 +483,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
                     let mut lent = DirPlusSink_TO::from_ptr(&mut sink, TD_Opaque);
                     self.core.fs.readdirplus(&ctx(req, 0), ino.0, fh.0, offset as i64, &mut lent)
                 };
-                match self.end_listing(Op::Readdirplus, sink.added, sink.invalid, answer) {
+                match self.answers.end_listing(Op::Readdirplus, sink.added, sink.invalid, answer) {
                     Ok(()) => reply.ok(),
                     Err(errno) => reply.error(errno),
                 }
@@ -364,30 +491,37 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
             // Out of the request, the forget barrier is free again: the entries the plugin
             // produced but the kernel never got are usually forgotten right here.
             for ino in undelivered.drain(..) {
-                self.undelivered(ino);
+                self.answers.undelivered(ino);
             }
         });
     }
 
     fn releasedir(&self, req: &Request, ino: INodeNo, fh: FileHandle, flags: OpenFlags, reply: ReplyEmpty) {
+        if self.later(operation::RELEASEDIR).is_some() {
+            return self.serve_later(Op::Releasedir, Pending::Empty(reply), |later, reply| {
+                later.releasedir(&ctx(req, 0), ino.0, fh.0, flags.0, reply)
+            });
+        }
         self.serve(Op::Releasedir, || {
             let answer = self.core.fs.releasedir(&ctx(req, 0), ino.0, fh.0, flags.0);
-            self.reply_empty(Op::Releasedir, answer, reply);
+            self.answers.reply_empty(Op::Releasedir, answer, reply);
         });
     }
 
     fn fsyncdir(&self, req: &Request, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
         self.serve(Op::Fsyncdir, || {
             let answer = self.core.fs.fsyncdir(&ctx(req, 0), ino.0, fh.0, datasync);
-            self.reply_empty(Op::Fsyncdir, answer, reply);
+            self.answers.reply_empty(Op::Fsyncdir, answer, reply);
         });
     }
 
     fn statfs(&self, req: &Request, ino: INodeNo, reply: ReplyStatfs) {
-        self.serve(Op::Statfs, || match self.core.fs.statfs(&ctx(req, 0), ino.0).into_result() {
-            Ok(s) => reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize),
-            Err(errno) => reply.error(self.fail(Op::Statfs, errno)),
-        });
+        if self.later(operation::STATFS).is_some() {
+            return self.serve_later(Op::Statfs, Pending::Statfs(reply), |later, reply| {
+                later.statfs(&ctx(req, 0), ino.0, reply)
+            });
+        }
+        self.serve(Op::Statfs, || self.answers.reply_statfs(self.core.fs.statfs(&ctx(req, 0), ino.0), reply));
     }
 
     fn setxattr(
@@ -403,14 +537,14 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         self.serve(Op::Setxattr, || {
             let answer =
                 self.core.fs.setxattr(&ctx(req, 0), ino.0, bytes(name), RSlice::from_slice(value), flags, position);
-            self.reply_empty(Op::Setxattr, answer, reply);
+            self.answers.reply_empty(Op::Setxattr, answer, reply);
         });
     }
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         self.serve(Op::Getxattr, || {
             let ctx = ctx(req, 0);
-            self.reply_xattr(Op::Getxattr, size, reply, |buffer| {
+            self.answers.reply_xattr(Op::Getxattr, size, reply, |buffer| {
                 self.core.fs.getxattr(&ctx, ino.0, bytes(name), buffer)
             });
         });
@@ -419,21 +553,21 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         self.serve(Op::Listxattr, || {
             let ctx = ctx(req, 0);
-            self.reply_xattr(Op::Listxattr, size, reply, |buffer| self.core.fs.listxattr(&ctx, ino.0, buffer));
+            self.answers.reply_xattr(Op::Listxattr, size, reply, |buffer| self.core.fs.listxattr(&ctx, ino.0, buffer));
         });
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         self.serve(Op::Removexattr, || {
             let answer = self.core.fs.removexattr(&ctx(req, 0), ino.0, bytes(name));
-            self.reply_empty(Op::Removexattr, answer, reply);
+            self.answers.reply_empty(Op::Removexattr, answer, reply);
         });
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         self.serve(Op::Access, || {
             let answer = self.core.fs.access(&ctx(req, 0), ino.0, mask.bits());
-            self.reply_empty(Op::Access, answer, reply);
+            self.answers.reply_empty(Op::Access, answer, reply);
         });
     }
 
@@ -447,31 +581,16 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        if self.later(operation::CREATE).is_some() {
+            return self.serve_later(Op::Create, Pending::Created(reply, flags), |later, reply| {
+                later.create(&ctx(req, umask), parent.0, bytes(name), mode, flags, reply)
+            });
+        }
         self.serve_handing_out(Op::Create, || {
-            let created = match self.core.fs.create(&ctx(req, umask), parent.0, bytes(name), mode, flags).into_result()
-            {
-                Ok(created) => created,
-                Err(errno) => return reply.error(self.fail(Op::Create, errno)),
-            };
-            let (attr, generation) = match self
-                .count_entry(&created.entry, Expected::Created(FileKind::RegularFile.mode_bits()))
-            {
-                Ok(checked) => checked,
-                Err(why) => {
-                    reply.error(self.invalid(Op::Create, why));
-                    // The kernel would never send RELEASE for this handle, nor FORGET.
-                    let ino = created.entry.attr.ino;
-                    let _ = self.core.fs.release(&ctx(req, 0), ino, created.opened.fh, flags, ROption::RNone, false);
-                    self.undelivered(ino);
-                    return;
-                }
-            };
-            let ttl = self.combined_ttl();
-            let (fh, open_flags) = (FileHandle(created.opened.fh), fopen_flags(created.opened.flags, self.granted));
-            match self.backing.share(attr.ino.0, &created.opened, |fd| reply.open_backing(fd)) {
-                Some(id) => reply.created_passthrough(&ttl, &attr, generation, fh, open_flags, &id),
-                None => reply.created(&ttl, &attr, generation, fh, open_flags),
-            }
+            let answer = self.core.fs.create(&ctx(req, umask), parent.0, bytes(name), mode, flags);
+            self.answers.reply_created(answer, reply, |ino, fh| {
+                let _ = self.core.fs.release(&ctx(req, 0), ino, fh, flags, ROption::RNone, false);
+            });
         });
     }
 
@@ -487,14 +606,14 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     ) {
         self.serve(Op::Fallocate, || {
             let answer = self.core.fs.fallocate(&ctx(req, 0), ino.0, fh.0, offset, length, mode);
-            self.reply_empty(Op::Fallocate, answer, reply);
+            self.answers.reply_empty(Op::Fallocate, answer, reply);
         });
     }
 
     fn lseek(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
         self.serve(Op::Lseek, || match self.core.fs.lseek(&ctx(req, 0), ino.0, fh.0, offset, whence).into_result() {
             Ok(position) => reply.offset(position),
-            Err(errno) => reply.error(self.fail(Op::Lseek, errno)),
+            Err(errno) => reply.error(self.answers.fail(Op::Lseek, errno)),
         });
     }
 
@@ -525,7 +644,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
             );
             match answer.into_result() {
                 Ok(copied) => reply.written(copied),
-                Err(errno) => reply.error(self.fail(Op::CopyFileRange, errno)),
+                Err(errno) => reply.error(self.answers.fail(Op::CopyFileRange, errno)),
             }
         });
     }
@@ -563,7 +682,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
                     }
                     // What a file without ioctls answers (the kernel would turn ENOSYS into it too).
                     RResult::RErr(Errno::ENOSYS) => reply.error(fuser::Errno::ENOTTY),
-                    RResult::RErr(errno) => reply.error(self.fail(Op::Ioctl, errno)),
+                    RResult::RErr(errno) => reply.error(self.answers.fail(Op::Ioctl, errno)),
                 }
             })
         });
@@ -585,7 +704,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
             match answer.into_result() {
                 Ok(ready) => reply.poll(PollEvents::from_bits_truncate(ready)),
                 // The kernel stops asking and treats files as always ready.
-                Err(errno) => reply.error(self.fail(Op::Poll, errno)),
+                Err(errno) => reply.error(self.answers.fail(Op::Poll, errno)),
             }
         });
     }
@@ -606,7 +725,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
             let asked = FileLock { start, end, typ, pid };
             match self.core.fs.getlk(&ctx(req, 0), ino.0, fh.0, lock_owner.0, &asked).into_result() {
                 Ok(lock) => reply.locked(lock.start, lock.end, lock.typ, lock.pid),
-                Err(errno) => reply.error(self.fail(Op::Getlk, errno)),
+                Err(errno) => reply.error(self.answers.fail(Op::Getlk, errno)),
             }
         });
     }
@@ -627,14 +746,14 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         self.serve(Op::Setlk, || {
             let lock = FileLock { start, end, typ, pid };
             let answer = self.core.fs.setlk(&ctx(req, 0), ino.0, fh.0, lock_owner.0, &lock, sleep);
-            self.reply_empty(Op::Setlk, answer, reply);
+            self.answers.reply_empty(Op::Setlk, answer, reply);
         });
     }
 
     fn bmap(&self, req: &Request, ino: INodeNo, blocksize: u32, idx: u64, reply: ReplyBmap) {
         self.serve(Op::Bmap, || match self.core.fs.bmap(&ctx(req, 0), ino.0, blocksize, idx).into_result() {
             Ok(block) => reply.bmap(block),
-            Err(errno) => reply.error(self.fail(Op::Bmap, errno)),
+            Err(errno) => reply.error(self.answers.fail(Op::Bmap, errno)),
         });
     }
 }

@@ -1,0 +1,376 @@
+//! Answering requests later, from any thread (ABI 1.2).
+//!
+//! A filesystem that waits on something slow (a network store, a remote server)
+//! should not hold one of the host's few FUSE worker threads while it waits. It lists
+//! those requests in [`Filesystem::answers_later`] and overrides their `*_later`
+//! methods, which get the request and a typed [`Reply`] instead of returning the
+//! answer. The method may answer at once, or move the reply to a task, a thread pool
+//! or a callback and answer from there; the worker thread goes on to the next
+//! request as soon as the method returns.
+//!
+//! ```ignore
+//! fn answers_later(&self) -> Operations {
+//!     Operations::READ | Operations::LOOKUP
+//! }
+//!
+//! fn read_later(&self, req: &Request, ino: u64, fh: u64, offset: u64, size: u32, reply: Reply<Vec<u8>>) {
+//!     let store = self.store.clone();
+//!     self.runtime.spawn(async move { reply.send(store.read(ino, offset, size).await) });
+//! }
+//! ```
+//!
+//! Rules the host enforces: each reply answers once; a reply dropped without an
+//! answer (a task cancelled, a panic) is answered `EIO` for you and counted in
+//! `fusehost status`, so a caller never hangs. Lookup counts move to the moment an
+//! entry is actually sent. The host caps the requests a mount has waiting in the
+//! plugin (`max_in_flight`); at the cap, new requests wait for a free slot.
+//!
+//! When to use it: for requests that wait on I/O you do not control. A filesystem
+//! answering from memory or a local disk is faster answering directly: the default
+//! (nothing listed) costs nothing. In a host that speaks only ABI 1.0 or 1.1 the
+//! `*_later` methods are never called, so keep the synchronous methods working too
+//! (blocking on the same code is fine there).
+//!
+//! [`Filesystem::answers_later`]: crate::Filesystem::answers_later
+
+use std::ffi::OsStr;
+use std::marker::PhantomData;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fusehost_abi::abi_stable::std_types::{RDuration, ROption, RSlice};
+use fusehost_abi::{operation, AttrTtl, Created, LaterFilesystem, ReplyObject, RequestCtx, SetAttr as AbiSetAttr};
+
+use crate::filesystem::{DirPlusSink, DirSink, Filesystem};
+use crate::panic_guard::guarded_unit;
+use crate::types::{Entry, FileAttr, FileKind, Opened, Result, SetAttr, StatFs};
+
+/// The requests a filesystem answers later (see [`Filesystem::answers_later`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Operations(u64);
+
+impl Operations {
+    pub const NONE: Operations = Operations(0);
+    pub const LOOKUP: Operations = Operations(operation::LOOKUP);
+    pub const GETATTR: Operations = Operations(operation::GETATTR);
+    pub const SETATTR: Operations = Operations(operation::SETATTR);
+    pub const READLINK: Operations = Operations(operation::READLINK);
+    pub const MKNOD: Operations = Operations(operation::MKNOD);
+    pub const MKDIR: Operations = Operations(operation::MKDIR);
+    pub const UNLINK: Operations = Operations(operation::UNLINK);
+    pub const RMDIR: Operations = Operations(operation::RMDIR);
+    pub const SYMLINK: Operations = Operations(operation::SYMLINK);
+    pub const RENAME: Operations = Operations(operation::RENAME);
+    pub const LINK: Operations = Operations(operation::LINK);
+    pub const OPEN: Operations = Operations(operation::OPEN);
+    pub const READ: Operations = Operations(operation::READ);
+    pub const WRITE: Operations = Operations(operation::WRITE);
+    pub const FLUSH: Operations = Operations(operation::FLUSH);
+    pub const RELEASE: Operations = Operations(operation::RELEASE);
+    pub const FSYNC: Operations = Operations(operation::FSYNC);
+    pub const OPENDIR: Operations = Operations(operation::OPENDIR);
+    pub const READDIR: Operations = Operations(operation::READDIR);
+    pub const READDIRPLUS: Operations = Operations(operation::READDIRPLUS);
+    pub const RELEASEDIR: Operations = Operations(operation::RELEASEDIR);
+    pub const STATFS: Operations = Operations(operation::STATFS);
+    pub const CREATE: Operations = Operations(operation::CREATE);
+    /// Every request that can be answered later.
+    pub const ALL: Operations = Operations(operation::ALL);
+
+    /// The ABI's bits.
+    pub const fn bits(self) -> u64 {
+        self.0
+    }
+
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub const fn contains(self, other: Operations) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl std::ops::BitOr for Operations {
+    type Output = Operations;
+    fn bitor(self, other: Operations) -> Operations {
+        Operations(self.0 | other.0)
+    }
+}
+
+/// The answer to one request, given now or later from any thread: call
+/// [`Reply::send`] once. Dropped unanswered, it answers `EIO` (and the host logs it).
+#[must_use = "a reply dropped without an answer answers EIO"]
+pub struct Reply<T> {
+    raw: ReplyObject,
+    answer: PhantomData<fn(T)>,
+}
+
+/// What a [`Reply`] carries: an entry, attributes, bytes, a count, a handle, ...
+pub trait Answer: sealed::Sealed {
+    #[doc(hidden)]
+    fn send_to(self, raw: &mut ReplyObject);
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+impl<T: Answer> Reply<T> {
+    fn new(raw: ReplyObject) -> Self {
+        Reply { raw, answer: PhantomData }
+    }
+
+    /// Answers the request.
+    pub fn send(mut self, answer: Result<T>) {
+        match answer {
+            Ok(value) => value.send_to(&mut self.raw),
+            Err(errno) => self.raw.error(errno),
+        }
+    }
+}
+
+impl Reply<Vec<u8>> {
+    /// Answers a read or readlink with borrowed bytes.
+    pub fn data(mut self, data: &[u8]) {
+        self.raw.data(RSlice::from_slice(data));
+    }
+}
+
+macro_rules! answers {
+    ($($ty:ty => |$value:ident, $raw:ident| $send:expr;)*) => {
+        $(
+            impl sealed::Sealed for $ty {}
+            impl Answer for $ty {
+                fn send_to(self, $raw: &mut ReplyObject) {
+                    let $value = self;
+                    $send
+                }
+            }
+        )*
+    };
+}
+
+answers! {
+    () => |_unit, raw| raw.empty();
+    Entry => |entry, raw| raw.entry(&entry.to_abi_ttl());
+    FileAttr => |attr, raw| raw.attr(&AttrTtl { attr: attr.to_abi(), attr_ttl: ROption::RNone });
+    (FileAttr, Option<Duration>) => |answer, raw| {
+        raw.attr(&AttrTtl { attr: answer.0.to_abi(), attr_ttl: answer.1.map(RDuration::from).into() })
+    };
+    Vec<u8> => |bytes, raw| raw.data(RSlice::from_slice(&bytes));
+    u32 => |count, raw| raw.written(count);
+    Opened => |opened, raw| raw.opened(&opened.to_abi());
+    (Entry, Opened) => |created, raw| {
+        raw.created(&Created { entry: created.0.to_abi(), opened: created.1.to_abi() })
+    };
+    StatFs => |statfs, raw| raw.statfs(&statfs);
+}
+
+/// A readdir answer: [`ReplyDir::add`] entries until it says full, then
+/// [`ReplyDir::send`].
+#[must_use = "a reply dropped without an answer answers EIO"]
+pub struct ReplyDir {
+    raw: ReplyObject,
+}
+
+impl ReplyDir {
+    /// Adds one entry; returns `true` when the listing is full (entry not added).
+    pub fn add(&mut self, ino: u64, next_offset: i64, kind: FileKind, name: &OsStr) -> bool {
+        self.raw.add_dir_entry(ino, next_offset, kind.mode_bits(), RSlice::from_slice(name.as_bytes()))
+    }
+
+    /// Ends the listing (the entries added are sent), or answers an error when none was.
+    pub fn send(mut self, answer: Result<()>) {
+        match answer {
+            Ok(()) => self.raw.empty(),
+            Err(errno) => self.raw.error(errno),
+        }
+    }
+}
+
+impl DirSink for ReplyDir {
+    fn add(&mut self, ino: u64, next_offset: i64, kind: FileKind, name: &OsStr) -> bool {
+        ReplyDir::add(self, ino, next_offset, kind, name)
+    }
+}
+
+/// A readdirplus answer: entries with attributes (each counted as a lookup once sent).
+#[must_use = "a reply dropped without an answer answers EIO"]
+pub struct ReplyDirPlus {
+    raw: ReplyObject,
+}
+
+impl ReplyDirPlus {
+    /// Adds one entry; returns `true` when the listing is full (entry not added).
+    pub fn add(&mut self, next_offset: i64, name: &OsStr, entry: &Entry) -> bool {
+        self.raw.add_dir_plus_entry(next_offset, RSlice::from_slice(name.as_bytes()), &entry.to_abi())
+    }
+
+    /// Ends the listing, or answers an error when no entry was added.
+    pub fn send(mut self, answer: Result<()>) {
+        match answer {
+            Ok(()) => self.raw.empty(),
+            Err(errno) => self.raw.error(errno),
+        }
+    }
+}
+
+impl DirPlusSink for ReplyDirPlus {
+    fn add(&mut self, next_offset: i64, name: &OsStr, entry: &Entry) -> bool {
+        ReplyDirPlus::add(self, next_offset, name, entry)
+    }
+}
+
+/// An author's filesystem's later-answering part, seen through the ABI. Shares the
+/// filesystem with its [`FfiFilesystem`](crate::FfiFilesystem).
+pub(crate) struct LaterFfi<F> {
+    pub(crate) fs: Arc<F>,
+    pub(crate) operations: Operations,
+}
+
+fn name(bytes: RSlice<'_, u8>) -> &OsStr {
+    OsStr::from_bytes(bytes.as_slice())
+}
+
+impl<F: Filesystem> LaterFilesystem for LaterFfi<F> {
+    fn operations(&self) -> u64 {
+        self.operations.bits()
+    }
+
+    fn lookup(&self, ctx: &RequestCtx, parent: u64, n: RSlice<'_, u8>, reply: ReplyObject) {
+        guarded_unit("lookup", || self.fs.lookup_later(ctx, parent, name(n), Reply::new(reply)))
+    }
+
+    fn getattr(&self, ctx: &RequestCtx, ino: u64, fh: ROption<u64>, reply: ReplyObject) {
+        guarded_unit("getattr", || self.fs.getattr_later(ctx, ino, fh.into_option(), Reply::new(reply)))
+    }
+
+    fn setattr(&self, ctx: &RequestCtx, ino: u64, attr: &AbiSetAttr, reply: ReplyObject) {
+        guarded_unit("setattr", || self.fs.setattr_later(ctx, ino, &SetAttr::from_abi(attr), Reply::new(reply)))
+    }
+
+    fn readlink(&self, ctx: &RequestCtx, ino: u64, reply: ReplyObject) {
+        guarded_unit("readlink", || self.fs.readlink_later(ctx, ino, Reply::new(reply)))
+    }
+
+    fn mknod(&self, ctx: &RequestCtx, parent: u64, n: RSlice<'_, u8>, mode: u32, rdev: u32, reply: ReplyObject) {
+        guarded_unit("mknod", || self.fs.mknod_later(ctx, parent, name(n), mode, rdev, Reply::new(reply)))
+    }
+
+    fn mkdir(&self, ctx: &RequestCtx, parent: u64, n: RSlice<'_, u8>, mode: u32, reply: ReplyObject) {
+        guarded_unit("mkdir", || self.fs.mkdir_later(ctx, parent, name(n), mode, Reply::new(reply)))
+    }
+
+    fn unlink(&self, ctx: &RequestCtx, parent: u64, n: RSlice<'_, u8>, reply: ReplyObject) {
+        guarded_unit("unlink", || self.fs.unlink_later(ctx, parent, name(n), Reply::new(reply)))
+    }
+
+    fn rmdir(&self, ctx: &RequestCtx, parent: u64, n: RSlice<'_, u8>, reply: ReplyObject) {
+        guarded_unit("rmdir", || self.fs.rmdir_later(ctx, parent, name(n), Reply::new(reply)))
+    }
+
+    fn symlink(&self, ctx: &RequestCtx, parent: u64, n: RSlice<'_, u8>, target: RSlice<'_, u8>, reply: ReplyObject) {
+        guarded_unit("symlink", || self.fs.symlink_later(ctx, parent, name(n), name(target), Reply::new(reply)))
+    }
+
+    fn rename(
+        &self,
+        ctx: &RequestCtx,
+        parent: u64,
+        n: RSlice<'_, u8>,
+        new_parent: u64,
+        new_name: RSlice<'_, u8>,
+        flags: u32,
+        reply: ReplyObject,
+    ) {
+        guarded_unit("rename", || {
+            self.fs.rename_later(ctx, parent, name(n), new_parent, name(new_name), flags, Reply::new(reply))
+        })
+    }
+
+    fn link(&self, ctx: &RequestCtx, ino: u64, new_parent: u64, new_name: RSlice<'_, u8>, reply: ReplyObject) {
+        guarded_unit("link", || self.fs.link_later(ctx, ino, new_parent, name(new_name), Reply::new(reply)))
+    }
+
+    fn open(&self, ctx: &RequestCtx, ino: u64, flags: i32, reply: ReplyObject) {
+        guarded_unit("open", || self.fs.open_later(ctx, ino, flags, Reply::new(reply)))
+    }
+
+    fn read(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        size: u32,
+        _flags: i32,
+        _lock_owner: ROption<u64>,
+        reply: ReplyObject,
+    ) {
+        guarded_unit("read", || self.fs.read_later(ctx, ino, fh, offset, size, Reply::new(reply)))
+    }
+
+    fn write(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        data: RSlice<'_, u8>,
+        write_flags: u32,
+        flags: i32,
+        _lock_owner: ROption<u64>,
+        reply: ReplyObject,
+    ) {
+        guarded_unit("write", || {
+            self.fs.write_later(ctx, ino, fh, offset, data.as_slice(), write_flags, flags, Reply::new(reply))
+        })
+    }
+
+    fn flush(&self, ctx: &RequestCtx, ino: u64, fh: u64, lock_owner: u64, reply: ReplyObject) {
+        guarded_unit("flush", || self.fs.flush_later(ctx, ino, fh, lock_owner, Reply::new(reply)))
+    }
+
+    fn release(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        flags: i32,
+        _lock_owner: ROption<u64>,
+        flush: bool,
+        reply: ReplyObject,
+    ) {
+        guarded_unit("release", || self.fs.release_later(ctx, ino, fh, flags, flush, Reply::new(reply)))
+    }
+
+    fn fsync(&self, ctx: &RequestCtx, ino: u64, fh: u64, datasync: bool, reply: ReplyObject) {
+        guarded_unit("fsync", || self.fs.fsync_later(ctx, ino, fh, datasync, Reply::new(reply)))
+    }
+
+    fn opendir(&self, ctx: &RequestCtx, ino: u64, flags: i32, reply: ReplyObject) {
+        guarded_unit("opendir", || self.fs.opendir_later(ctx, ino, flags, Reply::new(reply)))
+    }
+
+    fn readdir(&self, ctx: &RequestCtx, ino: u64, fh: u64, offset: i64, reply: ReplyObject) {
+        guarded_unit("readdir", || self.fs.readdir_later(ctx, ino, fh, offset, ReplyDir { raw: reply }))
+    }
+
+    fn readdirplus(&self, ctx: &RequestCtx, ino: u64, fh: u64, offset: i64, reply: ReplyObject) {
+        guarded_unit("readdirplus", || self.fs.readdirplus_later(ctx, ino, fh, offset, ReplyDirPlus { raw: reply }))
+    }
+
+    fn releasedir(&self, ctx: &RequestCtx, ino: u64, fh: u64, flags: i32, reply: ReplyObject) {
+        guarded_unit("releasedir", || self.fs.releasedir_later(ctx, ino, fh, flags, Reply::new(reply)))
+    }
+
+    fn statfs(&self, ctx: &RequestCtx, ino: u64, reply: ReplyObject) {
+        guarded_unit("statfs", || self.fs.statfs_later(ctx, ino, Reply::new(reply)))
+    }
+
+    fn create(&self, ctx: &RequestCtx, parent: u64, n: RSlice<'_, u8>, mode: u32, flags: i32, reply: ReplyObject) {
+        guarded_unit("create", || self.fs.create_later(ctx, parent, name(n), mode, flags, Reply::new(reply)))
+    }
+}

@@ -1,0 +1,118 @@
+//! Requests a plugin answers later, from its own threads (ABI 1.2), on real mounts of
+//! the `laterfs` test plugin: a worker thread is never held while the plugin waits, a
+//! dropped reply is answered `EIO` and counted, and status shows what waits.
+
+use std::sync::mpsc::channel;
+use std::time::{Duration, Instant};
+
+use fusehost_tests::{in_background, mount_lines, status_json, Host};
+use rustix::process::Signal;
+
+const READERS: usize = 64;
+
+fn laterfs(extra: &str) -> Host {
+    Host::run_mounts(&[mount_lines("later", "laterfs", extra)])
+}
+
+fn mount_status(host: &Host) -> serde_json::Value {
+    status_json(&host.control_socket())["mounts"][0].clone()
+}
+
+fn stop(mut host: Host) -> String {
+    host.signal(Signal::TERM);
+    let status = host.wait_exit(Duration::from_secs(20)).expect("fusehost exits on SIGTERM");
+    assert!(status.success(), "{}", host.stderr());
+    host.stderr()
+}
+
+#[test]
+fn sixty_four_reads_of_different_files_wait_in_the_plugin_at_once_with_two_worker_threads() {
+    let delay = Duration::from_millis(500);
+    let host = laterfs(&format!("threads = 2\n[mount.options]\nfiles = {READERS}\ndelay_ms = {}", delay.as_millis()));
+    let (done, finished) = channel();
+    let started = Instant::now();
+    for index in 0..READERS {
+        let (path, done) = (host.path(&format!("f{index}")), done.clone());
+        std::thread::spawn(move || {
+            let _ = done.send((index, std::fs::read_to_string(path)));
+        });
+    }
+    // Each read is a lookup and a read answered after the delay (plus a getattr when
+    // the kernel asks). Two workers serving one at a time would need at least
+    // 64 × 2 × 500 ms / 2 = 32 s; waiting in the plugin together, about a second.
+    let serial = delay * 2 * READERS as u32 / 2;
+    for _ in 0..READERS {
+        let (index, contents) = finished.recv_timeout(serial).expect("every read finishes well before serial time");
+        assert_eq!(contents.expect("the read succeeds"), format!("file {index}\n"));
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed < serial / 4, "64 reads took {elapsed:?}; served one at a time they take {serial:?}");
+    let later = &mount_status(&host)["answered_later"];
+    let peak = later["peak"].as_u64().expect("status shows the peak");
+    assert!(peak >= 16, "at most {peak} requests waited inside the plugin at once: {later}");
+    assert_eq!(later["in_flight"], 0, "{later}");
+    assert_eq!(later["dropped_replies"], 0, "{later}");
+    assert!(later["total"].as_u64().unwrap() >= 2 * READERS as u64, "{later}");
+    eprintln!("64 reads with 2 worker threads: {elapsed:?}, peak {peak} waiting in the plugin");
+    stop(host);
+}
+
+#[test]
+fn a_reply_dropped_without_an_answer_is_eio_logged_and_counted_and_the_mount_goes_on() {
+    let host = laterfs("[mount.options]\nfiles = 2\ndelay_ms = 50");
+    let dropped = host.path("dropped");
+    let answer = in_background(move || std::fs::read(dropped)).expect("the read is answered");
+    assert_eq!(answer.expect_err("the read fails").raw_os_error(), Some(libc::EIO));
+    assert!(host.wait_for_stderr("plugin dropped the reply without answering; replying EIO"), "{}", host.stderr());
+    let status = mount_status(&host);
+    let later = &status["answered_later"];
+    assert!(later["dropped_replies"].as_u64() >= Some(1), "{later}");
+    assert_eq!(later["in_flight"], 0, "a dropped reply frees its slot: {later}");
+    assert!(status["requests"]["read"]["errnos"]["EIO"].as_u64() >= Some(1), "{status}");
+    let path = host.path("f1");
+    let again = in_background(move || std::fs::read_to_string(path)).expect("answered");
+    assert_eq!(again.expect("the mount still serves"), "file 1\n");
+    let stderr = stop(host);
+    assert!(stderr.contains("mount=later"), "the log names the mount: {stderr}");
+}
+
+#[test]
+fn a_listing_answered_later_reaches_ls_and_the_text_status_shows_what_waits() {
+    let host = laterfs("[mount.options]\nfiles = 300\ndelay_ms = 20");
+    let root = host.mountpoint().to_path_buf();
+    let names = in_background(move || {
+        let mut names: Vec<String> =
+            std::fs::read_dir(root).unwrap().map(|entry| entry.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        names
+    })
+    .expect("the listing finishes");
+    assert_eq!(names.len(), 301, "300 files and `dropped`, over several readdir replies");
+    assert!(names.contains(&"f299".to_owned()) && names.contains(&"dropped".to_owned()));
+    let mut command = fusehost_tests::fusehost();
+    command.arg("status").arg("--socket").arg(host.control_socket());
+    let output = fusehost_tests::run_to_end(command);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("answered later: 0 waiting (peak"), "{text}");
+    assert!(text.contains("cap 1024"), "the default max_in_flight: {text}");
+    stop(host);
+}
+
+#[test]
+fn at_max_in_flight_new_requests_wait_for_a_free_slot() {
+    let host = laterfs("threads = 2\nmax_in_flight = 2\n[mount.options]\nfiles = 8\ndelay_ms = 300");
+    let (done, finished) = channel();
+    for index in 0..8 {
+        let (path, done) = (host.path(&format!("f{index}")), done.clone());
+        std::thread::spawn(move || {
+            let _ = done.send(std::fs::read_to_string(path).is_ok());
+        });
+    }
+    for _ in 0..8 {
+        assert!(finished.recv_timeout(Duration::from_secs(60)).expect("each read finishes"));
+    }
+    let later = &mount_status(&host)["answered_later"];
+    assert_eq!(later["peak"], 2, "never more than max_in_flight waiting: {later}");
+    assert_eq!(later["max_in_flight"], 2, "{later}");
+    stop(host);
+}
