@@ -351,7 +351,7 @@ mod tests {
         for key in HOST_KEYS {
             let value = match *key {
                 "fsname" => Some("x"),
-                "threads" => Some("3"),
+                "threads" | "max_in_flight" => Some("3"),
                 "attr_ttl" | "entry_ttl" | "negative_ttl" => Some("2"),
                 "uid" | "gid" => Some("1000"),
                 "umask" => Some("022"),

@@ -90,6 +90,11 @@ impl Operations {
     pub const fn contains(self, other: Operations) -> bool {
         self.0 & other.0 == other.0
     }
+
+    /// Both sets (`|` in a `const`).
+    pub const fn union(self, other: Operations) -> Operations {
+        Operations(self.0 | other.0)
+    }
 }
 
 impl std::ops::BitOr for Operations {
