@@ -17,6 +17,8 @@ use rustix::process::{kill_process, Pid, Signal};
 use tempfile::TempDir;
 use wait_timeout::ChildExt;
 
+pub mod garage;
+
 /// How long anything may take to happen before a test gives up.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
