@@ -25,7 +25,7 @@ use crate::panic_guard::{guarded, guarded_unit};
 use crate::types::{Entry, Errno, FileKind, SetAttr};
 
 /// An author's filesystem seen through the ABI. The filesystem is shared with its
-/// later-answering part ([`LaterFfi`]), which outlives no request.
+/// later-answering part (`LaterFfi`).
 pub struct FfiFilesystem<F> {
     fs: Arc<F>,
 }

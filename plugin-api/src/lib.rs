@@ -113,6 +113,7 @@
 //! | record locks, ioctl, poll, bmap | [`Filesystem::getlk`], [`Filesystem::setlk`], [`Filesystem::ioctl`], [`Filesystem::poll`], [`Filesystem::bmap`] | 1.1.0 |
 //! | read-only plugins, a source option | [`Plugin::READ_ONLY`], [`Plugin::SOURCE_OPTION`] | 1.1.0 |
 //! | the kernel's id of the current request | [`MountHost::request_id`] | 1.1.0 |
+//! | answers given later, from any thread | [`Filesystem::answers_later`], the `*_later` methods, [`Reply`] | 1.2.0 |
 //!
 //! ## Capabilities: consent, not requests
 //!
@@ -189,6 +190,19 @@
 //! again under a new generation only after [`Filesystem::forget`] for it. The host keeps
 //! the generation next to the count, and an entry reusing a number the kernel still holds
 //! under another generation is refused `EIO` and logged.
+//!
+//! ## Answering later (ABI 1.2)
+//!
+//! A filesystem that waits on the network should not hold a FUSE worker thread (a
+//! mount has two by default) while it waits: list those requests in
+//! [`Filesystem::answers_later`] and override their `*_later` methods, which receive a
+//! [`Reply`] to send from wherever the answer comes (a tokio task, a thread pool, a
+//! callback). Dropping a reply unanswered answers `EIO`; the host checks, counts and
+//! caps them like every answer. The [`later`] module's documentation has the details
+//! and an example, and `plugins/objectstore` is a complete one. Keep the synchronous
+//! methods working (blocking on the same code is fine): a 1.0 or 1.1 host calls only
+//! those. Memory and local-disk filesystems should not use it: answering directly costs
+//! nothing extra, answering later costs an allocation and a hand-over per request.
 //!
 //! # Testing a plugin
 //!

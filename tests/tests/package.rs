@@ -57,6 +57,7 @@ fn the_package_unpacked_into_a_clean_folder_mounts_hello_from_its_own_files() {
         "usr/lib/fusehost/plugins/libfusehost_memfs.so",
         "usr/lib/fusehost/plugins/libfusehost_passthrough.so",
         "usr/lib/fusehost/plugins/libfusehost_archive.so",
+        "usr/lib/fusehost/plugins/libfusehost_objectstore.so",
         "usr/lib/systemd/system/fusehost@.service",
         "usr/lib/systemd/user/fusehost-user@.service",
         "usr/share/man/man1/fusehost.1.gz",
@@ -73,7 +74,7 @@ fn the_package_unpacked_into_a_clean_folder_mounts_hello_from_its_own_files() {
         .unwrap()
         .filter_map(|entry| entry.ok().map(|entry| entry.file_name().to_string_lossy().into_owned()))
         .collect();
-    assert_eq!(plugins.len(), 4, "only the bundled plugins, no test plugins: {plugins:?}");
+    assert_eq!(plugins.len(), 5, "only the bundled plugins, no test plugins: {plugins:?}");
     let helper = std::fs::read_link(root.join("sbin/mount.fusehost")).expect("sbin/mount.fusehost is a link");
     assert_eq!(helper, Path::new("/usr/bin/fusehost"));
     let manual = run(Command::new("zcat").arg(root.join("usr/share/man/man1/fusehost.1.gz")));
