@@ -29,6 +29,10 @@ use crate::stats::Op;
 use super::later::{Later, Pending};
 use super::{bytes, ctx, lock_owner, to_timespec, with_buffer, Dispatch, MountCore, LINK_MAX, MAX_WRITE, UNDELIVERED};
 
+/// The kernel's limit on background requests (readahead, async writes) for a mount
+/// whose plugin answers later; the kernel's default is 12.
+const LATER_MAX_BACKGROUND: u16 = 64;
+
 impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _span = self.core.span.enter();
@@ -48,6 +52,11 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         let granted = capabilities::negotiate(config, self.answers.config.consent, asked);
         self.answers.grant(granted);
         let _ = config.set_max_write(MAX_WRITE);
+        if later != 0 {
+            // Readahead and other background requests of a plugin that answers later
+            // wait on its store, not on a worker: let the kernel keep more of them going.
+            let _ = config.set_max_background(LATER_MAX_BACKGROUND);
+        }
         let target = Arc::clone(&self.core) as Arc<dyn ForgetTarget>;
         let _ = self.answers.forgetter.set(Forgetter::start(&self.name, target, self.core.span.clone())?);
         let fuser::Version(proto_major, proto_minor) = config.kernel_abi();

@@ -72,8 +72,9 @@ impl Blocks {
         Ok(fetched.clone())
     }
 
-    /// Up to `size` bytes of `object` from `offset`; `sequential` readers get the next
-    /// blocks fetched in the background.
+    /// Up to `size` bytes of `object` from `offset` (a slice of a cached block when the
+    /// range lies in one, else a copy); a `sequential` reader entering a block gets the
+    /// next blocks fetched in the background.
     pub async fn read(
         self: &Arc<Self>,
         store: &Arc<Store>,
@@ -81,13 +82,13 @@ impl Blocks {
         offset: u64,
         size: u32,
         sequential: bool,
-    ) -> Result<Vec<u8>, Errno> {
+    ) -> Result<Bytes, Errno> {
         let end = offset.saturating_add(u64::from(size)).min(object.size);
         if offset >= end {
-            return Ok(Vec::new());
+            return Ok(Bytes::new());
         }
         let (first, last) = (offset / self.block_size, (end - 1) / self.block_size);
-        if sequential {
+        if sequential && offset % self.block_size < u64::from(size) {
             let last_block = (object.size - 1) / self.block_size;
             for index in (last + 1)..=(last + self.readahead).min(last_block) {
                 let (blocks, store, object) = (Arc::clone(self), Arc::clone(store), object.clone());
@@ -96,17 +97,24 @@ impl Blocks {
                 });
             }
         }
+        let slice = |block: &Bytes, index: u64| {
+            let block_start = index * self.block_size;
+            let from = (offset.max(block_start) - block_start).min(block.len() as u64);
+            let to = (end.min(block_start + block.len() as u64) - block_start).max(from);
+            block.slice(from as usize..to as usize)
+        };
+        if first == last {
+            let block = self.block(store, object, first).await?;
+            return Ok(slice(&block, first));
+        }
         let mut data = Vec::with_capacity((end - offset) as usize);
         for index in first..=last {
             let block = self.block(store, object, index).await?;
-            let block_start = index * self.block_size;
-            let from = offset.max(block_start) - block_start;
-            let to = (end.min(block_start + block.len() as u64) - block_start).max(from);
-            data.extend_from_slice(&block[from as usize..to as usize]);
+            data.extend_from_slice(&slice(&block, index));
             if (block.len() as u64) < self.block_size && index < last {
                 break; // The object is shorter than it was said to be.
             }
         }
-        Ok(data)
+        Ok(Bytes::from(data))
     }
 }

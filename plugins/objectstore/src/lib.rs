@@ -34,8 +34,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Bytes;
 use fusehost_plugin_api::sync::Mutex;
 use fusehost_plugin_api::*;
+use futures::TryStreamExt;
 
 use blocks::{Blocks, Object};
 use namespace::{child_path, split, Known, Namespace};
@@ -105,8 +107,8 @@ const OPTIONS: &[OptionSpec] = &[
     OptionSpec::new("retries", OptionKind::Integer, "2", "retries of a request that failed for a passing reason"),
     OptionSpec::new("cache_ttl", OptionKind::String, "5s", "how long names and attributes are trusted"),
     OptionSpec::new("cache_size", OptionKind::Size, "256MiB", "memory for cached blocks of object data"),
-    OptionSpec::new("block_size", OptionKind::Size, "4MiB", "the unit of ranged reads"),
-    OptionSpec::new("readahead", OptionKind::Size, "16MiB", "how far ahead a sequential reader is fetched"),
+    OptionSpec::new("block_size", OptionKind::Size, "8MiB", "the unit of ranged reads"),
+    OptionSpec::new("readahead", OptionKind::Size, "32MiB", "how far ahead a sequential reader is fetched"),
     OptionSpec::new("staging_dir", OptionKind::String, "", "where writes are staged before upload (empty: the temp dir)"),
 ];
 
@@ -231,14 +233,26 @@ impl Inner {
             Err(errno) if errno == Errno::ENOENT => {}
             Err(errno) => return Err(errno),
         }
-        let prefix = format!("{path}/");
-        let listed = self.store.operator.list_with(&prefix).limit(1);
-        match self.store.call("list", listed).await {
-            Ok(entries) if !entries.is_empty() => Ok(Some(Known::directory())),
+        match self.first_keys(&format!("{path}/"), 1).await {
+            Ok(keys) if !keys.is_empty() => Ok(Some(Known::directory())),
             Ok(_) => Ok(None),
             Err(errno) if errno == Errno::ENOENT => Ok(None),
             Err(errno) => Err(errno),
         }
+    }
+
+    /// Up to `count` keys under `prefix` (the prefix's own marker included), from one
+    /// page of the listing: `list` would fetch every page of a large folder.
+    async fn first_keys(&self, prefix: &str, count: usize) -> Result<Vec<String>> {
+        let mut lister = self.store.call("list", self.store.operator.lister_with(prefix).limit(count)).await?;
+        let mut keys = Vec::new();
+        while keys.len() < count {
+            match self.store.call("list", lister.try_next()).await? {
+                Some(entry) => keys.push(entry.path().to_owned()),
+                None => break,
+            }
+        }
+        Ok(keys)
     }
 
     /// The children of directory `dir`, from the cache while fresh.
@@ -308,6 +322,12 @@ impl Inner {
             return;
         };
         let now: HashMap<&str, &Known> = children.iter().map(|child| (child.name.as_str(), &child.known)).collect();
+        let changed = previous.len() != children.len()
+            || previous.iter().any(|old| now.get(old.name.as_str()).is_none_or(|known| **known != old.known));
+        if changed {
+            // The kernel's cached listing of the directory is stale too.
+            let _ = host.invalidate_inode(parent, Some((0, 0)));
+        }
         for old in previous.iter() {
             let path = child_path(dir, &old.name);
             match now.get(old.name.as_str()) {
@@ -461,13 +481,13 @@ impl Inner {
         Ok(Opened { fh: self.add_handle(open), ..Opened::default() })
     }
 
-    async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+    async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
         match &*self.handle(fh)? {
             OpenFile::Reading { object, next_offset, .. } => {
                 let sequential = next_offset.swap(offset + u64::from(size), Ordering::Relaxed) == offset;
                 self.blocks.read(&self.store, object, offset, size, sequential).await
             }
-            OpenFile::Staged { staged, .. } => staged.read(offset, size),
+            OpenFile::Staged { staged, .. } => staged.read(offset, size).map(Bytes::from),
             OpenFile::Directory { .. } => Err(Errno::EISDIR),
         }
     }
@@ -547,13 +567,13 @@ impl Inner {
         let dir = self.path_of(parent)?;
         let path = child_path(&dir, name);
         let prefix = format!("{path}/");
-        let entries = self.store.call("list", self.store.operator.list_with(&prefix).limit(2)).await?;
-        if entries.iter().any(|entry| entry.path() != prefix) {
+        let keys = self.first_keys(&prefix, 2).await?;
+        if keys.iter().any(|key| *key != prefix) {
             return Err(Errno::ENOTEMPTY);
         }
         match self.stat(&path).await? {
             Some(known) if known.kind != FileKind::Directory => return Err(Errno::ENOTDIR),
-            None if entries.is_empty() => return Err(Errno::ENOENT),
+            None if keys.is_empty() => return Err(Errno::ENOENT),
             _ => {}
         }
         self.store.call("rmdir", self.store.operator.delete(&prefix)).await?;
@@ -601,8 +621,12 @@ impl Inner {
         if known.kind != FileKind::Directory {
             return Err(Errno::ENOTDIR);
         }
+        // The kernel may keep this listing while ours is fresh: a warm `ls` then asks
+        // nothing. A listing that finds changes drops the kernel's copy (`learn`).
+        let dir = self.path_of(ino)?;
+        let fresh = self.listings.lock().get(&dir).is_some_and(|listing| self.is_fresh(listing.fetched));
         let fh = self.add_handle(OpenFile::Directory { ino, listing: Mutex::new(None) });
-        Ok(Opened { fh, ..Opened::default() })
+        Ok(Opened { fh, cache_dir: true, keep_cache: fresh, ..Opened::default() })
     }
 
     /// The listing a directory handle pages through: taken at its first readdir (or
@@ -847,7 +871,14 @@ impl Filesystem for ObjectStore {
     }
 
     fn read_later(&self, _req: &Request, _ino: u64, fh: u64, offset: u64, size: u32, reply: Reply<Vec<u8>>) {
-        self.later(reply, |fs| async move { fs.read(fh, offset, size).await });
+        let fs = Arc::clone(&self.inner);
+        // Straight from the cached block: no copy of the data on its way to the host.
+        self.handle.spawn(async move {
+            match fs.read(fh, offset, size).await {
+                Ok(data) => reply.data(&data),
+                Err(errno) => reply.send(Err(errno)),
+            }
+        });
     }
 
     fn write(
