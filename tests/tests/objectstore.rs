@@ -167,6 +167,16 @@ fn wait_until<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Optio
     }
 }
 
+/// The process's threads by name, and how many have each.
+fn thread_names(pid: u32) -> Vec<(String, usize)> {
+    let mut counts = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default().trim().to_owned();
+        *counts.entry(name).or_insert(0) += 1;
+    }
+    counts.into_iter().collect()
+}
+
 #[test]
 fn sixty_four_reads_wait_in_the_plugin_at_once_with_two_worker_threads() {
     let Some(garage) = Garage::start(BUCKET) else { return };
@@ -197,9 +207,12 @@ fn sixty_four_reads_wait_in_the_plugin_at_once_with_two_worker_threads() {
         let reads = later["in_flight"].as_u64().unwrap_or(0);
         (reads >= 64).then(|| later.clone())
     });
+    let threads = thread_names(host.pid());
     garage.thaw();
     let later = waiting.expect("64 requests waiting in the plugin at once");
-    eprintln!("with the store frozen: {later}");
+    eprintln!("with the store frozen: {later}; the host's threads: {threads:?}");
+    let workers = threads.iter().filter(|(name, _)| name.starts_with("fuser-")).map(|(_, count)| count).sum::<usize>();
+    assert_eq!(workers, 2, "the mount's two FUSE workers and no more: {threads:?}");
     for _ in 0..64 {
         let (index, data) = finished.recv_timeout(Duration::from_secs(60)).expect("each read finishes");
         assert!(data.expect("the read succeeds") == pattern(65_536, index), "object-{index} read back differently");
@@ -212,8 +225,24 @@ fn sixty_four_reads_wait_in_the_plugin_at_once_with_two_worker_threads() {
     stop(host);
 }
 
+/// Reads `path` on a thread of its own; the outcome and how long it took.
+fn read_in_background(path: PathBuf) -> std::sync::mpsc::Receiver<(std::io::Result<Vec<u8>>, Duration)> {
+    let (done, outcome) = channel();
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let data = std::fs::read(path);
+        let _ = done.send((data, started.elapsed()));
+    });
+    outcome
+}
+
+/// How many of the mount's requests wait inside the plugin now.
+fn waiting_in_plugin(host: &Host) -> u64 {
+    status_json(&host.control_socket())["mounts"][0]["answered_later"]["in_flight"].as_u64().unwrap_or(0)
+}
+
 #[test]
-fn a_store_that_dies_or_freezes_fails_the_request_within_the_timeout_and_works_again_when_back() {
+fn a_store_that_dies_or_freezes_mid_read_fails_the_request_within_the_timeout_and_works_again_when_back() {
     let Some(mut garage) = Garage::start(BUCKET) else { return };
     let timeout = Duration::from_secs(2);
     let options = format!("cache_ttl = \"0s\"\ntimeout = \"{}s\"\nretries = 1", timeout.as_secs());
@@ -223,34 +252,40 @@ fn a_store_that_dies_or_freezes_fails_the_request_within_the_timeout_and_works_a
         std::fs::write(root.join(name), pattern(1 << 20, 7)).unwrap();
     }
 
+    // Mid-read: the read is inside the plugin, waiting on the store, when the server dies.
+    garage.freeze();
+    let reading = read_in_background(root.join("a"));
+    let waiting = wait_until(Duration::from_secs(20), || (waiting_in_plugin(&host) > 0).then_some(()));
+    assert!(waiting.is_some(), "the read reached the store");
     garage.stop();
-    let started = Instant::now();
-    let path = root.join("a");
-    let error = within(timeout * 10, move || std::fs::read(path)).expect_err("the store is down");
-    let elapsed = started.elapsed();
-    assert_eq!(error.raw_os_error(), Some(libc::EIO), "{error}");
-    assert!(elapsed < timeout * 3, "failed after {elapsed:?}");
+    let (outcome, took) = reading.recv_timeout(timeout * 10).expect("the read is answered, not hung");
+    let error = outcome.expect_err("the store died under the read");
+    assert!(matches!(error.raw_os_error(), Some(libc::EIO) | Some(libc::ETIMEDOUT)), "{error}");
+    assert!(took < timeout * 3, "failed after {took:?}, the timeout is {timeout:?}");
     assert!(host.wait_for_stderr("requests fail until the store answers again"), "{}", host.stderr());
+
+    // Down: refused at once.
+    let (outcome, took) = read_in_background(root.join("b")).recv_timeout(timeout * 10).expect("answered");
+    assert_eq!(outcome.expect_err("the store is down").raw_os_error(), Some(libc::EIO));
+    assert!(took < timeout * 3, "failed after {took:?}");
+
     garage.restart();
-    let path = root.join("a");
-    let data = within(Duration::from_secs(60), move || std::fs::read(path)).expect("works again, no remount");
-    assert!(data == pattern(1 << 20, 7));
+    let (outcome, _) = read_in_background(root.join("a")).recv_timeout(Duration::from_secs(60)).expect("answered");
+    assert!(outcome.expect("works again, no remount") == pattern(1 << 20, 7));
     assert!(host.wait_for_stderr("the store answers again"), "{}", host.stderr());
 
+    // Frozen: nothing answers, and the request gives up after the timeout.
     garage.freeze();
-    let started = Instant::now();
-    let path = root.join("b");
-    let error = within(timeout * 10, move || std::fs::read(path)).expect_err("the store does not answer");
-    let elapsed = started.elapsed();
+    let (outcome, took) = read_in_background(root.join("c")).recv_timeout(timeout * 10).expect("answered");
     garage.thaw();
+    let error = outcome.expect_err("the store does not answer");
     assert!(matches!(error.raw_os_error(), Some(libc::ETIMEDOUT) | Some(libc::EIO)), "{error}");
-    assert!(elapsed < timeout * 3, "failed after {elapsed:?}, the timeout is {timeout:?}");
-    let path = root.join("b");
-    let data = within(Duration::from_secs(60), move || std::fs::read(path)).expect("works again");
-    assert!(data == pattern(1 << 20, 7));
+    assert!(took < timeout * 3, "failed after {took:?}, the timeout is {timeout:?}");
+    let (outcome, _) = read_in_background(root.join("c")).recv_timeout(Duration::from_secs(60)).expect("answered");
+    assert!(outcome.expect("works again") == pattern(1 << 20, 7));
     let stderr = stop(host);
     let failures = stderr.matches("requests fail until the store answers again").count();
-    assert!(failures <= 2, "one log line per failure streak, not per request:\n{stderr}");
+    assert!((1..=3).contains(&failures), "one log line per failure streak, not per request:\n{stderr}");
 }
 
 #[test]
