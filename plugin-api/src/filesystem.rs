@@ -5,7 +5,7 @@ use std::ffi::OsStr;
 
 use std::time::Duration;
 
-use crate::later::{Operations, Reply, ReplyDir, ReplyDirPlus};
+use crate::later::{Operations, Ready, Reply, ReplyDir, ReplyDirPlus};
 use crate::mount_host::{Capabilities, MountHost, Negotiated};
 use crate::types::{Entry, Errno, FileAttr, FileKind, FileLock, Opened, Request, Result, SetAttr, StatFs};
 
@@ -423,6 +423,116 @@ pub trait Filesystem: Send + Sync + 'static {
         reply: Reply<(Entry, Opened)>,
     ) {
         reply.send(self.create(req, parent, name, mode, flags))
+    }
+
+    fn setxattr_later(
+        &self,
+        req: &Request,
+        ino: u64,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        position: u32,
+        reply: Reply<()>,
+    ) {
+        reply.send(self.setxattr(req, ino, name, value, flags, position))
+    }
+
+    /// Answer the whole value; the host answers size probes and `ERANGE`.
+    fn getxattr_later(&self, req: &Request, ino: u64, name: &OsStr, reply: Reply<Vec<u8>>) {
+        reply.send(self.getxattr(req, ino, name))
+    }
+
+    fn listxattr_later(&self, req: &Request, ino: u64, reply: Reply<Vec<u8>>) {
+        reply.send(self.listxattr(req, ino))
+    }
+
+    fn removexattr_later(&self, req: &Request, ino: u64, name: &OsStr, reply: Reply<()>) {
+        reply.send(self.removexattr(req, ino, name))
+    }
+
+    fn access_later(&self, req: &Request, ino: u64, mask: i32, reply: Reply<()>) {
+        reply.send(self.access(req, ino, mask))
+    }
+
+    fn fsyncdir_later(&self, req: &Request, ino: u64, fh: u64, datasync: bool, reply: Reply<()>) {
+        reply.send(self.fsyncdir(req, ino, fh, datasync))
+    }
+
+    fn fallocate_later(&self, req: &Request, ino: u64, fh: u64, offset: u64, length: u64, mode: i32, reply: Reply<()>) {
+        reply.send(self.fallocate(req, ino, fh, offset, length, mode))
+    }
+
+    fn lseek_later(&self, req: &Request, ino: u64, fh: u64, offset: i64, whence: i32, reply: Reply<i64>) {
+        reply.send(self.lseek(req, ino, fh, offset, whence))
+    }
+
+    fn copy_file_range_later(
+        &self,
+        req: &Request,
+        ino_in: u64,
+        fh_in: u64,
+        offset_in: u64,
+        ino_out: u64,
+        fh_out: u64,
+        offset_out: u64,
+        len: u64,
+        flags: u64,
+        reply: Reply<u32>,
+    ) {
+        reply.send(self.copy_file_range(req, ino_in, fh_in, offset_in, ino_out, fh_out, offset_out, len, flags))
+    }
+
+    fn getlk_later(&self, req: &Request, ino: u64, fh: u64, lock_owner: u64, lock: &FileLock, reply: Reply<FileLock>) {
+        reply.send(self.getlk(req, ino, fh, lock_owner, lock))
+    }
+
+    fn setlk_later(
+        &self,
+        req: &Request,
+        ino: u64,
+        fh: u64,
+        lock_owner: u64,
+        lock: &FileLock,
+        sleep: bool,
+        reply: Reply<()>,
+    ) {
+        reply.send(self.setlk(req, ino, fh, lock_owner, lock, sleep))
+    }
+
+    /// Answer the call's result and at most `output_size` bytes.
+    fn ioctl_later(
+        &self,
+        req: &Request,
+        ino: u64,
+        fh: u64,
+        cmd: u32,
+        input: &[u8],
+        output_size: u32,
+        reply: Reply<(i32, Vec<u8>)>,
+    ) {
+        let mut output = vec![0; output_size as usize];
+        reply.send(self.ioctl(req, ino, fh, cmd, input, &mut output).map(|(result, filled)| {
+            output.truncate(filled.min(output.len()));
+            (result, output)
+        }))
+    }
+
+    fn poll_later(
+        &self,
+        req: &Request,
+        ino: u64,
+        fh: u64,
+        wakeup: u64,
+        events: u32,
+        schedule: bool,
+        reply: Reply<Ready>,
+    ) {
+        reply.send(self.poll(req, ino, fh, wakeup, events, schedule).map(Ready))
+    }
+
+    fn bmap_later(&self, req: &Request, ino: u64, block_size: u32, block: u64, reply: Reply<u64>) {
+        reply.send(self.bmap(req, ino, block_size, block))
     }
 }
 

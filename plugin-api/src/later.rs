@@ -44,7 +44,7 @@ use fusehost_abi::{operation, AttrTtl, Created, LaterFilesystem, ReplyObject, Re
 
 use crate::filesystem::{DirPlusSink, DirSink, Filesystem};
 use crate::panic_guard::guarded_unit;
-use crate::types::{Entry, FileAttr, FileKind, Opened, Result, SetAttr, StatFs};
+use crate::types::{Entry, FileAttr, FileKind, FileLock, Opened, Result, SetAttr, StatFs};
 
 /// The requests a filesystem answers later (see [`Filesystem::answers_later`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -75,6 +75,20 @@ impl Operations {
     pub const RELEASEDIR: Operations = Operations(operation::RELEASEDIR);
     pub const STATFS: Operations = Operations(operation::STATFS);
     pub const CREATE: Operations = Operations(operation::CREATE);
+    pub const SETXATTR: Operations = Operations(operation::SETXATTR);
+    pub const GETXATTR: Operations = Operations(operation::GETXATTR);
+    pub const LISTXATTR: Operations = Operations(operation::LISTXATTR);
+    pub const REMOVEXATTR: Operations = Operations(operation::REMOVEXATTR);
+    pub const ACCESS: Operations = Operations(operation::ACCESS);
+    pub const FSYNCDIR: Operations = Operations(operation::FSYNCDIR);
+    pub const FALLOCATE: Operations = Operations(operation::FALLOCATE);
+    pub const LSEEK: Operations = Operations(operation::LSEEK);
+    pub const COPY_FILE_RANGE: Operations = Operations(operation::COPY_FILE_RANGE);
+    pub const GETLK: Operations = Operations(operation::GETLK);
+    pub const SETLK: Operations = Operations(operation::SETLK);
+    pub const IOCTL: Operations = Operations(operation::IOCTL);
+    pub const POLL: Operations = Operations(operation::POLL);
+    pub const BMAP: Operations = Operations(operation::BMAP);
     /// Every request that can be answered later.
     pub const ALL: Operations = Operations(operation::ALL);
 
@@ -171,7 +185,16 @@ answers! {
         raw.created(&Created { entry: created.0.to_abi(), opened: created.1.to_abi() })
     };
     StatFs => |statfs, raw| raw.statfs(&statfs);
+    i64 => |offset, raw| raw.offset(offset);
+    FileLock => |lock, raw| raw.lock(&lock);
+    u64 => |block, raw| raw.block(block);
+    (i32, Vec<u8>) => |answer, raw| raw.ioctl(answer.0, RSlice::from_slice(&answer.1));
+    Ready => |ready, raw| raw.poll(ready.0);
 }
+
+/// poll's answer: the `POLL*` events ready now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ready(pub u32);
 
 /// A readdir answer: [`ReplyDir::add`] entries until it says full, then
 /// [`ReplyDir::send`].
@@ -377,5 +400,108 @@ impl<F: Filesystem> LaterFilesystem for LaterFfi<F> {
 
     fn create(&self, ctx: &RequestCtx, parent: u64, n: RSlice<'_, u8>, mode: u32, flags: i32, reply: ReplyObject) {
         guarded_unit("create", || self.fs.create_later(ctx, parent, name(n), mode, flags, Reply::new(reply)))
+    }
+
+    fn setxattr(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        n: RSlice<'_, u8>,
+        value: RSlice<'_, u8>,
+        flags: i32,
+        position: u32,
+        reply: ReplyObject,
+    ) {
+        guarded_unit("setxattr", || {
+            self.fs.setxattr_later(ctx, ino, name(n), value.as_slice(), flags, position, Reply::new(reply))
+        })
+    }
+
+    fn getxattr(&self, ctx: &RequestCtx, ino: u64, n: RSlice<'_, u8>, reply: ReplyObject) {
+        guarded_unit("getxattr", || self.fs.getxattr_later(ctx, ino, name(n), Reply::new(reply)))
+    }
+
+    fn listxattr(&self, ctx: &RequestCtx, ino: u64, reply: ReplyObject) {
+        guarded_unit("listxattr", || self.fs.listxattr_later(ctx, ino, Reply::new(reply)))
+    }
+
+    fn removexattr(&self, ctx: &RequestCtx, ino: u64, n: RSlice<'_, u8>, reply: ReplyObject) {
+        guarded_unit("removexattr", || self.fs.removexattr_later(ctx, ino, name(n), Reply::new(reply)))
+    }
+
+    fn access(&self, ctx: &RequestCtx, ino: u64, mask: i32, reply: ReplyObject) {
+        guarded_unit("access", || self.fs.access_later(ctx, ino, mask, Reply::new(reply)))
+    }
+
+    fn fsyncdir(&self, ctx: &RequestCtx, ino: u64, fh: u64, datasync: bool, reply: ReplyObject) {
+        guarded_unit("fsyncdir", || self.fs.fsyncdir_later(ctx, ino, fh, datasync, Reply::new(reply)))
+    }
+
+    fn fallocate(&self, ctx: &RequestCtx, ino: u64, fh: u64, offset: u64, length: u64, mode: i32, reply: ReplyObject) {
+        guarded_unit("fallocate", || self.fs.fallocate_later(ctx, ino, fh, offset, length, mode, Reply::new(reply)))
+    }
+
+    fn lseek(&self, ctx: &RequestCtx, ino: u64, fh: u64, offset: i64, whence: i32, reply: ReplyObject) {
+        guarded_unit("lseek", || self.fs.lseek_later(ctx, ino, fh, offset, whence, Reply::new(reply)))
+    }
+
+    fn copy_file_range(
+        &self,
+        ctx: &RequestCtx,
+        ino_in: u64,
+        fh_in: u64,
+        offset_in: u64,
+        ino_out: u64,
+        fh_out: u64,
+        offset_out: u64,
+        len: u64,
+        flags: u64,
+        reply: ReplyObject,
+    ) {
+        guarded_unit("copy_file_range", || {
+            let reply = Reply::new(reply);
+            self.fs.copy_file_range_later(ctx, ino_in, fh_in, offset_in, ino_out, fh_out, offset_out, len, flags, reply)
+        })
+    }
+
+    fn getlk(&self, ctx: &RequestCtx, ino: u64, fh: u64, lock_owner: u64, lock: &FileLock, reply: ReplyObject) {
+        guarded_unit("getlk", || self.fs.getlk_later(ctx, ino, fh, lock_owner, lock, Reply::new(reply)))
+    }
+
+    fn setlk(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        lock_owner: u64,
+        lock: &FileLock,
+        sleep: bool,
+        reply: ReplyObject,
+    ) {
+        guarded_unit("setlk", || self.fs.setlk_later(ctx, ino, fh, lock_owner, lock, sleep, Reply::new(reply)))
+    }
+
+    fn ioctl(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        _flags: u32,
+        cmd: u32,
+        input: RSlice<'_, u8>,
+        output_size: u32,
+        reply: ReplyObject,
+    ) {
+        guarded_unit("ioctl", || {
+            self.fs.ioctl_later(ctx, ino, fh, cmd, input.as_slice(), output_size, Reply::new(reply))
+        })
+    }
+
+    fn poll(&self, ctx: &RequestCtx, ino: u64, fh: u64, wakeup: u64, events: u32, flags: u32, reply: ReplyObject) {
+        guarded_unit("poll", || self.fs.poll_later(ctx, ino, fh, wakeup, events, flags & 1 != 0, Reply::new(reply)))
+    }
+
+    fn bmap(&self, ctx: &RequestCtx, ino: u64, block_size: u32, block: u64, reply: ReplyObject) {
+        guarded_unit("bmap", || self.fs.bmap_later(ctx, ino, block_size, block, Reply::new(reply)))
     }
 }

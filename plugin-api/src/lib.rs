@@ -280,7 +280,7 @@ pub use tracing;
 pub use adapter::FfiFilesystem;
 pub use export::into_fs_object;
 pub use filesystem::{DirPlusSink, DirSink, Filesystem};
-pub use later::{Operations, Reply, ReplyDir, ReplyDirPlus};
+pub use later::{Operations, Ready, Reply, ReplyDir, ReplyDirPlus};
 pub use mount_host::{Capabilities, MountHost, Negotiated};
 pub use options::{OptionKind, OptionSpec, Options};
 pub use panic_guard::payload_text as panic_message;

@@ -116,3 +116,48 @@ fn at_max_in_flight_new_requests_wait_for_a_free_slot() {
     assert_eq!(later["max_in_flight"], 2, "{later}");
     stop(host);
 }
+
+/// `getxattr(2)` of `name` on `path` into a buffer of `size` bytes: what it wrote, or
+/// the errno.
+fn getxattr(path: &std::path::Path, name: &str, size: usize) -> Result<Vec<u8>, i32> {
+    let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let name = std::ffi::CString::new(name).unwrap();
+    let mut buffer = vec![0u8; size];
+    // SAFETY: both strings are NUL-terminated and the buffer is `size` bytes long.
+    let length = unsafe { libc::getxattr(path.as_ptr(), name.as_ptr(), buffer.as_mut_ptr().cast(), size) };
+    if length < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    // A size probe (size 0) gets only the length: stand for it with that many zeros.
+    buffer.resize(length as usize, 0);
+    Ok(buffer)
+}
+
+#[test]
+fn extended_attributes_answered_later_get_size_probes_values_and_erange_from_the_host() {
+    let host = laterfs("[mount.options]\nfiles = 1\ndelay_ms = 20");
+    let file = host.path("f0");
+    let probe = in_background({
+        let file = file.clone();
+        move || getxattr(&file, "user.later", 0)
+    })
+    .expect("answered");
+    assert_eq!(probe.map(|value| value.len()), Ok(14), "a size probe answers the value's size");
+    let value = in_background({
+        let file = file.clone();
+        move || getxattr(&file, "user.later", 64)
+    })
+    .expect("answered");
+    assert_eq!(value.as_deref(), Ok(&b"answered later"[..]));
+    let short = in_background({
+        let file = file.clone();
+        move || getxattr(&file, "user.later", 4)
+    })
+    .expect("answered");
+    assert_eq!(short, Err(libc::ERANGE), "a buffer too small is ERANGE");
+    let missing = in_background(move || getxattr(&file, "user.other", 64)).expect("answered");
+    assert_eq!(missing, Err(libc::ENODATA));
+    let status = mount_status(&host);
+    assert!(status["requests"]["getxattr"]["requests"].as_u64() >= Some(4), "{status}");
+    stop(host);
+}

@@ -22,12 +22,12 @@ use std::time::Instant;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RResult, RSlice};
 use fusehost_abi::{
-    AttrTtl, Created, Entry, EntryTtl, Errno, LaterFsObject, Opened, RawFilesystem, Reply, ReplyObject, Reply_TO,
-    StatFs,
+    AttrTtl, Created, Entry, EntryTtl, Errno, FileLock, LaterFsObject, Opened, RawFilesystem, Reply, ReplyObject,
+    Reply_TO, StatFs,
 };
 use fuser::{
-    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
-    ReplyStatfs, ReplyWrite,
+    PollEvents, ReplyAttr, ReplyBmap, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
+    ReplyEntry, ReplyIoctl, ReplyLock, ReplyLseek, ReplyOpen, ReplyPoll, ReplyStatfs, ReplyWrite, ReplyXattr,
 };
 
 use super::{duration, Answers, Dispatch, InCall};
@@ -64,6 +64,14 @@ pub(super) enum Pending {
     Statfs(ReplyStatfs),
     Dir(ReplyDirectory, Listing),
     DirPlus(ReplyDirectoryPlus, Listing),
+    /// getxattr and listxattr with the caller's buffer size (0: a size probe).
+    Xattr(ReplyXattr, u32),
+    Offset(ReplyLseek),
+    Lock(ReplyLock),
+    Block(ReplyBmap),
+    /// ioctl with room for this many bytes back.
+    Ioctl(ReplyIoctl, usize),
+    Poll(ReplyPoll),
 }
 
 impl Pending {
@@ -131,6 +139,12 @@ fn answer_error_with(answers: &Answers, op: Op, pending: Pending, errno: fuser::
         Pending::Opened(reply, _) => reply.error(errno),
         Pending::Created(reply, _) => reply.error(errno),
         Pending::Statfs(reply) => reply.error(errno),
+        Pending::Xattr(reply, _) => reply.error(errno),
+        Pending::Offset(reply) => reply.error(errno),
+        Pending::Lock(reply) => reply.error(errno),
+        Pending::Block(reply) => reply.error(errno),
+        Pending::Ioctl(reply, _) => reply.error(errno),
+        Pending::Poll(reply) => reply.error(errno),
         Pending::Dir(reply, listing) => {
             end_listing(answers, op, listing, reply, RResult::RErr(Errno::EIO), |reply| reply.ok(), |r, e| r.error(e))
         }
@@ -166,6 +180,8 @@ impl Reply for HostReply {
             Pending::Lookup(reply) => answers.reply_lookup(RResult::RErr(errno), reply),
             Pending::Attr(reply, ino) => reply.error(answers.fail_on(op, ino, errno)),
             Pending::Opened(reply, ino) => reply.error(answers.fail_on(op, ino, errno)),
+            // What a file without ioctls answers (the kernel would turn ENOSYS into it too).
+            Pending::Ioctl(reply, _) if errno == Errno::ENOSYS => reply.error(fuser::Errno::ENOTTY),
             Pending::Dir(reply, listing) => {
                 end_listing(answers, op, listing, reply, RResult::RErr(errno), |r| r.ok(), |r, e| r.error(e))
             }
@@ -227,6 +243,7 @@ impl Reply for HostReply {
                     if op == Op::Readlink { "a link target longer than PATH_MAX" } else { "more bytes than asked" };
                 HostReply::wrong_kind(answers, op, Pending::Data(reply, most), why)
             }
+            Pending::Xattr(reply, size) => answers.send_xattr(op, size, data.as_slice(), reply),
             other => HostReply::wrong_kind(answers, op, other, "data where another answer was due"),
         });
     }
@@ -234,7 +251,9 @@ impl Reply for HostReply {
     fn written(&mut self, count: u32) {
         self.answer(|answers, op, pending| match pending {
             Pending::Written(reply, given) if count as usize <= given => {
-                answers.shared.stats.written_bytes(u64::from(count));
+                if op == Op::Write {
+                    answers.shared.stats.written_bytes(u64::from(count));
+                }
                 reply.written(count)
             }
             Pending::Written(reply, given) => HostReply::wrong_kind(
@@ -269,6 +288,41 @@ impl Reply for HostReply {
         self.answer(|answers, op, pending| match pending {
             Pending::Statfs(reply) => answers.reply_statfs(RResult::ROk(*statfs), reply),
             other => HostReply::wrong_kind(answers, op, other, "filesystem figures where another answer was due"),
+        });
+    }
+
+    fn offset(&mut self, offset: i64) {
+        self.answer(|answers, op, pending| match pending {
+            Pending::Offset(reply) => reply.offset(offset),
+            other => HostReply::wrong_kind(answers, op, other, "an offset where another answer was due"),
+        });
+    }
+
+    fn lock(&mut self, lock: &FileLock) {
+        self.answer(|answers, op, pending| match pending {
+            Pending::Lock(reply) => reply.locked(lock.start, lock.end, lock.typ, lock.pid),
+            other => HostReply::wrong_kind(answers, op, other, "a lock where another answer was due"),
+        });
+    }
+
+    fn block(&mut self, block: u64) {
+        self.answer(|answers, op, pending| match pending {
+            Pending::Block(reply) => reply.bmap(block),
+            other => HostReply::wrong_kind(answers, op, other, "a block number where another answer was due"),
+        });
+    }
+
+    fn ioctl(&mut self, result: i32, output: RSlice<'_, u8>) {
+        self.answer(|answers, op, pending| match pending {
+            Pending::Ioctl(reply, room) if output.len() <= room => reply.ioctl(result, output.as_slice()),
+            other => HostReply::wrong_kind(answers, op, other, "an ioctl answer to another request, or too long"),
+        });
+    }
+
+    fn poll(&mut self, events: u32) {
+        self.answer(|answers, op, pending| match pending {
+            Pending::Poll(reply) => reply.poll(PollEvents::from_bits_truncate(events)),
+            other => HostReply::wrong_kind(answers, op, other, "poll events where another answer was due"),
         });
     }
 

@@ -249,6 +249,21 @@ impl Answers {
         }
     }
 
+    /// Answers getxattr/listxattr from the whole `value`: its size for a probe
+    /// (`size == 0`), the value when it fits `size`, else `ERANGE`.
+    pub(super) fn send_xattr(&self, op: Op, size: u32, value: &[u8], reply: ReplyXattr) {
+        if size == 0 {
+            match u32::try_from(value.len()) {
+                Ok(full) => reply.size(full),
+                Err(_) => reply.error(self.fail(op, Errno::E2BIG)),
+            }
+        } else if value.len() <= size as usize {
+            reply.data(value)
+        } else {
+            reply.error(self.fail(op, Errno::ERANGE))
+        }
+    }
+
     /// Answers getxattr/listxattr: a size probe (`size == 0`), the value, or `ERANGE`.
     pub(super) fn reply_xattr(
         &self,

@@ -518,6 +518,11 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn fsyncdir(&self, req: &Request, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        if self.later(operation::FSYNCDIR).is_some() {
+            return self.serve_later(Op::Fsyncdir, Pending::Empty(reply), |later, reply| {
+                later.fsyncdir(&ctx(req, 0), ino.0, fh.0, datasync, reply)
+            });
+        }
         self.serve(Op::Fsyncdir, || {
             let answer = self.core.fs.fsyncdir(&ctx(req, 0), ino.0, fh.0, datasync);
             self.answers.reply_empty(Op::Fsyncdir, answer, reply);
@@ -543,6 +548,11 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         position: u32,
         reply: ReplyEmpty,
     ) {
+        if self.later(operation::SETXATTR).is_some() {
+            return self.serve_later(Op::Setxattr, Pending::Empty(reply), |later, reply| {
+                later.setxattr(&ctx(req, 0), ino.0, bytes(name), RSlice::from_slice(value), flags, position, reply)
+            });
+        }
         self.serve(Op::Setxattr, || {
             let answer =
                 self.core.fs.setxattr(&ctx(req, 0), ino.0, bytes(name), RSlice::from_slice(value), flags, position);
@@ -551,6 +561,11 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if self.later(operation::GETXATTR).is_some() {
+            return self.serve_later(Op::Getxattr, Pending::Xattr(reply, size), |later, reply| {
+                later.getxattr(&ctx(req, 0), ino.0, bytes(name), reply)
+            });
+        }
         self.serve(Op::Getxattr, || {
             let ctx = ctx(req, 0);
             self.answers.reply_xattr(Op::Getxattr, size, reply, |buffer| {
@@ -560,6 +575,11 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if self.later(operation::LISTXATTR).is_some() {
+            return self.serve_later(Op::Listxattr, Pending::Xattr(reply, size), |later, reply| {
+                later.listxattr(&ctx(req, 0), ino.0, reply)
+            });
+        }
         self.serve(Op::Listxattr, || {
             let ctx = ctx(req, 0);
             self.answers.reply_xattr(Op::Listxattr, size, reply, |buffer| self.core.fs.listxattr(&ctx, ino.0, buffer));
@@ -567,6 +587,11 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if self.later(operation::REMOVEXATTR).is_some() {
+            return self.serve_later(Op::Removexattr, Pending::Empty(reply), |later, reply| {
+                later.removexattr(&ctx(req, 0), ino.0, bytes(name), reply)
+            });
+        }
         self.serve(Op::Removexattr, || {
             let answer = self.core.fs.removexattr(&ctx(req, 0), ino.0, bytes(name));
             self.answers.reply_empty(Op::Removexattr, answer, reply);
@@ -574,6 +599,11 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        if self.later(operation::ACCESS).is_some() {
+            return self.serve_later(Op::Access, Pending::Empty(reply), |later, reply| {
+                later.access(&ctx(req, 0), ino.0, mask.bits(), reply)
+            });
+        }
         self.serve(Op::Access, || {
             let answer = self.core.fs.access(&ctx(req, 0), ino.0, mask.bits());
             self.answers.reply_empty(Op::Access, answer, reply);
@@ -613,6 +643,11 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        if self.later(operation::FALLOCATE).is_some() {
+            return self.serve_later(Op::Fallocate, Pending::Empty(reply), |later, reply| {
+                later.fallocate(&ctx(req, 0), ino.0, fh.0, offset, length, mode, reply)
+            });
+        }
         self.serve(Op::Fallocate, || {
             let answer = self.core.fs.fallocate(&ctx(req, 0), ino.0, fh.0, offset, length, mode);
             self.answers.reply_empty(Op::Fallocate, answer, reply);
@@ -620,6 +655,11 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn lseek(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
+        if self.later(operation::LSEEK).is_some() {
+            return self.serve_later(Op::Lseek, Pending::Offset(reply), |later, reply| {
+                later.lseek(&ctx(req, 0), ino.0, fh.0, offset, whence, reply)
+            });
+        }
         self.serve(Op::Lseek, || match self.core.fs.lseek(&ctx(req, 0), ino.0, fh.0, offset, whence).into_result() {
             Ok(position) => reply.offset(position),
             Err(errno) => reply.error(self.answers.fail(Op::Lseek, errno)),
@@ -639,6 +679,26 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
+        if self.later(operation::COPY_FILE_RANGE).is_some() {
+            return self.serve_later(
+                Op::CopyFileRange,
+                Pending::Written(reply, usize::try_from(len).unwrap_or(usize::MAX)),
+                |later, reply| {
+                    later.copy_file_range(
+                        &ctx(req, 0),
+                        ino_in.0,
+                        fh_in.0,
+                        offset_in,
+                        ino_out.0,
+                        fh_out.0,
+                        offset_out,
+                        len,
+                        flags.bits(),
+                        reply,
+                    )
+                },
+            );
+        }
         self.serve(Op::CopyFileRange, || {
             let answer = self.core.fs.copy_file_range(
                 &ctx(req, 0),
@@ -673,6 +733,11 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         out_size: u32,
         reply: ReplyIoctl,
     ) {
+        if self.later(operation::IOCTL).is_some() {
+            return self.serve_later(Op::Ioctl, Pending::Ioctl(reply, out_size as usize), |later, reply| {
+                later.ioctl(&ctx(req, 0), ino.0, fh.0, flags.bits(), cmd, RSlice::from_slice(in_data), out_size, reply)
+            });
+        }
         self.serve(Op::Ioctl, || {
             with_buffer(out_size as usize, |buffer| {
                 let output = RSliceMut::from_mut_slice(buffer);
@@ -707,6 +772,11 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         flags: PollFlags,
         reply: ReplyPoll,
     ) {
+        if self.later(operation::POLL).is_some() {
+            return self.serve_later(Op::Poll, Pending::Poll(reply), |later, reply| {
+                later.poll(&ctx(req, 0), ino.0, fh.0, ph.handle().0, events.bits(), flags.bits(), reply)
+            });
+        }
         self.serve(Op::Poll, || {
             let wakeup = ph.handle().0;
             let answer = self.core.fs.poll(&ctx(req, 0), ino.0, fh.0, wakeup, events.bits(), flags.bits());
@@ -730,6 +800,11 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         pid: u32,
         reply: ReplyLock,
     ) {
+        if self.later(operation::GETLK).is_some() {
+            return self.serve_later(Op::Getlk, Pending::Lock(reply), |later, reply| {
+                later.getlk(&ctx(req, 0), ino.0, fh.0, lock_owner.0, &FileLock { start, end, typ, pid }, reply)
+            });
+        }
         self.serve(Op::Getlk, || {
             let asked = FileLock { start, end, typ, pid };
             match self.core.fs.getlk(&ctx(req, 0), ino.0, fh.0, lock_owner.0, &asked).into_result() {
@@ -752,6 +827,11 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         sleep: bool,
         reply: ReplyEmpty,
     ) {
+        if self.later(operation::SETLK).is_some() {
+            return self.serve_later(Op::Setlk, Pending::Empty(reply), |later, reply| {
+                later.setlk(&ctx(req, 0), ino.0, fh.0, lock_owner.0, &FileLock { start, end, typ, pid }, sleep, reply)
+            });
+        }
         self.serve(Op::Setlk, || {
             let lock = FileLock { start, end, typ, pid };
             let answer = self.core.fs.setlk(&ctx(req, 0), ino.0, fh.0, lock_owner.0, &lock, sleep);
@@ -760,6 +840,11 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn bmap(&self, req: &Request, ino: INodeNo, blocksize: u32, idx: u64, reply: ReplyBmap) {
+        if self.later(operation::BMAP).is_some() {
+            return self.serve_later(Op::Bmap, Pending::Block(reply), |later, reply| {
+                later.bmap(&ctx(req, 0), ino.0, blocksize, idx, reply)
+            });
+        }
         self.serve(Op::Bmap, || match self.core.fs.bmap(&ctx(req, 0), ino.0, blocksize, idx).into_result() {
             Ok(block) => reply.bmap(block),
             Err(errno) => reply.error(self.answers.fail(Op::Bmap, errno)),

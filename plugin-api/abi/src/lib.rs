@@ -629,8 +629,22 @@ pub mod operation {
     pub const RELEASEDIR: u64 = 1 << 20;
     pub const STATFS: u64 = 1 << 21;
     pub const CREATE: u64 = 1 << 22;
-    /// Every bit of this version.
-    pub const ALL: u64 = (1 << 23) - 1;
+    pub const SETXATTR: u64 = 1 << 23;
+    pub const GETXATTR: u64 = 1 << 24;
+    pub const LISTXATTR: u64 = 1 << 25;
+    pub const REMOVEXATTR: u64 = 1 << 26;
+    pub const ACCESS: u64 = 1 << 27;
+    pub const FSYNCDIR: u64 = 1 << 28;
+    pub const FALLOCATE: u64 = 1 << 29;
+    pub const LSEEK: u64 = 1 << 30;
+    pub const COPY_FILE_RANGE: u64 = 1 << 31;
+    pub const GETLK: u64 = 1 << 32;
+    pub const SETLK: u64 = 1 << 33;
+    pub const IOCTL: u64 = 1 << 34;
+    pub const POLL: u64 = 1 << 35;
+    pub const BMAP: u64 = 1 << 36;
+    /// Every bit of this version: every request that has an answer.
+    pub const ALL: u64 = (1 << 37) - 1;
 }
 
 /// The answer to one request, given later and from any thread (ABI 1.2).
@@ -638,9 +652,11 @@ pub mod operation {
 /// Implemented by the host; a plugin receives one in each [`LaterFilesystem`] method and calls
 /// exactly one answering method on it: [`Reply::error`], or the success that fits the
 /// request (`entry` for lookup, mknod, mkdir, symlink and link; `attr` for getattr and
-/// setattr; `data` for read and readlink; `written` for write; `opened` for open and
-/// opendir; `created` for create; `statfs`; `empty` for the rest, and to end a
-/// listing after its `add_*` calls). The host checks the answer as it checks every
+/// setattr; `data` for read, readlink, and getxattr and listxattr (the whole value:
+/// the host answers size probes and `ERANGE`); `written` for write and
+/// copy_file_range; `opened` for open and opendir; `created` for create; `statfs`;
+/// `offset` for lseek; `lock` for getlk; `block` for bmap; `ioctl`; `poll`; `empty` for
+/// the rest, and to end a listing after its `add_*` calls). The host checks the answer as it checks every
 /// answer: one of the wrong kind is `EIO`. Dropping a reply without answering
 /// answers `EIO`, once, and is logged and counted: a FUSE request is never left
 /// unanswered.
@@ -660,8 +676,19 @@ pub trait Reply: Send {
     fn add_dir_entry(&mut self, ino: u64, next_offset: i64, kind: u32, name: RSlice<'_, u8>) -> bool;
     /// Adds a readdirplus entry (counted as a lookup once sent); returns `true` when
     /// full (entry not added, not counted).
-    #[sabi(last_prefix_field)]
     fn add_dir_plus_entry(&mut self, next_offset: i64, name: RSlice<'_, u8>, entry: &Entry) -> bool;
+    /// lseek's answer: the new offset.
+    fn offset(&mut self, offset: i64);
+    /// getlk's answer: the conflicting lock, or one of type `F_UNLCK`.
+    fn lock(&mut self, lock: &FileLock);
+    /// bmap's answer: the device block.
+    fn block(&mut self, block: u64);
+    /// ioctl's answer: its return value and the bytes that go back (at most the
+    /// command's output size).
+    fn ioctl(&mut self, result: i32, output: RSlice<'_, u8>);
+    /// poll's answer: the `POLL*` events ready.
+    #[sabi(last_prefix_field)]
+    fn poll(&mut self, events: u32);
 }
 
 /// A reply handle as a plugin holds it: owned, `Send`, answered once.
@@ -743,8 +770,65 @@ pub trait LaterFilesystem: Send + Sync {
     fn readdirplus(&self, ctx: &RequestCtx, ino: u64, fh: u64, offset: i64, reply: ReplyObject);
     fn releasedir(&self, ctx: &RequestCtx, ino: u64, fh: u64, flags: i32, reply: ReplyObject);
     fn statfs(&self, ctx: &RequestCtx, ino: u64, reply: ReplyObject);
-    #[sabi(last_prefix_field)]
     fn create(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>, mode: u32, flags: i32, reply: ReplyObject);
+    fn setxattr(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        name: RSlice<'_, u8>,
+        value: RSlice<'_, u8>,
+        flags: i32,
+        position: u32,
+        reply: ReplyObject,
+    );
+    /// Answers with [`Reply::data`]: the whole value.
+    fn getxattr(&self, ctx: &RequestCtx, ino: u64, name: RSlice<'_, u8>, reply: ReplyObject);
+    /// Answers with [`Reply::data`]: every name, each followed by a NUL byte.
+    fn listxattr(&self, ctx: &RequestCtx, ino: u64, reply: ReplyObject);
+    fn removexattr(&self, ctx: &RequestCtx, ino: u64, name: RSlice<'_, u8>, reply: ReplyObject);
+    fn access(&self, ctx: &RequestCtx, ino: u64, mask: i32, reply: ReplyObject);
+    fn fsyncdir(&self, ctx: &RequestCtx, ino: u64, fh: u64, datasync: bool, reply: ReplyObject);
+    fn fallocate(&self, ctx: &RequestCtx, ino: u64, fh: u64, offset: u64, length: u64, mode: i32, reply: ReplyObject);
+    fn lseek(&self, ctx: &RequestCtx, ino: u64, fh: u64, offset: i64, whence: i32, reply: ReplyObject);
+    fn copy_file_range(
+        &self,
+        ctx: &RequestCtx,
+        ino_in: u64,
+        fh_in: u64,
+        offset_in: u64,
+        ino_out: u64,
+        fh_out: u64,
+        offset_out: u64,
+        len: u64,
+        flags: u64,
+        reply: ReplyObject,
+    );
+    fn getlk(&self, ctx: &RequestCtx, ino: u64, fh: u64, lock_owner: u64, lock: &FileLock, reply: ReplyObject);
+    fn setlk(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        lock_owner: u64,
+        lock: &FileLock,
+        sleep: bool,
+        reply: ReplyObject,
+    );
+    /// Answers with [`Reply::ioctl`]: at most `output_size` bytes go back.
+    fn ioctl(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        fh: u64,
+        flags: u32,
+        cmd: u32,
+        input: RSlice<'_, u8>,
+        output_size: u32,
+        reply: ReplyObject,
+    );
+    fn poll(&self, ctx: &RequestCtx, ino: u64, fh: u64, wakeup: u64, events: u32, flags: u32, reply: ReplyObject);
+    #[sabi(last_prefix_field)]
+    fn bmap(&self, ctx: &RequestCtx, ino: u64, block_size: u32, block: u64, reply: ReplyObject);
 }
 
 /// A filesystem's later-answering part as the host holds it.

@@ -6,6 +6,9 @@
 //! |-------------|-----------------------------------------------------------------|
 //! | `f0`..      | `files` regular files, each holding `file N\n`                   |
 //! | `dropped`   | a file whose read reply is dropped without an answer             |
+//!
+//! Every file has one extended attribute, `user.later` = `answered later`, answered
+//! later too (getxattr and listxattr).
 #![deny(unsafe_code)]
 
 use std::ffi::OsStr;
@@ -79,7 +82,21 @@ impl LaterFs {
 
 impl Filesystem for LaterFs {
     fn answers_later(&self) -> Operations {
-        Operations::LOOKUP | Operations::GETATTR | Operations::READDIR | Operations::READ
+        Operations::LOOKUP
+            | Operations::GETATTR
+            | Operations::READDIR
+            | Operations::READ
+            | Operations::GETXATTR
+            | Operations::LISTXATTR
+    }
+
+    fn getxattr_later(&self, _req: &Request, _ino: u64, name: &OsStr, reply: Reply<Vec<u8>>) {
+        let answer = if name == "user.later" { Ok(b"answered later".to_vec()) } else { Err(Errno::ENODATA) };
+        self.later(move || reply.send(answer));
+    }
+
+    fn listxattr_later(&self, _req: &Request, _ino: u64, reply: Reply<Vec<u8>>) {
+        self.later(move || reply.send(Ok(b"user.later\0".to_vec())));
     }
 
     fn lookup_later(&self, _req: &Request, parent: u64, name: &OsStr, reply: Reply<Entry>) {
