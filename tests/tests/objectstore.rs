@@ -128,6 +128,30 @@ fn files_from_empty_to_100_mib_round_trip_byte_exact_and_list_rename_and_delete(
     stop(host);
 }
 
+/// What a 1.0 or 1.1 host does with this plugin: every request on the host's worker
+/// threads, through the plugin's synchronous methods.
+#[test]
+fn the_synchronous_path_of_an_older_host_serves_the_same_files() {
+    let Some(garage) = Garage::start(BUCKET) else { return };
+    let host = mount(&garage, &[("bucket", "", "answer_later = false")]);
+    let root = host.mountpoint().to_path_buf();
+    std::fs::create_dir(root.join("dir")).unwrap();
+    for (seed, size) in [0usize, 5000, (9 << 20) + 3].into_iter().enumerate() {
+        let (path, data) = (root.join(format!("dir/f{size}")), pattern(size, seed as u64));
+        let written = data.clone();
+        within(Duration::from_secs(60), move || std::fs::write(path, written).unwrap());
+        let path = root.join(format!("dir/f{size}"));
+        assert!(within(Duration::from_secs(60), move || std::fs::read(path).unwrap()) == data, "{size} bytes");
+    }
+    assert_eq!(names(&root.join("dir")), vec!["f0", "f5000", "f9437187"]);
+    std::fs::rename(root.join("dir/f5000"), root.join("moved")).unwrap();
+    assert_eq!(std::fs::read(root.join("moved")).unwrap(), pattern(5000, 1));
+    std::fs::remove_file(root.join("moved")).unwrap();
+    let status = status_json(&host.control_socket());
+    assert!(status["mounts"][0].get("answered_later").is_none(), "nothing answered later: {status}");
+    stop(host);
+}
+
 #[test]
 fn two_mounts_of_one_bucket_see_each_others_closed_files_after_the_ttl() {
     let Some(garage) = Garage::start(BUCKET) else { return };

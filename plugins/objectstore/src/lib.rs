@@ -43,6 +43,9 @@ use store::{Store, StoreConfig};
 /// The plugin's filesystem: the shared state, and the runtime its answers run on.
 pub struct ObjectStore {
     bucket: Arc<Bucket>,
+    /// Answer from the plugin's runtime (ABI 1.2), or on the host's worker threads as
+    /// in a 1.0 or 1.1 host (option `answer_later = false`).
+    answer_later: bool,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     handle: tokio::runtime::Handle,
 }
@@ -67,6 +70,12 @@ const OPTIONS: &[OptionSpec] = &[
     OptionSpec::new("cache_size", OptionKind::Size, "256MiB", "memory for cached blocks of object data"),
     OptionSpec::new("block_size", OptionKind::Size, "8MiB", "the unit of ranged reads"),
     OptionSpec::new("readahead", OptionKind::Size, "32MiB", "how far ahead a sequential reader is fetched"),
+    OptionSpec::new(
+        "answer_later",
+        OptionKind::Bool,
+        "true",
+        "answer from the plugin's own threads; false waits on the host's workers, as in an older host",
+    ),
     OptionSpec::new("staging_dir", OptionKind::String, "", "where writes are staged before upload (empty: the temp dir)"),
 ];
 
@@ -115,6 +124,7 @@ impl Plugin for ObjectStore {
         tracing::info!(store = %config.describe, read_only = mount.read_only, "serving the bucket");
         Ok(ObjectStore {
             bucket: Arc::new(bucket),
+            answer_later: options.bool("answer_later").unwrap_or(true),
             handle: runtime.handle().clone(),
             runtime: Mutex::new(Some(runtime)),
         })
@@ -161,7 +171,11 @@ const LATER: Operations = Operations::LOOKUP
 
 impl Filesystem for ObjectStore {
     fn answers_later(&self) -> Operations {
-        LATER
+        if self.answer_later {
+            LATER
+        } else {
+            Operations::NONE
+        }
     }
 
     fn init(&self, _negotiated: &Negotiated, host: MountHost) {
