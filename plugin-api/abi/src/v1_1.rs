@@ -160,7 +160,7 @@ pub trait RawFilesystem: Send + Sync {
     // ---- Appended in 1.1.0. Each has a default: a 1.0 plugin never answers them,
     // ---- and the host adapts 1.0 objects (see `crate::v1_0`).
 
-    /// The [`capability`] bits this filesystem consents to. Asked once, before the
+    /// The [`capability`](crate::capability) bits this filesystem consents to. Asked once, before the
     /// mount; the host requests a kernel feature only when the operator asks for it
     /// (where an option exists) and the plugin consents.
     fn capabilities(&self) -> u64 {
@@ -190,7 +190,7 @@ pub trait RawFilesystem: Send + Sync {
     }
     /// POSIX record locks (`fcntl(F_GETLK)`): the conflicting lock, or one of type
     /// `F_UNLCK` when there is none. Only sent when the plugin consents to
-    /// [`capability::POSIX_LOCKS`]; otherwise the kernel keeps locks node-local.
+    /// [`capability::POSIX_LOCKS`](crate::capability::POSIX_LOCKS); otherwise the kernel keeps locks node-local.
     fn getlk(&self, ctx: &RequestCtx, ino: u64, fh: u64, lock_owner: u64, lock: &FileLock) -> RResult<FileLock, Errno> {
         let _ = (ctx, ino, fh, lock_owner, lock);
         RResult::RErr(Errno::ENOSYS)
@@ -224,7 +224,7 @@ pub trait RawFilesystem: Send + Sync {
         RResult::RErr(Errno::ENOSYS)
     }
     /// `poll(2)`: the `POLL*` events ready now. When `flags` has `FUSE_POLL_SCHEDULE_NOTIFY`
-    /// (1), call [`MountHost::poll_ready`] with `wakeup` once readiness changes.
+    /// (1), call [`MountHost::poll_ready`](crate::MountHost::poll_ready) with `wakeup` once readiness changes.
     fn poll(&self, ctx: &RequestCtx, ino: u64, fh: u64, wakeup: u64, events: u32, flags: u32) -> RResult<u32, Errno> {
         let _ = (ctx, ino, fh, wakeup, events, flags);
         RResult::RErr(Errno::ENOSYS)

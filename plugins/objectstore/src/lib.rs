@@ -5,9 +5,9 @@
 //! - Directories are key prefixes (and explicit `dir/` markers, which `mkdir` makes);
 //!   sizes and mtimes come from the objects' metadata.
 //! - Reads are ranged GETs of blocks, cached in memory and fetched ahead of sequential
-//!   readers ([`blocks`]). Writes are staged in a local file and uploaded whole on
+//!   readers (`blocks.rs`). Writes are staged in a local file and uploaded whole on
 //!   `close` (`flush`), `fsync` and the last `release`, in parts for large files
-//!   ([`staging`]): other clients see the old object or the new one, never half.
+//!   (`staging.rs`): other clients see the old object or the new one, never half.
 //! - Names and attributes are cached for `cache_ttl` (and the kernel is told the
 //!   same TTL), so another client's change shows after at most that long; a
 //!   listing that finds changes invalidates what the kernel cached (ABI 1.1).
