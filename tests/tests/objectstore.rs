@@ -108,6 +108,13 @@ fn files_from_empty_to_100_mib_round_trip_byte_exact_and_list_rename_and_delete(
     let error = std::fs::rename(root.join("data"), root.join("moved")).unwrap_err();
     assert_eq!(error.raw_os_error(), Some(libc::EXDEV), "a directory rename is refused with EXDEV (mv copies)");
 
+    // Unlinked while open for writing: closing it does not bring the name back.
+    let mut open = std::fs::File::create(root.join("scratch")).unwrap();
+    std::io::Write::write_all(&mut open, b"never stored").unwrap();
+    std::fs::remove_file(root.join("scratch")).unwrap();
+    drop(open);
+    assert!(!names(&root).contains(&"scratch".to_owned()), "an unlinked file came back at close");
+
     std::fs::remove_file(root.join("renamed")).unwrap();
     assert_eq!(std::fs::metadata(root.join("renamed")).unwrap_err().kind(), std::io::ErrorKind::NotFound);
     assert_eq!(std::fs::remove_dir(root.join("data")).unwrap_err().raw_os_error(), Some(libc::ENOTEMPTY));

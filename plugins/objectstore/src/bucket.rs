@@ -362,7 +362,12 @@ impl Bucket {
     }
 
     /// Uploads `staged` to `path` when it changed; the mount then knows the new object.
+    /// A file unlinked (or replaced by a rename) while open is not uploaded: its name
+    /// no longer leads to it, and uploading would bring the deleted name back.
     async fn upload(&self, ino: u64, path: &str, staged: &Staged) -> Result<()> {
+        if self.names.ino_of(path) != Some(ino) {
+            return Ok(());
+        }
         if let Some((size, version)) = staged.upload(&self.store, path).await? {
             self.names.update(ino, |known| {
                 known.size = size;
@@ -430,7 +435,13 @@ impl Bucket {
     pub(crate) async fn release(&self, fh: u64) -> Result<()> {
         let outcome = self.flush(fh).await;
         if let Some(open) = self.handles.lock().remove(&fh) {
-            if let OpenFile::Staged { ino, .. } = &*open {
+            if let OpenFile::Staged { ino, staged } = &*open {
+                if let Err(errno) = &outcome {
+                    // The last chance to store what was written (close already saw
+                    // the same error unless the writes came after it, through mmap).
+                    let path = self.names.path(*ino).unwrap_or_default();
+                    tracing::error!(path, size = staged.size(), "upload failed ({errno}); the new content is lost");
+                }
                 self.staging.close(*ino);
             }
         }
