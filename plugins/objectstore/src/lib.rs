@@ -51,7 +51,12 @@ pub struct ObjectStore {
 }
 
 const OPTIONS: &[OptionSpec] = &[
-    OptionSpec::new("service", OptionKind::String, "s3", "the OpenDAL service: s3, or another OpenDAL scheme"),
+    OptionSpec::new(
+        "service",
+        OptionKind::String,
+        "s3",
+        "the OpenDAL service: s3 (or memory); others OpenDAL offers are a cargo feature away",
+    ),
     OptionSpec::new("bucket", OptionKind::String, "", "the bucket to mount (s3; required there)"),
     OptionSpec::new("endpoint", OptionKind::String, "", "the store's URL, e.g. http://127.0.0.1:3900 (s3: AWS when empty)"),
     OptionSpec::new("region", OptionKind::String, "us-east-1", "the bucket's region (s3)"),

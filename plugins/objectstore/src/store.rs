@@ -81,8 +81,17 @@ impl StoreConfig {
     /// The operator, with retries for transient errors and the timeout on each attempt.
     pub fn operator(&self) -> Result<Operator, SetupError> {
         opendal::init_default_registry();
-        let operator = Operator::via_iter(&self.service, self.settings.iter().cloned())
-            .map_err(|error| SetupError::new(format!("service `{}`: {}", self.service, explain(&error))))?;
+        let operator = Operator::via_iter(&self.service, self.settings.iter().cloned()).map_err(|error| {
+            if error.kind() == ErrorKind::Unsupported {
+                SetupError::new(format!(
+                    "service `{0}` is not built into this plugin (it has s3 and memory): build it with \
+                     `cargo build --release -p fusehost-objectstore --features opendal/services-{0}`",
+                    self.service
+                ))
+            } else {
+                SetupError::new(format!("service `{}`: {}", self.service, explain(&error)))
+            }
+        })?;
         Ok(operator
             .layer(TimeoutLayer::new().with_timeout(self.timeout).with_io_timeout(self.timeout))
             .layer(RetryLayer::new().with_max_times(self.retries).with_min_delay(Duration::from_millis(100))))
