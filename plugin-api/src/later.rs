@@ -114,7 +114,7 @@ impl Operations {
 impl std::ops::BitOr for Operations {
     type Output = Operations;
     fn bitor(self, other: Operations) -> Operations {
-        Operations(self.0 | other.0)
+        self.union(other)
     }
 }
 

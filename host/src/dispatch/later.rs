@@ -22,8 +22,8 @@ use std::time::Instant;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RResult, RSlice};
 use fusehost_abi::{
-    AttrTtl, Created, Entry, EntryTtl, Errno, FileLock, LaterFsObject, Opened, RawFilesystem, Reply, ReplyObject,
-    Reply_TO, StatFs,
+    operation, AttrTtl, Created, Entry, EntryTtl, Errno, FileLock, LaterFsObject, Opened, RawFilesystem, Reply,
+    ReplyObject, Reply_TO, StatFs,
 };
 use fuser::{
     PollEvents, ReplyAttr, ReplyBmap, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
@@ -124,12 +124,13 @@ impl HostReply {
     fn wrong_kind(answers: &Answers, op: Op, pending: Pending, what: &str) {
         let _span = answers.span.enter();
         let errno = answers.invalid(op, what);
-        answer_error_with(answers, op, pending, errno);
+        answer_error_with(answers, pending, errno);
     }
 }
 
-/// Answers `pending` with the kernel errno `errno` (already counted).
-fn answer_error_with(answers: &Answers, op: Op, pending: Pending, errno: fuser::Errno) {
+/// Answers `pending` with the kernel errno `errno`, already counted (a listing with
+/// entries added sends them instead).
+fn answer_error_with(answers: &Answers, pending: Pending, errno: fuser::Errno) {
     match pending {
         Pending::Lookup(reply) | Pending::Entry(reply, _) => reply.error(errno),
         Pending::Attr(reply, _) => reply.error(errno),
@@ -146,28 +147,52 @@ fn answer_error_with(answers: &Answers, op: Op, pending: Pending, errno: fuser::
         Pending::Ioctl(reply, _) => reply.error(errno),
         Pending::Poll(reply) => reply.error(errno),
         Pending::Dir(reply, listing) => {
-            end_listing(answers, op, listing, reply, RResult::RErr(Errno::EIO), |reply| reply.ok(), |r, e| r.error(e))
+            let outcome = if listing.added > 0 { Ok(()) } else { Err(errno) };
+            send_listing(answers, listing, reply, outcome)
         }
         Pending::DirPlus(reply, listing) => {
-            end_listing(answers, op, listing, reply, RResult::RErr(Errno::EIO), |reply| reply.ok(), |r, e| r.error(e))
+            let outcome = if listing.added > 0 { Ok(()) } else { Err(errno) };
+            send_listing(answers, listing, reply, outcome)
         }
     }
 }
 
-/// Ends a listing: the entries added are sent whatever else happened (see
-/// [`Answers::end_listing`]); entries that never reached the kernel may be forgotten.
-fn end_listing<R>(
-    answers: &Answers,
-    op: Op,
-    listing: Listing,
-    reply: R,
-    answer: RResult<(), Errno>,
-    ok: impl FnOnce(R),
-    error: impl FnOnce(R, fuser::Errno),
-) {
-    match answers.end_listing(op, listing.added, listing.invalid, answer) {
-        Ok(()) => ok(reply),
-        Err(errno) => error(reply, errno),
+/// The two listing replies, ended alike.
+trait ListingReply {
+    fn ok(self);
+    fn error(self, errno: fuser::Errno);
+}
+
+impl ListingReply for ReplyDirectory {
+    fn ok(self) {
+        ReplyDirectory::ok(self)
+    }
+    fn error(self, errno: fuser::Errno) {
+        ReplyDirectory::error(self, errno)
+    }
+}
+
+impl ListingReply for ReplyDirectoryPlus {
+    fn ok(self) {
+        ReplyDirectoryPlus::ok(self)
+    }
+    fn error(self, errno: fuser::Errno) {
+        ReplyDirectoryPlus::error(self, errno)
+    }
+}
+
+/// Ends a listing with the plugin's `answer`, checked and counted as
+/// [`Answers::end_listing`] does.
+fn end_listing(answers: &Answers, op: Op, listing: Listing, reply: impl ListingReply, answer: RResult<(), Errno>) {
+    let outcome = answers.end_listing(op, listing.added, listing.invalid, answer);
+    send_listing(answers, listing, reply, outcome)
+}
+
+/// Sends a listing's end; entries that never reached the kernel may be forgotten.
+fn send_listing(answers: &Answers, listing: Listing, reply: impl ListingReply, outcome: Result<(), fuser::Errno>) {
+    match outcome {
+        Ok(()) => reply.ok(),
+        Err(errno) => reply.error(errno),
     }
     for ino in listing.undelivered {
         answers.undelivered(ino);
@@ -182,15 +207,11 @@ impl Reply for HostReply {
             Pending::Opened(reply, ino) => reply.error(answers.fail_on(op, ino, errno)),
             // What a file without ioctls answers (the kernel would turn ENOSYS into it too).
             Pending::Ioctl(reply, _) if errno == Errno::ENOSYS => reply.error(fuser::Errno::ENOTTY),
-            Pending::Dir(reply, listing) => {
-                end_listing(answers, op, listing, reply, RResult::RErr(errno), |r| r.ok(), |r, e| r.error(e))
-            }
-            Pending::DirPlus(reply, listing) => {
-                end_listing(answers, op, listing, reply, RResult::RErr(errno), |r| r.ok(), |r, e| r.error(e))
-            }
+            Pending::Dir(reply, listing) => end_listing(answers, op, listing, reply, RResult::RErr(errno)),
+            Pending::DirPlus(reply, listing) => end_listing(answers, op, listing, reply, RResult::RErr(errno)),
             other => {
                 let kernel = answers.fail(op, errno);
-                answer_error_with(answers, op, other, kernel)
+                answer_error_with(answers, other, kernel)
             }
         });
     }
@@ -198,12 +219,8 @@ impl Reply for HostReply {
     fn empty(&mut self) {
         self.answer(|answers, op, pending| match pending {
             Pending::Empty(reply) => reply.ok(),
-            Pending::Dir(reply, listing) => {
-                end_listing(answers, op, listing, reply, RResult::ROk(()), |r| r.ok(), |r, e| r.error(e))
-            }
-            Pending::DirPlus(reply, listing) => {
-                end_listing(answers, op, listing, reply, RResult::ROk(()), |r| r.ok(), |r, e| r.error(e))
-            }
+            Pending::Dir(reply, listing) => end_listing(answers, op, listing, reply, RResult::ROk(())),
+            Pending::DirPlus(reply, listing) => end_listing(answers, op, listing, reply, RResult::ROk(())),
             other => HostReply::wrong_kind(answers, op, other, "an empty answer where one with data was due"),
         });
     }
@@ -243,7 +260,7 @@ impl Reply for HostReply {
                     if op == Op::Readlink { "a link target longer than PATH_MAX" } else { "more bytes than asked" };
                 HostReply::wrong_kind(answers, op, Pending::Data(reply, most), why)
             }
-            Pending::Xattr(reply, size) => answers.send_xattr(op, size, data.as_slice(), reply),
+            Pending::Xattr(reply, size) => answers.send_xattr(op, size, data.len() as u64, data.as_slice(), reply),
             other => HostReply::wrong_kind(answers, op, other, "data where another answer was due"),
         });
     }
@@ -382,7 +399,7 @@ impl Drop for HostReply {
             answers.shared.stats.error(self.op, libc::EIO);
             answers.shared.anomalies.dropped_reply(self.op);
         }
-        answer_error_with(&answers, self.op, pending, fuser::Errno::EIO);
+        answer_error_with(&answers, pending, fuser::Errno::EIO);
         self.finish();
     }
 }
@@ -393,32 +410,74 @@ pub(super) struct Later {
     pub(super) operations: u64,
 }
 
+/// The `fusehost_abi::operation` bit of a request (0 for forget, which has no answer).
+fn operation_bit(op: Op) -> u64 {
+    match op {
+        Op::Lookup => operation::LOOKUP,
+        Op::Getattr => operation::GETATTR,
+        Op::Setattr => operation::SETATTR,
+        Op::Readlink => operation::READLINK,
+        Op::Mknod => operation::MKNOD,
+        Op::Mkdir => operation::MKDIR,
+        Op::Unlink => operation::UNLINK,
+        Op::Rmdir => operation::RMDIR,
+        Op::Symlink => operation::SYMLINK,
+        Op::Rename => operation::RENAME,
+        Op::Link => operation::LINK,
+        Op::Open => operation::OPEN,
+        Op::Read => operation::READ,
+        Op::Write => operation::WRITE,
+        Op::Flush => operation::FLUSH,
+        Op::Release => operation::RELEASE,
+        Op::Fsync => operation::FSYNC,
+        Op::Opendir => operation::OPENDIR,
+        Op::Readdir => operation::READDIR,
+        Op::Readdirplus => operation::READDIRPLUS,
+        Op::Releasedir => operation::RELEASEDIR,
+        Op::Statfs => operation::STATFS,
+        Op::Create => operation::CREATE,
+        Op::Setxattr => operation::SETXATTR,
+        Op::Getxattr => operation::GETXATTR,
+        Op::Listxattr => operation::LISTXATTR,
+        Op::Removexattr => operation::REMOVEXATTR,
+        Op::Access => operation::ACCESS,
+        Op::Fsyncdir => operation::FSYNCDIR,
+        Op::Fallocate => operation::FALLOCATE,
+        Op::Lseek => operation::LSEEK,
+        Op::CopyFileRange => operation::COPY_FILE_RANGE,
+        Op::Getlk => operation::GETLK,
+        Op::Setlk => operation::SETLK,
+        Op::Ioctl => operation::IOCTL,
+        Op::Poll => operation::POLL,
+        Op::Bmap => operation::BMAP,
+        _ => 0,
+    }
+}
+
 impl<O: RawFilesystem + 'static> Dispatch<O> {
-    /// The plugin's later-answering part when it answers `operation` (a bit of
-    /// `fusehost_abi::operation`) later.
+    /// The plugin's later-answering part, when it answers `op` later.
     #[inline]
-    pub(super) fn later(&self, operation: u64) -> Option<&LaterFsObject> {
-        self.later.as_ref().filter(|later| later.operations & operation != 0).map(|later| &later.fs)
+    pub(super) fn later(&self, op: Op) -> Option<&LaterFsObject> {
+        self.later.as_ref().filter(|later| later.operations & operation_bit(op) != 0).map(|later| &later.fs)
     }
 
-    /// Sends one request to the plugin's later-answering part with a reply handle
-    /// for `pending`, and returns without waiting for the answer.
-    pub(super) fn serve_later(&self, op: Op, pending: Pending, call: impl FnOnce(&LaterFsObject, ReplyObject)) {
-        let Some(later) = self.later.as_ref() else { return };
+    /// Hands one request to the plugin's later-answering part (`call`, given the reply
+    /// handle for `pending`), and returns without waiting for the answer.
+    pub(super) fn serve_later(&self, op: Op, pending: Pending, call: impl FnOnce(ReplyObject)) {
         let shared = &self.answers.shared;
         let id = shared.later.admit(op);
         shared.stats.request(op);
         let started = Instant::now();
         let holds_entries =
             matches!(op, Op::Lookup | Op::Mknod | Op::Mkdir | Op::Symlink | Op::Link | Op::Create | Op::Readdirplus);
-        let _call: InCall<'_> = self.begin_untimed(op, holds_entries);
+        let _call: InCall<'_> = self.enter(op, None, holds_entries);
         if holds_entries {
             shared.later.hold_entries();
         }
         let reply =
             HostReply { pending: Some(pending), answers: Arc::clone(&self.answers), op, id, started, holds_entries };
         let handle: ReplyObject = Reply_TO::from_value(reply, TD_Opaque);
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| call(&later.fs, handle))) {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| call(handle))) {
             shared.anomalies.host_panic(op, &*panic);
         }
     }

@@ -315,37 +315,26 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
 
     #[inline]
     fn begin(&self, op: Op) -> InCall<'_> {
-        let timing = self.core.shared.stats.begin(op);
-        let span = self.core.span.enter();
-        let crash = self.crash.as_ref().map(|registration| registration.serving(op));
-        InCall {
-            _crash: crash,
-            _entries: None,
-            _serial: self.core.serial.as_ref().map(Mutex::lock),
-            _span: span,
-            _timing: Some(timing),
-        }
-    }
-
-    /// [`Dispatch::begin`] for a request answered later (counted by the caller).
-    fn begin_untimed(&self, op: Op, hands_out_entries: bool) -> InCall<'_> {
-        let span = self.core.span.enter();
-        let crash = self.crash.as_ref().map(|registration| registration.serving(op));
-        InCall {
-            _crash: crash,
-            _entries: hands_out_entries.then(|| self.core.forget_barrier.read()),
-            _serial: self.core.serial.as_ref().map(Mutex::lock),
-            _span: span,
-            _timing: None,
-        }
+        self.enter(op, Some(self.core.shared.stats.begin(op)), false)
     }
 
     /// [`Dispatch::begin`] for a request that may hand out entries.
     #[inline]
     fn begin_handing_out(&self, op: Op) -> InCall<'_> {
-        let mut call = self.begin(op);
-        call._entries = Some(self.core.forget_barrier.read());
-        call
+        self.enter(op, Some(self.core.shared.stats.begin(op)), true)
+    }
+
+    /// What a request holds while the plugin serves it: the span, the crash slot, a
+    /// serialized plugin's call lock and then (like `destroy_once`, in that order) the
+    /// forget barrier for requests that hand out entries. `timing` is `None` for a
+    /// request answered later: its latency is recorded when it is answered.
+    #[inline]
+    fn enter<'a>(&'a self, op: Op, timing: Option<Timing<'a>>, hands_out_entries: bool) -> InCall<'a> {
+        let span = self.core.span.enter();
+        let crash = self.crash.as_ref().map(|registration| registration.serving(op));
+        let serial = self.core.serial.as_ref().map(Mutex::lock);
+        let entries = hands_out_entries.then(|| self.core.forget_barrier.read());
+        InCall { _crash: crash, _entries: entries, _serial: serial, _span: span, _timing: timing }
     }
 
     /// Runs one request inside its [`InCall`]; a panic in it is answered `EIO` (the

@@ -249,22 +249,23 @@ impl Answers {
         }
     }
 
-    /// Answers getxattr/listxattr from the whole `value`: its size for a probe
-    /// (`size == 0`), the value when it fits `size`, else `ERANGE`.
-    pub(super) fn send_xattr(&self, op: Op, size: u32, value: &[u8], reply: ReplyXattr) {
+    /// Answers getxattr/listxattr, whose value is `full` bytes long, of which `value`
+    /// holds what fits the caller's buffer of `size`: the size for a probe
+    /// (`size == 0`), the value when it fits, else `ERANGE`.
+    pub(super) fn send_xattr(&self, op: Op, size: u32, full: u64, value: &[u8], reply: ReplyXattr) {
         if size == 0 {
-            match u32::try_from(value.len()) {
+            match u32::try_from(full) {
                 Ok(full) => reply.size(full),
                 Err(_) => reply.error(self.fail(op, Errno::E2BIG)),
             }
-        } else if value.len() <= size as usize {
-            reply.data(value)
+        } else if full <= u64::from(size) {
+            reply.data(&value[..(full as usize).min(value.len())])
         } else {
             reply.error(self.fail(op, Errno::ERANGE))
         }
     }
 
-    /// Answers getxattr/listxattr: a size probe (`size == 0`), the value, or `ERANGE`.
+    /// Answers getxattr/listxattr through a buffer of the caller's size lent to `fetch`.
     pub(super) fn reply_xattr(
         &self,
         op: Op,
@@ -273,12 +274,7 @@ impl Answers {
         fetch: impl FnOnce(RSliceMut<'_, u8>) -> RResult<u64, Errno>,
     ) {
         with_buffer(size as usize, |buffer| match fetch(RSliceMut::from_mut_slice(buffer)).into_result() {
-            Ok(full) if size == 0 => match u32::try_from(full) {
-                Ok(full) => reply.size(full),
-                Err(_) => reply.error(self.fail(op, Errno::E2BIG)),
-            },
-            Ok(full) if full <= u64::from(size) => reply.data(&buffer[..full as usize]),
-            Ok(_) => reply.error(self.fail(op, Errno::ERANGE)),
+            Ok(full) => self.send_xattr(op, size, full, buffer, reply),
             Err(errno) => reply.error(self.fail(op, errno)),
         })
     }

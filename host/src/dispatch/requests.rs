@@ -79,8 +79,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        if self.later(operation::LOOKUP).is_some() {
-            return self.serve_later(Op::Lookup, Pending::Lookup(reply), |later, reply| {
+        if let Some(later) = self.later(Op::Lookup) {
+            return self.serve_later(Op::Lookup, Pending::Lookup(reply), |reply| {
                 later.lookup(&ctx(req, 0), parent.0, bytes(name), reply)
             });
         }
@@ -102,8 +102,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        if self.later(operation::GETATTR).is_some() {
-            return self.serve_later(Op::Getattr, Pending::Attr(reply, ino.0), |later, reply| {
+        if let Some(later) = self.later(Op::Getattr) {
+            return self.serve_later(Op::Getattr, Pending::Attr(reply, ino.0), |reply| {
                 later.getattr(&ctx(req, 0), ino.0, fh.map(|fh| fh.0).into(), reply)
             });
         }
@@ -171,8 +171,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
                 change.fh = fh.0;
             }
         }
-        if self.later(operation::SETATTR).is_some() {
-            return self.serve_later(Op::Setattr, Pending::Attr(reply, ino.0), |later, reply| {
+        if let Some(later) = self.later(Op::Setattr) {
+            return self.serve_later(Op::Setattr, Pending::Attr(reply, ino.0), |reply| {
                 later.setattr(&ctx(req, 0), ino.0, &change, reply)
             });
         }
@@ -184,8 +184,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
-        if self.later(operation::READLINK).is_some() {
-            return self.serve_later(Op::Readlink, Pending::Data(reply, LINK_MAX), |later, reply| {
+        if let Some(later) = self.later(Op::Readlink) {
+            return self.serve_later(Op::Readlink, Pending::Data(reply, LINK_MAX), |reply| {
                 later.readlink(&ctx(req, 0), ino.0, reply)
             });
         }
@@ -201,8 +201,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
-        if self.later(operation::MKNOD).is_some() {
-            return self.serve_later(Op::Mknod, Pending::Entry(reply, Expected::Created(mode)), |later, reply| {
+        if let Some(later) = self.later(Op::Mknod) {
+            return self.serve_later(Op::Mknod, Pending::Entry(reply, Expected::Created(mode)), |reply| {
                 later.mknod(&ctx(req, umask), parent.0, bytes(name), mode, rdev, reply)
             });
         }
@@ -213,11 +213,11 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        if self.later(operation::MKDIR).is_some() {
+        if let Some(later) = self.later(Op::Mkdir) {
             return self.serve_later(
                 Op::Mkdir,
                 Pending::Entry(reply, Expected::Created(FileKind::Directory.mode_bits())),
-                |later, reply| later.mkdir(&ctx(req, umask), parent.0, bytes(name), mode, reply),
+                |reply| later.mkdir(&ctx(req, umask), parent.0, bytes(name), mode, reply),
             );
         }
         self.serve_handing_out(Op::Mkdir, || {
@@ -227,8 +227,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        if self.later(operation::UNLINK).is_some() {
-            return self.serve_later(Op::Unlink, Pending::Empty(reply), |later, reply| {
+        if let Some(later) = self.later(Op::Unlink) {
+            return self.serve_later(Op::Unlink, Pending::Empty(reply), |reply| {
                 later.unlink(&ctx(req, 0), parent.0, bytes(name), reply)
             });
         }
@@ -239,8 +239,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        if self.later(operation::RMDIR).is_some() {
-            return self.serve_later(Op::Rmdir, Pending::Empty(reply), |later, reply| {
+        if let Some(later) = self.later(Op::Rmdir) {
+            return self.serve_later(Op::Rmdir, Pending::Empty(reply), |reply| {
                 later.rmdir(&ctx(req, 0), parent.0, bytes(name), reply)
             });
         }
@@ -251,13 +251,11 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &std::path::Path, reply: ReplyEntry) {
-        if self.later(operation::SYMLINK).is_some() {
+        if let Some(later) = self.later(Op::Symlink) {
             return self.serve_later(
                 Op::Symlink,
                 Pending::Entry(reply, Expected::Created(FileKind::Symlink.mode_bits())),
-                |later, reply| {
-                    later.symlink(&ctx(req, 0), parent.0, bytes(link_name), bytes(target.as_os_str()), reply)
-                },
+                |reply| later.symlink(&ctx(req, 0), parent.0, bytes(link_name), bytes(target.as_os_str()), reply),
             );
         }
         self.serve_handing_out(Op::Symlink, || {
@@ -276,8 +274,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        if self.later(operation::RENAME).is_some() {
-            return self.serve_later(Op::Rename, Pending::Empty(reply), |later, reply| {
+        if let Some(later) = self.later(Op::Rename) {
+            return self.serve_later(Op::Rename, Pending::Empty(reply), |reply| {
                 later.rename(&ctx(req, 0), parent.0, bytes(name), newparent.0, bytes(newname), flags.bits(), reply)
             });
         }
@@ -289,8 +287,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
-        if self.later(operation::LINK).is_some() {
-            return self.serve_later(Op::Link, Pending::Entry(reply, Expected::Linked), |later, reply| {
+        if let Some(later) = self.later(Op::Link) {
+            return self.serve_later(Op::Link, Pending::Entry(reply, Expected::Linked), |reply| {
                 later.link(&ctx(req, 0), ino.0, newparent.0, bytes(newname), reply)
             });
         }
@@ -301,8 +299,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        if self.later(operation::OPEN).is_some() {
-            return self.serve_later(Op::Open, Pending::Opened(reply, ino.0), |later, reply| {
+        if let Some(later) = self.later(Op::Open) {
+            return self.serve_later(Op::Open, Pending::Opened(reply, ino.0), |reply| {
                 later.open(&ctx(req, 0), ino.0, flags.0, reply)
             });
         }
@@ -323,8 +321,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        if self.later(operation::READ).is_some() {
-            return self.serve_later(Op::Read, Pending::Data(reply, size as usize), |later, reply| {
+        if let Some(later) = self.later(Op::Read) {
+            return self.serve_later(Op::Read, Pending::Data(reply, size as usize), |reply| {
                 later.read(&ctx(req, 0), ino.0, fh.0, offset, size, flags.0, lock_owner(owner), reply)
             });
         }
@@ -356,8 +354,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        if self.later(operation::WRITE).is_some() {
-            return self.serve_later(Op::Write, Pending::Written(reply, data.len()), |later, reply| {
+        if let Some(later) = self.later(Op::Write) {
+            return self.serve_later(Op::Write, Pending::Written(reply, data.len()), |reply| {
                 later.write(
                     &ctx(req, 0),
                     ino.0,
@@ -394,8 +392,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn flush(&self, req: &Request, ino: INodeNo, fh: FileHandle, owner: LockOwner, reply: ReplyEmpty) {
-        if self.later(operation::FLUSH).is_some() {
-            return self.serve_later(Op::Flush, Pending::Empty(reply), |later, reply| {
+        if let Some(later) = self.later(Op::Flush) {
+            return self.serve_later(Op::Flush, Pending::Empty(reply), |reply| {
                 later.flush(&ctx(req, 0), ino.0, fh.0, owner.0, reply)
             });
         }
@@ -415,9 +413,9 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         flush: bool,
         reply: ReplyEmpty,
     ) {
-        if self.later(operation::RELEASE).is_some() {
+        if let Some(later) = self.later(Op::Release) {
             self.answers.backing.release(ino.0, fh.0);
-            return self.serve_later(Op::Release, Pending::Empty(reply), |later, reply| {
+            return self.serve_later(Op::Release, Pending::Empty(reply), |reply| {
                 later.release(&ctx(req, 0), ino.0, fh.0, flags.0, lock_owner(owner), flush, reply)
             });
         }
@@ -429,8 +427,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn fsync(&self, req: &Request, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
-        if self.later(operation::FSYNC).is_some() {
-            return self.serve_later(Op::Fsync, Pending::Empty(reply), |later, reply| {
+        if let Some(later) = self.later(Op::Fsync) {
+            return self.serve_later(Op::Fsync, Pending::Empty(reply), |reply| {
                 later.fsync(&ctx(req, 0), ino.0, fh.0, datasync, reply)
             });
         }
@@ -441,8 +439,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        if self.later(operation::OPENDIR).is_some() {
-            return self.serve_later(Op::Opendir, Pending::Opened(reply, ino.0), |later, reply| {
+        if let Some(later) = self.later(Op::Opendir) {
+            return self.serve_later(Op::Opendir, Pending::Opened(reply, ino.0), |reply| {
                 later.opendir(&ctx(req, 0), ino.0, flags.0, reply)
             });
         }
@@ -453,8 +451,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn readdir(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        if self.later(operation::READDIR).is_some() {
-            return self.serve_later(Op::Readdir, Pending::dir(reply), |later, reply| {
+        if let Some(later) = self.later(Op::Readdir) {
+            return self.serve_later(Op::Readdir, Pending::dir(reply), |reply| {
                 later.readdir(&ctx(req, 0), ino.0, fh.0, offset as i64, reply)
             });
         }
@@ -472,8 +470,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn readdirplus(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        if self.later(operation::READDIRPLUS).is_some() {
-            return self.serve_later(Op::Readdirplus, Pending::dir_plus(reply), |later, reply| {
+        if let Some(later) = self.later(Op::Readdirplus) {
+            return self.serve_later(Op::Readdirplus, Pending::dir_plus(reply), |reply| {
                 later.readdirplus(&ctx(req, 0), ino.0, fh.0, offset as i64, reply)
             });
         }
@@ -506,8 +504,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn releasedir(&self, req: &Request, ino: INodeNo, fh: FileHandle, flags: OpenFlags, reply: ReplyEmpty) {
-        if self.later(operation::RELEASEDIR).is_some() {
-            return self.serve_later(Op::Releasedir, Pending::Empty(reply), |later, reply| {
+        if let Some(later) = self.later(Op::Releasedir) {
+            return self.serve_later(Op::Releasedir, Pending::Empty(reply), |reply| {
                 later.releasedir(&ctx(req, 0), ino.0, fh.0, flags.0, reply)
             });
         }
@@ -518,8 +516,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn fsyncdir(&self, req: &Request, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
-        if self.later(operation::FSYNCDIR).is_some() {
-            return self.serve_later(Op::Fsyncdir, Pending::Empty(reply), |later, reply| {
+        if let Some(later) = self.later(Op::Fsyncdir) {
+            return self.serve_later(Op::Fsyncdir, Pending::Empty(reply), |reply| {
                 later.fsyncdir(&ctx(req, 0), ino.0, fh.0, datasync, reply)
             });
         }
@@ -530,10 +528,9 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn statfs(&self, req: &Request, ino: INodeNo, reply: ReplyStatfs) {
-        if self.later(operation::STATFS).is_some() {
-            return self.serve_later(Op::Statfs, Pending::Statfs(reply), |later, reply| {
-                later.statfs(&ctx(req, 0), ino.0, reply)
-            });
+        if let Some(later) = self.later(Op::Statfs) {
+            return self
+                .serve_later(Op::Statfs, Pending::Statfs(reply), |reply| later.statfs(&ctx(req, 0), ino.0, reply));
         }
         self.serve(Op::Statfs, || self.answers.reply_statfs(self.core.fs.statfs(&ctx(req, 0), ino.0), reply));
     }
@@ -548,8 +545,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         position: u32,
         reply: ReplyEmpty,
     ) {
-        if self.later(operation::SETXATTR).is_some() {
-            return self.serve_later(Op::Setxattr, Pending::Empty(reply), |later, reply| {
+        if let Some(later) = self.later(Op::Setxattr) {
+            return self.serve_later(Op::Setxattr, Pending::Empty(reply), |reply| {
                 later.setxattr(&ctx(req, 0), ino.0, bytes(name), RSlice::from_slice(value), flags, position, reply)
             });
         }
@@ -561,8 +558,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        if self.later(operation::GETXATTR).is_some() {
-            return self.serve_later(Op::Getxattr, Pending::Xattr(reply, size), |later, reply| {
+        if let Some(later) = self.later(Op::Getxattr) {
+            return self.serve_later(Op::Getxattr, Pending::Xattr(reply, size), |reply| {
                 later.getxattr(&ctx(req, 0), ino.0, bytes(name), reply)
             });
         }
@@ -575,8 +572,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        if self.later(operation::LISTXATTR).is_some() {
-            return self.serve_later(Op::Listxattr, Pending::Xattr(reply, size), |later, reply| {
+        if let Some(later) = self.later(Op::Listxattr) {
+            return self.serve_later(Op::Listxattr, Pending::Xattr(reply, size), |reply| {
                 later.listxattr(&ctx(req, 0), ino.0, reply)
             });
         }
@@ -587,8 +584,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        if self.later(operation::REMOVEXATTR).is_some() {
-            return self.serve_later(Op::Removexattr, Pending::Empty(reply), |later, reply| {
+        if let Some(later) = self.later(Op::Removexattr) {
+            return self.serve_later(Op::Removexattr, Pending::Empty(reply), |reply| {
                 later.removexattr(&ctx(req, 0), ino.0, bytes(name), reply)
             });
         }
@@ -599,8 +596,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        if self.later(operation::ACCESS).is_some() {
-            return self.serve_later(Op::Access, Pending::Empty(reply), |later, reply| {
+        if let Some(later) = self.later(Op::Access) {
+            return self.serve_later(Op::Access, Pending::Empty(reply), |reply| {
                 later.access(&ctx(req, 0), ino.0, mask.bits(), reply)
             });
         }
@@ -620,8 +617,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        if self.later(operation::CREATE).is_some() {
-            return self.serve_later(Op::Create, Pending::Created(reply, flags), |later, reply| {
+        if let Some(later) = self.later(Op::Create) {
+            return self.serve_later(Op::Create, Pending::Created(reply, flags), |reply| {
                 later.create(&ctx(req, umask), parent.0, bytes(name), mode, flags, reply)
             });
         }
@@ -643,8 +640,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        if self.later(operation::FALLOCATE).is_some() {
-            return self.serve_later(Op::Fallocate, Pending::Empty(reply), |later, reply| {
+        if let Some(later) = self.later(Op::Fallocate) {
+            return self.serve_later(Op::Fallocate, Pending::Empty(reply), |reply| {
                 later.fallocate(&ctx(req, 0), ino.0, fh.0, offset, length, mode, reply)
             });
         }
@@ -655,8 +652,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn lseek(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
-        if self.later(operation::LSEEK).is_some() {
-            return self.serve_later(Op::Lseek, Pending::Offset(reply), |later, reply| {
+        if let Some(later) = self.later(Op::Lseek) {
+            return self.serve_later(Op::Lseek, Pending::Offset(reply), |reply| {
                 later.lseek(&ctx(req, 0), ino.0, fh.0, offset, whence, reply)
             });
         }
@@ -679,11 +676,11 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
-        if self.later(operation::COPY_FILE_RANGE).is_some() {
+        if let Some(later) = self.later(Op::CopyFileRange) {
             return self.serve_later(
                 Op::CopyFileRange,
                 Pending::Written(reply, usize::try_from(len).unwrap_or(usize::MAX)),
-                |later, reply| {
+                |reply| {
                     later.copy_file_range(
                         &ctx(req, 0),
                         ino_in.0,
@@ -733,8 +730,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         out_size: u32,
         reply: ReplyIoctl,
     ) {
-        if self.later(operation::IOCTL).is_some() {
-            return self.serve_later(Op::Ioctl, Pending::Ioctl(reply, out_size as usize), |later, reply| {
+        if let Some(later) = self.later(Op::Ioctl) {
+            return self.serve_later(Op::Ioctl, Pending::Ioctl(reply, out_size as usize), |reply| {
                 later.ioctl(&ctx(req, 0), ino.0, fh.0, flags.bits(), cmd, RSlice::from_slice(in_data), out_size, reply)
             });
         }
@@ -772,8 +769,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         flags: PollFlags,
         reply: ReplyPoll,
     ) {
-        if self.later(operation::POLL).is_some() {
-            return self.serve_later(Op::Poll, Pending::Poll(reply), |later, reply| {
+        if let Some(later) = self.later(Op::Poll) {
+            return self.serve_later(Op::Poll, Pending::Poll(reply), |reply| {
                 later.poll(&ctx(req, 0), ino.0, fh.0, ph.handle().0, events.bits(), flags.bits(), reply)
             });
         }
@@ -800,8 +797,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         pid: u32,
         reply: ReplyLock,
     ) {
-        if self.later(operation::GETLK).is_some() {
-            return self.serve_later(Op::Getlk, Pending::Lock(reply), |later, reply| {
+        if let Some(later) = self.later(Op::Getlk) {
+            return self.serve_later(Op::Getlk, Pending::Lock(reply), |reply| {
                 later.getlk(&ctx(req, 0), ino.0, fh.0, lock_owner.0, &FileLock { start, end, typ, pid }, reply)
             });
         }
@@ -827,8 +824,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         sleep: bool,
         reply: ReplyEmpty,
     ) {
-        if self.later(operation::SETLK).is_some() {
-            return self.serve_later(Op::Setlk, Pending::Empty(reply), |later, reply| {
+        if let Some(later) = self.later(Op::Setlk) {
+            return self.serve_later(Op::Setlk, Pending::Empty(reply), |reply| {
                 later.setlk(&ctx(req, 0), ino.0, fh.0, lock_owner.0, &FileLock { start, end, typ, pid }, sleep, reply)
             });
         }
@@ -840,8 +837,8 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn bmap(&self, req: &Request, ino: INodeNo, blocksize: u32, idx: u64, reply: ReplyBmap) {
-        if self.later(operation::BMAP).is_some() {
-            return self.serve_later(Op::Bmap, Pending::Block(reply), |later, reply| {
+        if let Some(later) = self.later(Op::Bmap) {
+            return self.serve_later(Op::Bmap, Pending::Block(reply), |reply| {
                 later.bmap(&ctx(req, 0), ino.0, blocksize, idx, reply)
             });
         }

@@ -214,14 +214,15 @@ impl Bucket {
     /// Files being written through this mount, not yet in the store, belong in
     /// their directory's listing too.
     fn add_staged(&self, dir: &str, children: &mut Vec<Child>) {
-        let staged = self.staging.inodes();
-        for ino in staged {
+        for (ino, staged) in self.staging.files() {
             let Some((path, known, _)) = self.names.known(ino) else { continue };
             let (parent, name) = split(&path);
-            if parent == dir && children.binary_search_by(|child| child.name.as_str().cmp(name)).is_err() {
-                let size = self.staging.get(ino).map_or(known.size, |staged| staged.size());
-                children.push(Child { name: name.to_owned(), known: Known { size, ..known } });
-                children.sort_by(|a, b| a.name.cmp(&b.name));
+            if parent != dir {
+                continue;
+            }
+            if let Err(at) = children.binary_search_by(|child| child.name.as_str().cmp(name)) {
+                let known = Known { size: staged.size(), ..known };
+                children.insert(at, Child { name: name.to_owned(), known });
             }
         }
     }

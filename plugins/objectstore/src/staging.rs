@@ -137,9 +137,9 @@ impl Staging {
         Staging { dir, files: Mutex::default() }
     }
 
-    /// The inodes with a staged copy now.
-    pub fn inodes(&self) -> Vec<u64> {
-        self.files.lock().keys().copied().collect()
+    /// The staged copies now, by inode.
+    pub fn files(&self) -> Vec<(u64, Arc<Staged>)> {
+        self.files.lock().iter().map(|(&ino, staged)| (ino, Arc::clone(staged))).collect()
     }
 
     pub fn get(&self, ino: u64) -> Option<Arc<Staged>> {
