@@ -45,7 +45,7 @@ use abi_stable::std_types::{RDuration, ROption, RSlice};
 use fusehost_abi::{capability, open_flags, RawFilesystem, RequestCtx, Timespec};
 use fuser::{FopenFlags, INodeNo, LockOwner, Request};
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
-use tracing::span::Entered;
+use tracing::span::EnteredSpan;
 use tracing::Span;
 
 use crate::contract::Anomalies;
@@ -190,13 +190,13 @@ pub struct Dispatch<O: RawFilesystem + 'static> {
     crash: Option<crash::Registration>,
 }
 
-/// What every request holds while it runs: the mount's span, for serialized plugins
-/// the mount's call lock, and for requests that hand out entries the forget barrier.
+/// What every request holds while it runs: for serialized plugins the mount's call
+/// lock, and for requests that hand out entries the forget barrier. (The mount's span
+/// is entered once per session thread, see [`stay_in_span`].)
 struct InCall<'a> {
     _crash: Option<crash::Serving>,
     _entries: Option<RwLockReadGuard<'a, ()>>,
     _serial: Option<MutexGuard<'a, ()>>,
-    _span: Entered<'a>,
     /// `None` for a request answered later: its latency is recorded when it is.
     _timing: Option<Timing<'a>>,
 }
@@ -233,6 +233,26 @@ thread_local! {
     static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     /// Each session thread's list of readdirplus entries that did not reach the kernel.
     static UNDELIVERED: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    /// The mount span this session thread stays in, entered at its first request.
+    static ENTERED_SPAN: RefCell<Option<EnteredSpan>> = const { RefCell::new(None) };
+}
+
+/// Keeps the calling session thread inside `span`, so that every line logged while it
+/// serves a request (the plugin's included) names the mount. A session's worker threads
+/// serve that one mount, so the span is entered at a thread's first request and left
+/// when the thread ends: entering and leaving it per request took `EnvFilter`'s
+/// process-wide lock twice per request and was a quarter of the host's own CPU time
+/// in a statfs profile.
+#[inline]
+fn stay_in_span(span: &Span) {
+    ENTERED_SPAN.with_borrow_mut(|entered| {
+        if span.is_disabled() || entered.as_ref().and_then(|current| current.id()) == span.id() {
+            return;
+        }
+        // Leave the other mount's span first: a thread is in one mount's span at a time.
+        *entered = None;
+        *entered = Some(span.clone().entered());
+    });
 }
 
 fn with_buffer<R>(size: usize, use_buffer: impl FnOnce(&mut [u8]) -> R) -> R {
@@ -324,17 +344,17 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
         self.enter(op, Some(self.core.shared.stats.begin(op)), true)
     }
 
-    /// What a request holds while the plugin serves it: the span, the crash slot, a
+    /// What a request holds while the plugin serves it: the crash slot, a
     /// serialized plugin's call lock and then (like `destroy_once`, in that order) the
     /// forget barrier for requests that hand out entries. `timing` is `None` for a
     /// request answered later: its latency is recorded when it is answered.
     #[inline]
     fn enter<'a>(&'a self, op: Op, timing: Option<Timing<'a>>, hands_out_entries: bool) -> InCall<'a> {
-        let span = self.core.span.enter();
+        stay_in_span(&self.core.span);
         let crash = self.crash.as_ref().map(|registration| registration.serving(op));
         let serial = self.core.serial.as_ref().map(Mutex::lock);
         let entries = hands_out_entries.then(|| self.core.forget_barrier.read());
-        InCall { _crash: crash, _entries: entries, _serial: serial, _span: span, _timing: timing }
+        InCall { _crash: crash, _entries: entries, _serial: serial, _timing: timing }
     }
 
     /// Runs one request inside its [`InCall`]; a panic in it is answered `EIO` (the
