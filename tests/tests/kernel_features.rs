@@ -108,6 +108,82 @@ fn without_the_source_watch_the_ttls_are_what_bounds_staleness() {
     assert!(!within_a_second(|| std::fs::metadata(host.path("file")).unwrap().len() != 3));
 }
 
+/// The requests the kernel could have answered from its caches (lookups, attributes,
+/// reads, listings) that three passes of `stat`, `cat` and `ls` over `sub/file` send
+/// mount `name`, after one pass has filled those caches.
+fn requests_for_three_passes(host: &Host, name: &str) -> u64 {
+    let folder = host.mountpoint().with_file_name(name).join("sub");
+    let file = folder.join("file");
+    let total = || {
+        let status = status_json(&host.control_socket());
+        let mount = status["mounts"].as_array().unwrap().iter().find(|mount| mount["name"] == name).unwrap().clone();
+        let requests = &mount["requests"];
+        ["lookup", "getattr", "read", "readdir", "readdirplus"]
+            .map(|op| requests[op]["requests"].as_u64().unwrap_or(0))
+            .iter()
+            .sum::<u64>()
+    };
+    let pass = || {
+        std::fs::metadata(&file).unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"one");
+        std::fs::read_dir(&folder).unwrap().count()
+    };
+    pass();
+    let before = total();
+    for _ in 0..3 {
+        pass();
+    }
+    total() - before
+}
+
+#[test]
+fn passthrough_cache_auto_keeps_what_the_watch_covers_and_never_keeps_nothing() {
+    let source = tempfile::tempdir().unwrap();
+    std::fs::create_dir(source.path().join("sub")).unwrap();
+    std::fs::write(source.path().join("sub/file"), b"one").unwrap();
+    // Mount TTLs of 0: whatever the kernel keeps, the cache mode's own TTLs kept.
+    let lines = |cache: &str, watch: bool| {
+        format!(
+            "attr_ttl = 0\nentry_ttl = 0\n[mount.options]\nsource = {:?}\ncache = {cache:?}\nwatch_source = {watch}",
+            source.path().display().to_string()
+        )
+    };
+    let (auto, never, unwatched) = (lines("auto", true), lines("never", true), lines("auto", false));
+    let host = Host::run_mounts(&[
+        passthrough_lines("auto", &auto),
+        passthrough_lines("never", &never),
+        passthrough_lines("unwatched", &unwatched),
+    ]);
+    let [kept, nothing_kept, mount_ttls] =
+        ["auto", "never", "unwatched"].map(|name| requests_for_three_passes(&host, name));
+    // auto, watched: names, attributes, data and the listing stay (another test may
+    // drop the kernel's caches meanwhile: a few, not one per pass).
+    assert!(kept <= 2, "auto: {kept} cacheable requests for three passes");
+    // never: each pass looks up, stats, reads and lists again; auto without the
+    // watch falls back to the mount's TTLs of 0 and drops data at each open.
+    assert!(nothing_kept >= 3 * 5, "never: {nothing_kept} cacheable requests for three passes");
+    assert!(mount_ttls >= 3 * 5, "auto without the watch: {mount_ttls} cacheable requests for three passes");
+
+    // And what auto keeps still follows the source at once.
+    std::fs::write(source.path().join("sub/file"), b"longer content").unwrap();
+    let file = host.path("sub/file");
+    assert!(within_a_second(|| std::fs::read(&file).is_ok_and(|data| data == b"longer content")));
+}
+
+#[test]
+fn passthrough_refuses_an_unknown_cache_mode_naming_the_choices() {
+    let source = tempfile::tempdir().unwrap();
+    let mountpoint = tempfile::tempdir().unwrap();
+    let mut command = fusehost();
+    command.arg("mount").arg("passthrough").arg(source.path()).arg(mountpoint.path());
+    command.arg("--plugin-dir").arg(fusehost_tests::target_dir()).args(["-o", "cache=sometimes"]);
+    let output = run_to_end(command);
+    let stderr = stderr_text(&output);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("option `cache` is `sometimes`: use auto, always or never"), "{stderr}");
+    assert!(mounted_at(mountpoint.path()).is_none());
+}
+
 #[test]
 fn writeback_caching_needs_the_plugins_consent() {
     let source = tempfile::tempdir().unwrap();

@@ -21,6 +21,7 @@ use rustix::fs::{
 };
 use rustix::io::{pread, pwrite};
 
+use crate::cache::CacheMode;
 use crate::nodes::{errno, proc_path_of, Node, Nodes};
 use crate::watch::SourceWatch;
 
@@ -44,6 +45,8 @@ pub struct Passthrough {
     /// Watch the source for changes made outside the mount (ABI 1.1 hosts only).
     watch_source: bool,
     watch: OnceLock<SourceWatch>,
+    /// How much the kernel may cache.
+    cache: CacheMode,
 }
 
 fn time_of(seconds: i64, nanos: u64) -> std::time::SystemTime {
@@ -110,7 +113,7 @@ fn timespec(time: Option<TimeOrNow>) -> Timespec {
 }
 
 impl Passthrough {
-    pub fn new(root: OwnedFd, kernel_passthrough: bool, watch_source: bool) -> Result<Passthrough> {
+    pub fn new(root: OwnedFd, kernel_passthrough: bool, watch_source: bool, cache: CacheMode) -> Result<Passthrough> {
         Ok(Passthrough {
             nodes: Arc::new(Nodes::new(root)?),
             files: RwLock::new(HashMap::new()),
@@ -120,26 +123,37 @@ impl Passthrough {
             as_root: rustix::process::geteuid().is_root(),
             watch_source,
             watch: OnceLock::new(),
+            cache,
         })
     }
 
-    fn entry(&self, parent: &Node, name: &OsStr) -> Result<Entry> {
+    fn entry(&self, parent_id: u64, parent: &Node, name: &OsStr) -> Result<Entry> {
         let (id, stat) = self.nodes.look_up(parent, name)?;
-        self.known(id, attr_of(id, &stat)?)
+        self.known(parent_id, name, id, attr_of(id, &stat)?)
     }
 
-    /// The entry of the file behind `file`, found through the descriptor, not a name.
-    fn entry_of(&self, file: &OwnedFd) -> Result<Entry> {
+    /// The entry for `name` in `parent_id` of the file behind `file`, found through
+    /// the descriptor, not the name.
+    fn entry_of(&self, parent_id: u64, name: &OsStr, file: &OwnedFd) -> Result<Entry> {
         let (id, stat) = self.nodes.node_of(file)?;
-        self.known(id, attr_of(id, &stat)?)
+        self.known(parent_id, name, id, attr_of(id, &stat)?)
     }
 
-    /// An entry the kernel will hold: a directory is watched from now on.
-    fn known(&self, id: u64, attr: FileAttr) -> Result<Entry> {
-        if let (FileKind::Directory, Some(watch)) = (attr.kind, self.watch.get()) {
-            watch.watch(id, &*self.nodes.get(id)?);
+    /// An entry the kernel will hold, with the cache mode's TTLs: the watch remembers
+    /// the name, and a directory is watched from now on.
+    fn known(&self, parent_id: u64, name: &OsStr, id: u64, attr: FileAttr) -> Result<Entry> {
+        if let Some(watch) = self.watch.get() {
+            watch.handed_out(parent_id, name);
+            if attr.kind == FileKind::Directory {
+                watch.watch(id, &*self.nodes.get(id)?);
+            }
         }
-        Ok(Entry::new(attr))
+        Ok(self.cache.entry(Entry::new(attr), self.watched()))
+    }
+
+    /// Whether the source watch sees every folder the kernel knows.
+    fn watched(&self) -> bool {
+        self.watch.get().is_some_and(SourceWatch::sees_everything)
     }
 
     fn file(&self, fh: u64) -> Result<Arc<OwnedFd>> {
@@ -152,7 +166,14 @@ impl Passthrough {
     /// handed down), then the exact mode the caller asked for. The host process's own
     /// umask also applied to the `*at()` call; the caller's umask is already in `mode`,
     /// and a setgid bit the new directory inherited stays. Returns the new file's node.
-    fn settle(&self, req: &Request, parent: &Node, file: &OwnedFd, mode: Option<u32>) -> Result<Entry> {
+    fn settle(
+        &self,
+        req: &Request,
+        (parent_id, parent): (u64, &Node),
+        name: &OsStr,
+        file: &OwnedFd,
+        mode: Option<u32>,
+    ) -> Result<Entry> {
         if self.as_root {
             let parent_setgid = permissions(&parent.stat()?) & S_ISGID != 0;
             let gid = (!parent_setgid).then(|| Gid::from_raw(req.gid));
@@ -173,7 +194,7 @@ impl Passthrough {
                 chmod(proc_path_of(file), Mode::from_raw_mode(wanted)).map_err(errno)?;
             }
         }
-        self.entry_of(file)
+        self.entry_of(parent_id, name, file)
     }
 
     /// Opens what `mknodat`/`mkdirat`/`symlinkat` just made under `name`, refusing to
@@ -198,11 +219,12 @@ impl Passthrough {
     fn opened(&self, fd: OwnedFd) -> Opened {
         let raw = fd.as_raw_fd();
         let fh = self.remember_handle(&self.files, fd);
-        let mut opened = Opened::handle(fh);
+        // Nothing to do at close: the source file is closed at release.
+        let mut opened = Opened { no_flush: true, ..Opened::handle(fh) };
         if self.kernel_passthrough {
             opened.passthrough_fd = Some(raw);
         }
-        opened
+        self.cache.open_file(opened, self.watched())
     }
 
     fn read_listing(fd: &OwnedFd) -> Result<Vec<(OsString, u64, FileKind)>> {
@@ -226,7 +248,7 @@ impl Filesystem for Passthrough {
     }
 
     fn lookup(&self, _req: &Request, parent: u64, name: &OsStr) -> Result<Entry> {
-        self.entry(&*self.nodes.get(parent)?, name)
+        self.entry(parent, &*self.nodes.get(parent)?, name)
     }
 
     fn init(&self, _negotiated: &Negotiated, host: MountHost) {
@@ -252,6 +274,10 @@ impl Filesystem for Passthrough {
 
     fn getattr(&self, _req: &Request, ino: u64, _fh: Option<u64>) -> Result<FileAttr> {
         attr_of(ino, &self.nodes.get(ino)?.stat()?)
+    }
+
+    fn getattr_with_ttl(&self, req: &Request, ino: u64, fh: Option<u64>) -> Result<(FileAttr, Option<Duration>)> {
+        Ok((self.getattr(req, ino, fh)?, self.cache.ttl(self.watched())))
     }
 
     fn setattr(&self, _req: &Request, ino: u64, changes: &SetAttr) -> Result<FileAttr> {
@@ -291,20 +317,20 @@ impl Filesystem for Passthrough {
         Ok(readlinkat(&node.fd, "", Vec::new()).map_err(errno)?.into_bytes())
     }
 
-    fn mknod(&self, req: &Request, parent: u64, name: &OsStr, mode: u32, rdev: u32) -> Result<Entry> {
-        let parent = self.nodes.get(parent)?;
+    fn mknod(&self, req: &Request, parent_id: u64, name: &OsStr, mode: u32, rdev: u32) -> Result<Entry> {
+        let parent = self.nodes.get(parent_id)?;
         let file_type = rustix::fs::FileType::from_raw_mode(mode);
         let permissions = Mode::from_raw_mode(mode & 0o7777 & !req.umask);
         mknodat(&parent.fd, name, file_type, permissions, u64::from(rdev)).map_err(errno)?;
         let made = Self::just_made(&parent, name, file_type)?;
-        self.settle(req, &parent, &made, Some(mode))
+        self.settle(req, (parent_id, &parent), name, &made, Some(mode))
     }
 
-    fn mkdir(&self, req: &Request, parent: u64, name: &OsStr, mode: u32) -> Result<Entry> {
-        let parent = self.nodes.get(parent)?;
+    fn mkdir(&self, req: &Request, parent_id: u64, name: &OsStr, mode: u32) -> Result<Entry> {
+        let parent = self.nodes.get(parent_id)?;
         mkdirat(&parent.fd, name, Mode::from_raw_mode(mode & 0o7777 & !req.umask)).map_err(errno)?;
         let made = Self::just_made(&parent, name, rustix::fs::FileType::Directory)?;
-        self.settle(req, &parent, &made, Some(mode))
+        self.settle(req, (parent_id, &parent), name, &made, Some(mode))
     }
 
     fn unlink(&self, _req: &Request, parent: u64, name: &OsStr) -> Result<()> {
@@ -315,11 +341,11 @@ impl Filesystem for Passthrough {
         unlinkat(&self.nodes.get(parent)?.fd, name, AtFlags::REMOVEDIR).map_err(errno)
     }
 
-    fn symlink(&self, req: &Request, parent: u64, name: &OsStr, target: &OsStr) -> Result<Entry> {
-        let parent = self.nodes.get(parent)?;
+    fn symlink(&self, req: &Request, parent_id: u64, name: &OsStr, target: &OsStr) -> Result<Entry> {
+        let parent = self.nodes.get(parent_id)?;
         symlinkat(target, &parent.fd, name).map_err(errno)?;
         let made = Self::just_made(&parent, name, rustix::fs::FileType::Symlink)?;
-        self.settle(req, &parent, &made, None)
+        self.settle(req, (parent_id, &parent), name, &made, None)
     }
 
     fn rename(
@@ -342,7 +368,7 @@ impl Filesystem for Passthrough {
         linkat(&node.fd, "", &parent.fd, new_name, AtFlags::EMPTY_PATH)
             .or_else(|_| linkat(CWD, node.proc_path(), &parent.fd, new_name, AtFlags::SYMLINK_FOLLOW))
             .map_err(errno)?;
-        self.entry(&parent, new_name)
+        self.entry(new_parent, &parent, new_name)
     }
 
     fn open(&self, _req: &Request, ino: u64, flags: i32) -> Result<Opened> {
@@ -401,7 +427,7 @@ impl Filesystem for Passthrough {
             .map_err(errno)?;
         let entries = Self::read_listing(&fd)?;
         let fh = self.remember_handle(&self.dirs, Mutex::new(Listing { fd, entries }));
-        Ok(Opened::handle(fh))
+        Ok(self.cache.open_folder(Opened::handle(fh), self.watched()))
     }
 
     fn readdir(&self, _req: &Request, _ino: u64, fh: u64, offset: i64, sink: &mut dyn DirSink) -> Result<()> {
@@ -471,21 +497,21 @@ impl Filesystem for Passthrough {
         rustix::fs::removexattr(self.nodes.get(ino)?.proc_path(), name).map_err(errno)
     }
 
-    fn create(&self, req: &Request, parent: u64, name: &OsStr, mode: u32, flags: i32) -> Result<(Entry, Opened)> {
-        let parent = self.nodes.get(parent)?;
+    fn create(&self, req: &Request, parent_id: u64, name: &OsStr, mode: u32, flags: i32) -> Result<(Entry, Opened)> {
+        let parent = self.nodes.get(parent_id)?;
         // Never follow a symlink planted in the source: O_NOFOLLOW, and only a file this
         // call made itself (O_EXCL) gets the caller's ownership and mode.
         let asked = OFlags::from_bits_retain(flags as u32) | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let permissions = Mode::from_raw_mode(mode & 0o7777 & !req.umask);
         match openat(&parent.fd, name, asked | OFlags::CREATE | OFlags::EXCL, permissions) {
             Ok(fd) => {
-                let entry = self.settle(req, &parent, &fd, Some(mode))?;
+                let entry = self.settle(req, (parent_id, &parent), name, &fd, Some(mode))?;
                 Ok((entry, self.opened(fd)))
             }
             Err(rustix::io::Errno::EXIST) if !asked.contains(OFlags::EXCL) => {
                 // Made in the source since the kernel's lookup: open it as it is.
                 let fd = openat(&parent.fd, name, asked - OFlags::CREATE, Mode::empty()).map_err(errno)?;
-                Ok((self.entry_of(&fd)?, self.opened(fd)))
+                Ok((self.entry_of(parent_id, name, &fd)?, self.opened(fd)))
             }
             Err(error) => Err(errno(error)),
         }

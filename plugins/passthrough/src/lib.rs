@@ -5,15 +5,18 @@
 //! files get the caller's ownership. With `kernel_passthrough = true` open files are
 //! handed to the kernel's FUSE passthrough (Linux 6.9+, root), so reads and writes skip
 //! userspace entirely; where that is not possible the host logs why once and serves
-//! them normally.
+//! them normally. Option `cache` (see `cache`) chooses what the kernel may keep.
 #![forbid(unsafe_code)]
 
+mod cache;
 mod fs;
 mod nodes;
 mod watch;
 
 use fusehost_plugin_api::*;
 use rustix::fs::{open, Mode, OFlags};
+
+use crate::cache::CacheMode;
 
 pub use fs::Passthrough;
 
@@ -31,7 +34,18 @@ const OPTIONS: &[OptionSpec] = &[
         "true",
         "show changes made in the source outside the mount at once (inotify), not only after the TTLs",
     ),
+    OptionSpec::new(
+        "cache",
+        OptionKind::String,
+        "auto",
+        "what the kernel may cache: auto (names, attributes and data for 60 s and across opens while the source \
+         watch runs, else the mount's TTLs), always (a day, for a source only this mount changes), never (nothing)",
+    ),
 ];
+
+fn cache_mode(options: &Options) -> std::result::Result<CacheMode, SetupError> {
+    CacheMode::parse(&options.string("cache").unwrap_or_else(|| "auto".to_owned())).map_err(SetupError::new)
+}
 
 impl Plugin for Passthrough {
     const SOURCE_OPTION: Option<&'static str> = Some("source");
@@ -41,6 +55,7 @@ impl Plugin for Passthrough {
 
     fn validate(options: &Options) -> std::result::Result<(), SetupError> {
         let source = options.path("source").ok_or_else(|| SetupError::new("option `source` is required"))?;
+        cache_mode(options)?;
         match std::fs::metadata(&source) {
             Ok(meta) if meta.is_dir() => Ok(()),
             Ok(_) => Err(SetupError::new(format!("source {} is not a directory", source.display()))),
@@ -53,7 +68,7 @@ impl Plugin for Passthrough {
         let root = open(&source, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|error| SetupError::new(format!("opening source {}: {error}", source.display())))?;
         let watch_source = options.bool("watch_source").unwrap_or(true);
-        Passthrough::new(root, options.bool("kernel_passthrough").unwrap_or(false), watch_source)
+        Passthrough::new(root, options.bool("kernel_passthrough").unwrap_or(false), watch_source, cache_mode(options)?)
             .map_err(|error| SetupError::new(format!("reading source {}: {error}", source.display())))
     }
 }

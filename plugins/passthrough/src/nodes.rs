@@ -127,6 +127,11 @@ impl Nodes {
         self.by_id.read().contains_key(&id).then_some(id)
     }
 
+    /// The ids of every node the kernel holds.
+    pub fn held(&self) -> Vec<u64> {
+        self.by_id.read().keys().copied().collect()
+    }
+
     pub fn len(&self) -> usize {
         self.by_id.read().len()
     }

@@ -1,0 +1,122 @@
+//! How much the kernel may cache: the option `cache = auto | always | never`, as
+//! libfuse's passthrough examples offer it, and the TTLs and open flags each mode means.
+//!
+//! - `never`: nothing is cached. Every stat, lookup and (without kernel passthrough)
+//!   every read and write reaches the source: coherent with any change, wherever made.
+//! - `auto` (the default): while the source watch sees every folder the kernel knows,
+//!   names and attributes are kept for [`AUTO_TTL`] and file data and folder listings
+//!   across opens, because the watch drops them the moment the source changes. Without
+//!   the watch (`watch_source = false`, a 1.0 host, inotify's limit reached) this falls
+//!   back to the mount's TTLs and drops file data at every open.
+//! - `always`: names and attributes for [`ALWAYS_TTL`], data and listings kept across
+//!   opens, watch or not: for a source nothing else changes.
+
+use std::time::Duration;
+
+use fusehost_plugin_api::{Entry, Opened};
+
+/// How long `auto` lets the kernel keep what the watch keeps coherent. Bounded, so a
+/// change inotify cannot see (another machine writing to a network filesystem source,
+/// a file changed through a hard link in an unwatched folder) shows after a minute.
+pub const AUTO_TTL: Duration = Duration::from_secs(60);
+
+/// What `always` gives: a day, as libfuse's passthrough_hp does.
+pub const ALWAYS_TTL: Duration = Duration::from_secs(86_400);
+
+/// The `cache` option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheMode {
+    Never,
+    Auto,
+    Always,
+}
+
+impl CacheMode {
+    pub fn parse(text: &str) -> Result<CacheMode, String> {
+        match text {
+            "never" => Ok(CacheMode::Never),
+            "auto" => Ok(CacheMode::Auto),
+            "always" => Ok(CacheMode::Always),
+            other => Err(format!("option `cache` is `{other}`: use auto, always or never")),
+        }
+    }
+
+    /// The TTL for names and attributes, given whether the source watch currently sees
+    /// every folder the kernel knows; `None` leaves the mount's own TTLs.
+    pub fn ttl(self, watched: bool) -> Option<Duration> {
+        match self {
+            CacheMode::Never => Some(Duration::ZERO),
+            CacheMode::Auto if watched => Some(AUTO_TTL),
+            CacheMode::Auto => None,
+            CacheMode::Always => Some(ALWAYS_TTL),
+        }
+    }
+
+    /// `entry` with this mode's TTLs.
+    pub fn entry(self, entry: Entry, watched: bool) -> Entry {
+        match self.ttl(watched) {
+            Some(ttl) => entry.with_ttls(ttl, ttl),
+            None => entry,
+        }
+    }
+
+    /// Whether the kernel may keep a file's data or a folder's listing across opens.
+    pub fn keeps_data(self, watched: bool) -> bool {
+        match self {
+            CacheMode::Never => false,
+            CacheMode::Auto => watched,
+            CacheMode::Always => true,
+        }
+    }
+
+    /// The caching hints of an open file. A file the kernel reads and writes directly
+    /// (passthrough) gets none: the source's own page cache is coherent, and the
+    /// kernel fails the open (`EIO`) of a passthrough file asking to keep a cache.
+    pub fn open_file(self, opened: Opened, watched: bool) -> Opened {
+        let mut opened = opened;
+        let served = opened.passthrough_fd.is_none();
+        opened.keep_cache = served && self.keeps_data(watched);
+        opened.direct_io = served && self == CacheMode::Never;
+        opened
+    }
+
+    /// The caching hints of an open folder: its listing may be cached and kept.
+    pub fn open_folder(self, opened: Opened, watched: bool) -> Opened {
+        let mut opened = opened;
+        opened.cache_dir = self.keeps_data(watched);
+        opened.keep_cache = opened.cache_dir;
+        opened
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_caches_long_only_while_the_watch_sees_everything() {
+        assert_eq!(CacheMode::Auto.ttl(true), Some(AUTO_TTL));
+        assert_eq!(CacheMode::Auto.ttl(false), None);
+        assert!(CacheMode::Auto.keeps_data(true) && !CacheMode::Auto.keeps_data(false));
+        assert_eq!(CacheMode::Always.ttl(false), Some(ALWAYS_TTL));
+        assert_eq!(CacheMode::Never.ttl(true), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_file_under_kernel_passthrough_gets_no_cache_hints() {
+        let served = CacheMode::Never.open_file(Opened::handle(1), true);
+        assert!(served.direct_io && !served.keep_cache);
+        let mut passed = Opened::handle(1);
+        passed.passthrough_fd = Some(3);
+        assert!(!CacheMode::Never.open_file(passed, true).direct_io);
+        assert!(!CacheMode::Always.open_file(passed, true).keep_cache);
+        let kept = CacheMode::Always.open_folder(Opened::handle(1), false);
+        assert!(kept.cache_dir && kept.keep_cache);
+    }
+
+    #[test]
+    fn a_mistyped_mode_names_the_choices() {
+        assert_eq!(CacheMode::parse("always"), Ok(CacheMode::Always));
+        assert!(CacheMode::parse("sometimes").is_err_and(|message| message.contains("auto, always or never")));
+    }
+}
