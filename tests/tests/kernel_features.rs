@@ -171,6 +171,41 @@ fn passthrough_cache_auto_keeps_what_the_watch_covers_and_never_keeps_nothing() 
 }
 
 #[test]
+fn passthrough_keeps_what_the_kernel_learnt_from_changes_made_through_the_mount() {
+    let source = tempfile::tempdir().unwrap();
+    let extra = format!("[mount.options]\nsource = {:?}", source.path().display().to_string());
+    let host = Host::run_mounts(&[passthrough_lines("own", &extra)]);
+    let names: Vec<_> = (0..50).map(|index| host.path(&format!("file{index}"))).collect();
+    for name in &names {
+        // Created and closed, not written to: a write drops the file's attributes and
+        // pages from the kernel (an outside write must never hide behind it).
+        std::fs::File::create(name).unwrap();
+    }
+    std::fs::rename(&names[0], host.path("renamed")).unwrap();
+    std::fs::remove_file(&names[1]).unwrap();
+    // The watch judges events in order: once a later change made in the source shows,
+    // the events of the mount's own changes above have been judged.
+    std::fs::write(source.path().join("sentinel"), b"outside").unwrap();
+    assert!(within_a_second(|| std::fs::read(host.path("sentinel")).is_ok()), "the outside change shows");
+
+    let before = requests(&host, "lookup") + requests(&host, "getattr");
+    for name in &names[2..] {
+        assert_eq!(std::fs::metadata(name).unwrap().len(), 0);
+    }
+    assert_eq!(std::fs::metadata(host.path("renamed")).unwrap().len(), 0);
+    assert!(std::fs::metadata(&names[1]).is_err());
+    let asked = requests(&host, "lookup") + requests(&host, "getattr") - before;
+    // Another test may drop the kernel's caches meanwhile: a few, not one per file.
+    assert!(asked <= 3, "{asked} lookups and getattrs for 50 stats of files made through the mount");
+
+    // The same names changed in the source are dropped at once.
+    std::fs::write(source.path().join("file2"), b"changed outside").unwrap();
+    assert!(within_a_second(|| std::fs::metadata(&names[2]).is_ok_and(|meta| meta.len() == 15)), "size");
+    std::fs::remove_file(source.path().join("renamed")).unwrap();
+    assert!(within_a_second(|| std::fs::metadata(host.path("renamed")).is_err()), "a name deleted outside");
+}
+
+#[test]
 fn passthrough_refuses_an_unknown_cache_mode_naming_the_choices() {
     let source = tempfile::tempdir().unwrap();
     let mountpoint = tempfile::tempdir().unwrap();

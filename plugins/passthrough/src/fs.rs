@@ -129,26 +129,43 @@ impl Passthrough {
 
     fn entry(&self, parent_id: u64, parent: &Node, name: &OsStr) -> Result<Entry> {
         let (id, stat) = self.nodes.look_up(parent, name)?;
-        self.known(parent_id, name, id, attr_of(id, &stat)?)
+        self.known(parent_id, name, id, &stat)
     }
 
     /// The entry for `name` in `parent_id` of the file behind `file`, found through
     /// the descriptor, not the name.
     fn entry_of(&self, parent_id: u64, name: &OsStr, file: &OwnedFd) -> Result<Entry> {
         let (id, stat) = self.nodes.node_of(file)?;
-        self.known(parent_id, name, id, attr_of(id, &stat)?)
+        self.known(parent_id, name, id, &stat)
     }
 
     /// An entry the kernel will hold, with the cache mode's TTLs: the watch remembers
-    /// the name, and a directory is watched from now on.
-    fn known(&self, parent_id: u64, name: &OsStr, id: u64, attr: FileAttr) -> Result<Entry> {
+    /// what the kernel was told, and a directory is watched from now on.
+    fn known(&self, parent_id: u64, name: &OsStr, id: u64, stat: &Stat) -> Result<Entry> {
+        let attr = attr_of(id, stat)?;
         if let Some(watch) = self.watch.get() {
-            watch.handed_out(parent_id, name);
+            watch.handed_out(parent_id, name, id, stat);
             if attr.kind == FileKind::Directory {
                 watch.watch(id, &*self.nodes.get(id)?);
             }
         }
         Ok(self.cache.entry(Entry::new(attr), self.watched()))
+    }
+
+    /// `ino`'s attributes as the kernel will be told them.
+    fn reported_attr(&self, ino: u64, node: &Node) -> Result<FileAttr> {
+        let stat = node.stat()?;
+        if let Some(watch) = self.watch.get() {
+            watch.reported(ino, &stat);
+        }
+        attr_of(ino, &stat)
+    }
+
+    /// `name` in `parent` was removed through the mount.
+    fn removed(&self, parent: u64, name: &OsStr) {
+        if let Some(watch) = self.watch.get() {
+            watch.removed(parent, name);
+        }
     }
 
     /// Whether the source watch sees every folder the kernel knows.
@@ -273,7 +290,7 @@ impl Filesystem for Passthrough {
     }
 
     fn getattr(&self, _req: &Request, ino: u64, _fh: Option<u64>) -> Result<FileAttr> {
-        attr_of(ino, &self.nodes.get(ino)?.stat()?)
+        self.reported_attr(ino, &*self.nodes.get(ino)?)
     }
 
     fn getattr_with_ttl(&self, req: &Request, ino: u64, fh: Option<u64>) -> Result<(FileAttr, Option<Duration>)> {
@@ -309,7 +326,7 @@ impl Filesystem for Passthrough {
             let times = Timestamps { last_access: timespec(changes.atime), last_modification: timespec(changes.mtime) };
             utimensat(&node.fd, "", &times, AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW).map_err(errno)?;
         }
-        attr_of(ino, &node.stat()?)
+        self.reported_attr(ino, &node)
     }
 
     fn readlink(&self, _req: &Request, ino: u64) -> Result<Vec<u8>> {
@@ -334,11 +351,15 @@ impl Filesystem for Passthrough {
     }
 
     fn unlink(&self, _req: &Request, parent: u64, name: &OsStr) -> Result<()> {
-        unlinkat(&self.nodes.get(parent)?.fd, name, AtFlags::empty()).map_err(errno)
+        unlinkat(&self.nodes.get(parent)?.fd, name, AtFlags::empty()).map_err(errno)?;
+        self.removed(parent, name);
+        Ok(())
     }
 
     fn rmdir(&self, _req: &Request, parent: u64, name: &OsStr) -> Result<()> {
-        unlinkat(&self.nodes.get(parent)?.fd, name, AtFlags::REMOVEDIR).map_err(errno)
+        unlinkat(&self.nodes.get(parent)?.fd, name, AtFlags::REMOVEDIR).map_err(errno)?;
+        self.removed(parent, name);
+        Ok(())
     }
 
     fn symlink(&self, req: &Request, parent_id: u64, name: &OsStr, target: &OsStr) -> Result<Entry> {
@@ -359,7 +380,11 @@ impl Filesystem for Passthrough {
     ) -> Result<()> {
         let flags = RenameFlags::from_bits(flags).ok_or(Errno::EINVAL)?;
         let (from, to) = (self.nodes.get(parent)?, self.nodes.get(new_parent)?);
-        renameat_with(&from.fd, name, &to.fd, new_name, flags).map_err(errno)
+        renameat_with(&from.fd, name, &to.fd, new_name, flags).map_err(errno)?;
+        if let Some(watch) = self.watch.get() {
+            watch.renamed((parent, name), (new_parent, new_name), flags.contains(RenameFlags::EXCHANGE));
+        }
+        Ok(())
     }
 
     fn link(&self, _req: &Request, ino: u64, new_parent: u64, new_name: &OsStr) -> Result<Entry> {

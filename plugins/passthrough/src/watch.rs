@@ -9,16 +9,25 @@
 //! host, `watch_source = false`, or inotify's watch limit reached) the mount's TTLs
 //! bound how stale a view can be.
 //!
-//! Changes made through the mount are seen too and cost one needless invalidation
-//! each; events are coalesced per read, so a stream of writes costs a few, not one per
-//! write. Notifications are queued by the host and sent from its own thread, so
-//! sending them while a request holds a directory lock cannot deadlock.
+//! Changes made through the mount are seen too. The kernel already knows about
+//! those, and dropping what it just learnt would cost a lookup per created file, so
+//! the watch keeps what the kernel was told: each name handed out in a watched folder
+//! with its node, and each node's attributes as last reported. An event changes
+//! nothing when the source still says exactly that (the name still names the node the
+//! kernel holds; the file's ctime, mtime, size, mode, owner and link count are as
+//! reported; a deleted name was not handed out, or was removed through the mount),
+//! and invalidates otherwise. The comparison is against the source's state, not
+//! against a list of expected events, so an outside change racing the mount's own is
+//! never mistaken for it. Events are read in batches a few milliseconds apart, which
+//! coalesces bursts and lets a request record what it handed out before its own
+//! events are judged. Notifications are queued by the host and sent from its own
+//! thread, so sending them while a request holds a directory lock cannot deadlock.
 //!
-//! The watch also keeps the names the kernel was handed in each watched folder, for
-//! the one event that names nothing: inotify's queue overflowing (changes came faster
-//! than this thread read them). Then every one of those names, every folder's listing
-//! and every file's attributes and data are dropped from the kernel's caches, so that
-//! `cache = auto`'s long TTLs never outlive a change the watch missed.
+//! The names handed out also serve the one event that names nothing: inotify's queue
+//! overflowing (changes came faster than this thread read them). Then every one of
+//! those names, every folder's listing and every file's attributes and data are
+//! dropped from the kernel's caches, so that `cache = auto`'s long TTLs never outlive
+//! a change the watch missed.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
@@ -30,17 +39,45 @@ use fusehost_plugin_api::sync::Mutex;
 use fusehost_plugin_api::tracing;
 use fusehost_plugin_api::{Errno, MountHost};
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
-use rustix::fs::{statat, AtFlags};
+use rustix::fs::{statat, AtFlags, Stat};
 
 use crate::nodes::{Node, Nodes};
 
-/// What is watched: the directories, by inotify's descriptor and by node id, and the
-/// names the kernel was handed in each.
+/// What the kernel was told about a file's attributes, compared with the source's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    ctime: (i64, i64),
+    mtime: (i64, i64),
+    size: i64,
+    mode: u32,
+    nlink: u64,
+    owner: (u32, u32),
+}
+
+impl Stamp {
+    // `struct stat`'s field types differ between architectures: the casts are for the others.
+    #[allow(clippy::unnecessary_cast)]
+    fn of(stat: &Stat) -> Stamp {
+        Stamp {
+            ctime: (stat.st_ctime as i64, stat.st_ctime_nsec as i64),
+            mtime: (stat.st_mtime as i64, stat.st_mtime_nsec as i64),
+            size: stat.st_size as i64,
+            mode: stat.st_mode as u32,
+            nlink: stat.st_nlink as u64,
+            owner: (stat.st_uid, stat.st_gid),
+        }
+    }
+}
+
+/// What is watched (the directories, by inotify's descriptor and by node id) and what
+/// the kernel was told: the names it was handed in each, with their nodes, and the
+/// attributes of each node.
 #[derive(Default)]
 struct Watched {
     by_wd: HashMap<WatchDescriptor, u64>,
     by_id: HashMap<u64, WatchDescriptor>,
-    names: HashMap<u64, HashSet<OsString>>,
+    names: HashMap<u64, HashMap<OsString, u64>>,
+    reported: HashMap<u64, Stamp>,
 }
 
 /// One mount's watch over its source.
@@ -94,15 +131,46 @@ impl SourceWatch {
         !self.blind.load(Ordering::Relaxed)
     }
 
-    /// The kernel is being handed `name` in folder `dir`: remembered (in a watched
-    /// folder) so that an overflow of inotify's queue can take it back.
-    pub fn handed_out(&self, dir: u64, name: &OsStr) {
+    /// The kernel is being handed `name` in folder `dir`, naming node `id` with the
+    /// attributes in `stat`.
+    pub fn handed_out(&self, dir: u64, name: &OsStr, id: u64, stat: &Stat) {
         let mut watched = self.watched.lock();
+        watched.reported.insert(id, Stamp::of(stat));
         if watched.by_id.contains_key(&dir) {
             let names = watched.names.entry(dir).or_default();
-            if !names.contains(name) {
-                names.insert(name.to_os_string());
+            match names.get_mut(name) {
+                Some(known) => *known = id,
+                None => {
+                    names.insert(name.to_os_string(), id);
+                }
             }
+        }
+    }
+
+    /// The kernel is being told node `id`'s attributes.
+    pub fn reported(&self, id: u64, stat: &Stat) {
+        self.watched.lock().reported.insert(id, Stamp::of(stat));
+    }
+
+    /// `name` in `dir` was removed through the mount: the kernel dropped its entry.
+    pub fn removed(&self, dir: u64, name: &OsStr) {
+        if let Some(names) = self.watched.lock().names.get_mut(&dir) {
+            names.remove(name);
+        }
+    }
+
+    /// `name` in `dir` was renamed through the mount to `new_name` in `new_dir`
+    /// (`exchange`: the two names swapped their files): the kernel moved its entries.
+    pub fn renamed(&self, (dir, name): (u64, &OsStr), (new_dir, new_name): (u64, &OsStr), exchange: bool) {
+        let mut watched = self.watched.lock();
+        let moved = watched.names.get_mut(&dir).and_then(|names| names.remove(name));
+        let replaced = watched.names.get_mut(&new_dir).and_then(|names| names.remove(new_name));
+        let watching = |watched: &Watched, dir| watched.by_id.contains_key(&dir);
+        if let (Some(id), true) = (moved, watching(&watched, new_dir)) {
+            watched.names.entry(new_dir).or_default().insert(new_name.to_os_string(), id);
+        }
+        if let (Some(id), true, true) = (replaced, exchange, watching(&watched, dir)) {
+            watched.names.entry(dir).or_default().insert(name.to_os_string(), id);
         }
     }
 
@@ -137,6 +205,7 @@ impl SourceWatch {
                 watched.by_wd.remove(wd);
             }
             watched.names.remove(&id);
+            watched.reported.remove(&id);
             wd
         };
         if let Some(wd) = removed {
@@ -160,10 +229,8 @@ struct Invalidations {
     entries: HashSet<(u64, OsString)>,
     /// Directories whose listing and attributes changed.
     directories: HashSet<u64>,
-    /// Names whose file (if the kernel holds it) changed.
-    contents: HashSet<(u64, OsString)>,
-    /// Nodes whose attributes and data are dropped whatever they are (an overflow).
-    nodes: Vec<u64>,
+    /// Nodes whose attributes and data changed.
+    nodes: HashSet<u64>,
 }
 
 impl Invalidations {
@@ -173,30 +240,23 @@ impl Invalidations {
     fn everything(watched: &mut Watched, nodes: &Nodes) -> Invalidations {
         let mut batch = Invalidations::default();
         for (dir, names) in watched.names.drain() {
-            batch.entries.extend(names.into_iter().map(|name| (dir, name)));
+            batch.entries.extend(names.into_keys().map(|name| (dir, name)));
         }
         batch.directories.extend(watched.by_id.keys().copied());
-        batch.nodes = nodes.held();
+        batch.nodes.extend(nodes.held());
         batch
     }
-
-    /// Adds what one event says changed in watched folder `dir`.
-    fn add(&mut self, watched: &mut Watched, dir: u64, mask: EventMask, name: Option<&OsStr>) {
-        let Some(name) = name else {
-            self.directories.insert(dir);
-            return;
-        };
-        if mask.intersects(EventMask::CREATE | EventMask::DELETE | EventMask::MOVED_FROM | EventMask::MOVED_TO) {
-            self.entries.insert((dir, name.to_os_string()));
-            self.directories.insert(dir);
-            // The kernel drops the entry: it is no longer handed out.
-            if let Some(names) = watched.names.get_mut(&dir) {
-                names.remove(name);
-            }
-        }
-        self.contents.insert((dir, name.to_os_string()));
-    }
 }
+
+/// One inotify event, as the relay keeps it between reading and judging.
+struct Change {
+    dir: u64,
+    mask: EventMask,
+    name: Option<OsString>,
+}
+
+/// How long the relay waits after an event before judging it with what follows.
+const BATCH_WINDOW: Duration = Duration::from_millis(5);
 
 /// The thread that turns inotify events into kernel notifications.
 struct Relay {
@@ -211,34 +271,101 @@ impl Relay {
     fn run(self, mut inotify: Inotify) {
         let mut buffer = vec![0u8; 64 * 1024];
         while !self.stopping.load(Ordering::SeqCst) {
-            let events = match inotify.read_events_blocking(&mut buffer) {
-                Ok(events) => events,
-                Err(error) => {
-                    self.blind.store(true, Ordering::Relaxed);
-                    tracing::warn!(
-                        "watching the source stopped: {error}; changes made outside the mount show after the TTLs"
-                    );
-                    return;
-                }
-            };
-            let mut batch = Invalidations::default();
-            {
-                let mut watched = self.watched.lock();
-                for event in events {
-                    if event.mask.contains(EventMask::Q_OVERFLOW) {
-                        tracing::warn!(
-                            "the source changed faster than its watch could follow (inotify's queue overflowed): \
-                             dropping every cached name, attribute and page of this mount"
-                        );
-                        batch = Invalidations::everything(&mut watched, &self.nodes);
-                        break;
+            let mut changes = Vec::new();
+            let mut overflowed = false;
+            match inotify.read_events_blocking(&mut buffer) {
+                Ok(events) => overflowed |= self.collect(events, &mut changes),
+                Err(error) => return self.stop_seeing(&error),
+            }
+            std::thread::sleep(BATCH_WINDOW);
+            // What else arrived meanwhile, a bounded number of buffers at a time.
+            for _ in 0..16 {
+                match inotify.read_events(&mut buffer) {
+                    Ok(events) => {
+                        let before = changes.len();
+                        overflowed |= self.collect(events, &mut changes);
+                        if changes.len() == before && !overflowed {
+                            break;
+                        }
                     }
-                    let Some(&dir) = watched.by_wd.get(&event.wd) else { continue };
-                    batch.add(&mut watched, dir, event.mask, event.name);
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(error) => return self.stop_seeing(&error),
                 }
             }
+            let batch = if overflowed {
+                tracing::warn!(
+                    "the source changed faster than its watch could follow (inotify's queue overflowed): \
+                     dropping every cached name, attribute and page of this mount"
+                );
+                Invalidations::everything(&mut self.watched.lock(), &self.nodes)
+            } else {
+                self.judge(&changes)
+            };
             self.send(&batch);
         }
+    }
+
+    fn stop_seeing(&self, error: &std::io::Error) {
+        self.blind.store(true, Ordering::Relaxed);
+        tracing::warn!("watching the source stopped: {error}; changes made outside the mount show after the TTLs");
+    }
+
+    /// Keeps the events of watched folders; returns whether the queue overflowed.
+    fn collect<'a>(&self, events: impl Iterator<Item = inotify::Event<&'a OsStr>>, into: &mut Vec<Change>) -> bool {
+        let watched = self.watched.lock();
+        let mut overflowed = false;
+        for event in events {
+            overflowed |= event.mask.contains(EventMask::Q_OVERFLOW);
+            if let Some(&dir) = watched.by_wd.get(&event.wd) {
+                into.push(Change { dir, mask: event.mask, name: event.name.map(OsStr::to_os_string) });
+            }
+        }
+        overflowed
+    }
+
+    /// What the kernel must drop: whatever the source no longer says as the kernel
+    /// was told it, and the data of every file written to (a write need not change
+    /// what a stat shows by the time this runs, and the kernel may keep pages).
+    fn judge(&self, changes: &[Change]) -> Invalidations {
+        let mut batch = Invalidations::default();
+        // Every name is judged once, by the source's state now and all its events.
+        let mut by_name: HashMap<(u64, &OsStr), EventMask> = HashMap::new();
+        for change in changes {
+            match &change.name {
+                Some(name) => *by_name.entry((change.dir, name)).or_insert(EventMask::empty()) |= change.mask,
+                None => {
+                    batch.directories.insert(change.dir);
+                }
+            }
+        }
+        for ((dir, name), mask) in by_name {
+            let now =
+                self.nodes.get(dir).ok().and_then(|folder| statat(&folder.fd, name, AtFlags::SYMLINK_NOFOLLOW).ok());
+            let held = now.as_ref().and_then(|stat| self.nodes.known(stat).map(|id| (id, Stamp::of(stat))));
+            let mut watched = self.watched.lock();
+            let told = watched.names.get(&dir).and_then(|names| names.get(name)).copied();
+            let entry_is_current = match (told, &held) {
+                // Handed out, and still naming the same node.
+                (Some(told), Some((id, _))) => told == *id,
+                // Not handed out (or removed through the mount), and not there now.
+                (None, None) => now.is_none(),
+                _ => false,
+            };
+            if !entry_is_current {
+                batch.entries.insert((dir, name.to_os_string()));
+                batch.directories.insert(dir);
+                if let Some(names) = watched.names.get_mut(&dir) {
+                    names.remove(name);
+                }
+            }
+            if let Some((id, stamp)) = held {
+                if mask.contains(EventMask::MODIFY) || watched.reported.get(&id) != Some(&stamp) {
+                    batch.nodes.insert(id);
+                    watched.reported.remove(&id);
+                }
+            }
+        }
+        batch
     }
 
     fn send(&self, batch: &Invalidations) {
@@ -250,15 +377,6 @@ impl Relay {
         }
         for id in &batch.nodes {
             self.notify(|| self.host.invalidate_inode(*id, Some((0, 0))));
-        }
-        for (dir, name) in &batch.contents {
-            // The kernel knows the file by node id, which the table finds by (dev, ino).
-            let Ok(parent) = self.nodes.get(*dir) else { continue };
-            if let Ok(stat) = statat(&parent.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-                if let Some(id) = self.nodes.known(&stat) {
-                    self.notify(|| self.host.invalidate_inode(id, Some((0, 0))));
-                }
-            }
         }
     }
 
