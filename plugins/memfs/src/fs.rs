@@ -10,7 +10,6 @@
 //! they never see each other half done; lookups, listings, reads and writes never take
 //! it. File data is copied under that file's own lock only.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +22,7 @@ use fusehost_plugin_api::{
     Capabilities, DirPlusSink, DirSink, Entry, Errno, FileAttr, FileKind, FileLock, Filesystem, Opened, Request,
     Result, SetAttr, StatFs, TimeOrNow, ROOT_INO,
 };
+use rustc_hash::FxHashMap;
 
 use crate::data::FileData;
 use crate::dir::{Dir, Target};
@@ -48,7 +48,7 @@ pub struct RootOwner {
 }
 
 pub struct MemFs {
-    inodes: RwLock<HashMap<u64, Arc<Inode>>>,
+    inodes: RwLock<FxHashMap<u64, Arc<Inode>>>,
     next_ino: AtomicU64,
     namespace: Mutex<()>,
     space: Space,
@@ -100,7 +100,7 @@ impl MemFs {
         // The root counts against the inode limit like every other inode.
         let _ = space.reserve_inode();
         MemFs {
-            inodes: RwLock::new(HashMap::from([(ROOT_INO, Arc::new(root_inode))])),
+            inodes: RwLock::new(FxHashMap::from_iter([(ROOT_INO, Arc::new(root_inode))])),
             next_ino: AtomicU64::new(ROOT_INO + 1),
             namespace: Mutex::new(()),
             space,
