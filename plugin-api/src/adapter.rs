@@ -22,6 +22,13 @@ use crate::filesystem::{DirPlusSink, DirSink, Filesystem};
 use crate::later::LaterFfi;
 use crate::mount_host::{MountHost, Negotiated};
 use crate::panic_guard::{guarded, guarded_unit};
+
+/// Whether a poll request's `flags` ask to be told when readiness changes
+/// (`FUSE_POLL_SCHEDULE_NOTIFY`).
+pub(crate) fn schedules_notify(flags: u32) -> bool {
+    const FUSE_POLL_SCHEDULE_NOTIFY: u32 = 1;
+    flags & FUSE_POLL_SCHEDULE_NOTIFY != 0
+}
 use crate::types::{Entry, Errno, FileKind, SetAttr};
 
 /// An author's filesystem seen through the ABI. The filesystem is shared with its
@@ -388,8 +395,7 @@ impl<F: Filesystem> RawFilesystem for FfiFilesystem<F> {
     }
 
     fn poll(&self, ctx: &RequestCtx, ino: u64, fh: u64, wakeup: u64, events: u32, flags: u32) -> RResult<u32, Errno> {
-        const FUSE_POLL_SCHEDULE_NOTIFY: u32 = 1;
-        guarded("poll", || self.fs.poll(ctx, ino, fh, wakeup, events, flags & FUSE_POLL_SCHEDULE_NOTIFY != 0))
+        guarded("poll", || self.fs.poll(ctx, ino, fh, wakeup, events, schedules_notify(flags)))
     }
 
     fn bmap(&self, ctx: &RequestCtx, ino: u64, block_size: u32, block: u64) -> RResult<u64, Errno> {

@@ -42,6 +42,7 @@ use std::time::Duration;
 use fusehost_abi::abi_stable::std_types::{RDuration, ROption, RSlice};
 use fusehost_abi::{operation, AttrTtl, Created, LaterFilesystem, ReplyObject, RequestCtx, SetAttr as AbiSetAttr};
 
+use crate::adapter::schedules_notify;
 use crate::filesystem::{DirPlusSink, DirSink, Filesystem};
 use crate::panic_guard::guarded_unit;
 use crate::types::{Entry, FileAttr, FileKind, FileLock, Opened, Result, SetAttr, StatFs};
@@ -498,7 +499,9 @@ impl<F: Filesystem> LaterFilesystem for LaterFfi<F> {
     }
 
     fn poll(&self, ctx: &RequestCtx, ino: u64, fh: u64, wakeup: u64, events: u32, flags: u32, reply: ReplyObject) {
-        guarded_unit("poll", || self.fs.poll_later(ctx, ino, fh, wakeup, events, flags & 1 != 0, Reply::new(reply)))
+        guarded_unit("poll", || {
+            self.fs.poll_later(ctx, ino, fh, wakeup, events, schedules_notify(flags), Reply::new(reply))
+        })
     }
 
     fn bmap(&self, ctx: &RequestCtx, ino: u64, block_size: u32, block: u64, reply: ReplyObject) {

@@ -14,6 +14,15 @@ fn used_inodes(root: &Path) -> u64 {
     figures.f_files - figures.f_ffree
 }
 
+/// Waits (bounded) until `used` inodes are in use: the kernel's RELEASE and FORGET,
+/// which free an unlinked file, arrive asynchronously after the last close.
+fn wait_for_used_inodes(root: &Path, used: u64) {
+    let deadline = std::time::Instant::now() + fusehost_tests::TIMEOUT;
+    while used_inodes(root) != used && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+}
+
 fn drop_caches() {
     std::fs::write("/proc/sys/vm/drop_caches", "2").expect("tests run as root (see README)");
 }
@@ -40,11 +49,7 @@ fn an_unlinked_open_file_stays_usable_and_is_freed_after_close() {
 
     drop(file);
     drop_caches();
-    let deadline = std::time::Instant::now() + fusehost_tests::TIMEOUT;
-    // The kernel's FORGET arrives asynchronously after the last close.
-    while used_inodes(host.mountpoint()) != before && std::time::Instant::now() < deadline {
-        std::thread::yield_now();
-    }
+    wait_for_used_inodes(host.mountpoint(), before);
     assert_eq!(used_inodes(host.mountpoint()), before, "freed after close and forget");
 }
 
@@ -63,6 +68,8 @@ fn statfs_reports_real_limits_and_writes_stop_at_enospc() {
     assert_eq!(statvfs(host.mountpoint()).unwrap().f_bfree, 0);
     drop(file);
     std::fs::remove_file(host.path("big")).unwrap();
+    // Only the root is left once the kernel has released and forgotten `big`.
+    wait_for_used_inodes(host.mountpoint(), 1);
 
     for i in 0..9 {
         File::create(host.path(&format!("f{i}"))).unwrap();

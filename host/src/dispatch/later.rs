@@ -30,7 +30,7 @@ use fuser::{
     ReplyEntry, ReplyIoctl, ReplyLock, ReplyLseek, ReplyOpen, ReplyPoll, ReplyStatfs, ReplyWrite, ReplyXattr,
 };
 
-use super::{duration, Answers, Dispatch, InCall};
+use super::{duration, hands_out_entries, Answers, Dispatch, InCall};
 use crate::contract::Expected;
 use crate::dir_sinks::{ReplyDirPlusSink, ReplyDirSink};
 use crate::stats::Op;
@@ -468,9 +468,8 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
         let id = shared.later.admit(op);
         shared.stats.request(op);
         let started = Instant::now();
-        let holds_entries =
-            matches!(op, Op::Lookup | Op::Mknod | Op::Mkdir | Op::Symlink | Op::Link | Op::Create | Op::Readdirplus);
-        let _call: InCall<'_> = self.enter(op, None, holds_entries);
+        let holds_entries = hands_out_entries(op);
+        let _call: InCall<'_> = self.enter(op, None);
         if holds_entries {
             shared.later.hold_entries();
         }

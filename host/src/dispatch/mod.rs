@@ -255,6 +255,13 @@ fn stay_in_span(span: &Span) {
     });
 }
 
+/// Whether `op`'s answer hands the kernel entries (each a lookup to count), so that
+/// the request must hold the forget barrier while it runs.
+#[inline]
+fn hands_out_entries(op: Op) -> bool {
+    matches!(op, Op::Lookup | Op::Mknod | Op::Mkdir | Op::Symlink | Op::Link | Op::Create | Op::Readdirplus)
+}
+
 fn with_buffer<R>(size: usize, use_buffer: impl FnOnce(&mut [u8]) -> R) -> R {
     BUFFER.with_borrow_mut(|buffer| {
         if buffer.len() < size {
@@ -333,27 +340,16 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
         Arc::clone(&self.core) as Arc<dyn MountCore>
     }
 
-    #[inline]
-    fn begin(&self, op: Op) -> InCall<'_> {
-        self.enter(op, Some(self.core.shared.stats.begin(op)), false)
-    }
-
-    /// [`Dispatch::begin`] for a request that may hand out entries.
-    #[inline]
-    fn begin_handing_out(&self, op: Op) -> InCall<'_> {
-        self.enter(op, Some(self.core.shared.stats.begin(op)), true)
-    }
-
     /// What a request holds while the plugin serves it: the crash slot, a
     /// serialized plugin's call lock and then (like `destroy_once`, in that order) the
     /// forget barrier for requests that hand out entries. `timing` is `None` for a
     /// request answered later: its latency is recorded when it is answered.
     #[inline]
-    fn enter<'a>(&'a self, op: Op, timing: Option<Timing<'a>>, hands_out_entries: bool) -> InCall<'a> {
+    fn enter<'a>(&'a self, op: Op, timing: Option<Timing<'a>>) -> InCall<'a> {
         stay_in_span(&self.core.span);
         let crash = self.crash.as_ref().map(|registration| registration.serving(op));
         let serial = self.core.serial.as_ref().map(Mutex::lock);
-        let entries = hands_out_entries.then(|| self.core.forget_barrier.read());
+        let entries = hands_out_entries(op).then(|| self.core.forget_barrier.read());
         InCall { _crash: crash, _entries: entries, _serial: serial, _timing: timing }
     }
 
@@ -361,14 +357,7 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
     /// reply's drop sends it while unwinding) and the worker thread lives on.
     #[inline]
     fn serve(&self, op: Op, request: impl FnOnce()) {
-        let _call = self.begin(op);
-        self.catching_panics(op, request);
-    }
-
-    /// [`Dispatch::serve`] for a request that may hand out entries.
-    #[inline]
-    fn serve_handing_out(&self, op: Op, request: impl FnOnce()) {
-        let _call = self.begin_handing_out(op);
+        let _call = self.enter(op, Some(self.core.shared.stats.begin(op)));
         self.catching_panics(op, request);
     }
 

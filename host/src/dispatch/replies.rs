@@ -202,7 +202,7 @@ impl Answers {
             Ok(opened) => {
                 let (fh, flags) = (FileHandle(opened.fh), self.fopen_flags(opened.flags));
                 match self.backing.share(ino, &opened, |fd| reply.open_backing(fd)) {
-                    Some(id) => reply.opened_passthrough(fh, flags, &id),
+                    Some(id) => reply.opened_passthrough(fh, passed_through(flags), &id),
                     None => reply.opened(fh, flags),
                 }
             }
@@ -236,7 +236,7 @@ impl Answers {
         let ttl = self.combined_ttl();
         let (fh, open_flags) = (FileHandle(created.opened.fh), self.fopen_flags(created.opened.flags));
         match self.backing.share(attr.ino.0, &created.opened, |fd| reply.open_backing(fd)) {
-            Some(id) => reply.created_passthrough(&ttl, &attr, generation, fh, open_flags, &id),
+            Some(id) => reply.created_passthrough(&ttl, &attr, generation, fh, passed_through(open_flags), &id),
             None => reply.created(&ttl, &attr, generation, fh, open_flags),
         }
     }
@@ -304,5 +304,24 @@ impl Answers {
     /// the operator allowed.
     pub(super) fn combined_ttl(&self) -> Duration {
         self.config.attr_ttl.min(self.config.entry_ttl)
+    }
+}
+
+/// The flags of an open the kernel serves from the plugin's file directly: without
+/// page-cache hints, which mean nothing there (the backing file's own cache serves)
+/// and make the kernel fail the open with `EIO` (`FOPEN_KEEP_CACHE`, seen on 6.18).
+/// A plugin asks for the caching it wants should passthrough be refused.
+fn passed_through(flags: FopenFlags) -> FopenFlags {
+    flags - (FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_DIRECT_IO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_passed_through_open_carries_no_page_cache_hints() {
+        let asked = FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_NOFLUSH;
+        assert_eq!(passed_through(asked), FopenFlags::FOPEN_NOFLUSH);
     }
 }

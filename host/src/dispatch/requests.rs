@@ -84,7 +84,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
                 later.lookup(&ctx(req, 0), parent.0, bytes(name), reply)
             });
         }
-        self.serve_handing_out(Op::Lookup, || {
+        self.serve(Op::Lookup, || {
             let answer = self.core.fs.lookup_ttl(&ctx(req, 0), parent.0, bytes(name));
             self.answers.reply_lookup(answer, reply);
         });
@@ -206,7 +206,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
                 later.mknod(&ctx(req, umask), parent.0, bytes(name), mode, rdev, reply)
             });
         }
-        self.serve_handing_out(Op::Mknod, || {
+        self.serve(Op::Mknod, || {
             let answer = self.core.fs.mknod(&ctx(req, umask), parent.0, bytes(name), mode, rdev);
             self.answers.reply_entry(Op::Mknod, Expected::Created(mode), answer, reply);
         });
@@ -220,7 +220,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
                 |reply| later.mkdir(&ctx(req, umask), parent.0, bytes(name), mode, reply),
             );
         }
-        self.serve_handing_out(Op::Mkdir, || {
+        self.serve(Op::Mkdir, || {
             let answer = self.core.fs.mkdir(&ctx(req, umask), parent.0, bytes(name), mode);
             self.answers.reply_entry(Op::Mkdir, Expected::Created(FileKind::Directory.mode_bits()), answer, reply);
         });
@@ -258,7 +258,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
                 |reply| later.symlink(&ctx(req, 0), parent.0, bytes(link_name), bytes(target.as_os_str()), reply),
             );
         }
-        self.serve_handing_out(Op::Symlink, || {
+        self.serve(Op::Symlink, || {
             let answer = self.core.fs.symlink(&ctx(req, 0), parent.0, bytes(link_name), bytes(target.as_os_str()));
             self.answers.reply_entry(Op::Symlink, Expected::Created(FileKind::Symlink.mode_bits()), answer, reply);
         });
@@ -292,7 +292,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
                 later.link(&ctx(req, 0), ino.0, newparent.0, bytes(newname), reply)
             });
         }
-        self.serve_handing_out(Op::Link, || {
+        self.serve(Op::Link, || {
             let answer = self.core.fs.link(&ctx(req, 0), ino.0, newparent.0, bytes(newname));
             self.answers.reply_entry(Op::Link, Expected::Linked, answer, reply);
         });
@@ -476,7 +476,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
             });
         }
         UNDELIVERED.with_borrow_mut(|undelivered| {
-            self.serve_handing_out(Op::Readdirplus, || {
+            self.serve(Op::Readdirplus, || {
                 let mut sink = ReplyDirPlusSink {
                     reply: &mut reply,
                     lookups: &self.answers.shared.lookups,
@@ -622,7 +622,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
                 later.create(&ctx(req, umask), parent.0, bytes(name), mode, flags, reply)
             });
         }
-        self.serve_handing_out(Op::Create, || {
+        self.serve(Op::Create, || {
             let answer = self.core.fs.create(&ctx(req, umask), parent.0, bytes(name), mode, flags);
             self.answers.reply_created(answer, reply, |ino, fh| {
                 let _ = self.core.fs.release(&ctx(req, 0), ino, fh, flags, ROption::RNone, false);

@@ -93,11 +93,6 @@ impl Bucket {
         let _ = self.host.set(host);
     }
 
-    /// How long names and attributes are trusted.
-    pub(crate) fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
     /// The kernel forgot `ino`; a file still being written keeps its inode.
     pub(crate) fn forget(&self, ino: u64) {
         if self.staging.get(ino).is_none() {
@@ -304,6 +299,11 @@ impl Bucket {
             }
             None => Ok(Entry::negative(self.ttl)),
         }
+    }
+
+    /// [`Bucket::getattr`] with the TTL the kernel may trust it for: `cache_ttl`.
+    pub(crate) async fn getattr_with_ttl(&self, ino: u64) -> Result<(FileAttr, Option<Duration>)> {
+        Ok((self.getattr(ino).await?, Some(self.ttl)))
     }
 
     pub(crate) async fn getattr(&self, ino: u64) -> Result<FileAttr> {

@@ -211,8 +211,12 @@ impl Filesystem for ObjectStore {
         self.now(|fs| async move { fs.getattr(ino).await })
     }
 
+    fn getattr_with_ttl(&self, _req: &Request, ino: u64, _fh: Option<u64>) -> Result<(FileAttr, Option<Duration>)> {
+        self.now(|fs| async move { fs.getattr_with_ttl(ino).await })
+    }
+
     fn getattr_later(&self, _req: &Request, ino: u64, _fh: Option<u64>, reply: Reply<(FileAttr, Option<Duration>)>) {
-        self.later(reply, |fs| async move { fs.getattr(ino).await.map(|attr| (attr, Some(fs.ttl()))) });
+        self.later(reply, |fs| async move { fs.getattr_with_ttl(ino).await });
     }
 
     fn setattr(&self, _req: &Request, ino: u64, changes: &SetAttr) -> Result<FileAttr> {

@@ -69,14 +69,12 @@ impl CacheMode {
         }
     }
 
-    /// The caching hints of an open file. A file the kernel reads and writes directly
-    /// (passthrough) gets none: the source's own page cache is coherent, and the
-    /// kernel fails the open (`EIO`) of a passthrough file asking to keep a cache.
+    /// The caching hints of an open file: `never` bypasses the page cache. (The host
+    /// drops both hints for a file the kernel then reads directly, passthrough.)
     pub fn open_file(self, opened: Opened, watched: bool) -> Opened {
         let mut opened = opened;
-        let served = opened.passthrough_fd.is_none();
-        opened.keep_cache = served && self.keeps_data(watched);
-        opened.direct_io = served && self == CacheMode::Never;
+        opened.keep_cache = self.keeps_data(watched);
+        opened.direct_io = self == CacheMode::Never;
         opened
     }
 
@@ -103,13 +101,11 @@ mod tests {
     }
 
     #[test]
-    fn a_file_under_kernel_passthrough_gets_no_cache_hints() {
+    fn never_bypasses_the_page_cache_and_always_keeps_it() {
         let served = CacheMode::Never.open_file(Opened::handle(1), true);
         assert!(served.direct_io && !served.keep_cache);
-        let mut passed = Opened::handle(1);
-        passed.passthrough_fd = Some(3);
-        assert!(!CacheMode::Never.open_file(passed, true).direct_io);
-        assert!(!CacheMode::Always.open_file(passed, true).keep_cache);
+        let kept = CacheMode::Always.open_file(Opened::handle(1), false);
+        assert!(kept.keep_cache && !kept.direct_io);
         let kept = CacheMode::Always.open_folder(Opened::handle(1), false);
         assert!(kept.cache_dir && kept.keep_cache);
     }

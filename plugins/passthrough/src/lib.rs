@@ -38,8 +38,9 @@ const OPTIONS: &[OptionSpec] = &[
         "cache",
         OptionKind::String,
         "auto",
-        "what the kernel may cache: auto (names, attributes and data for 60 s and across opens while the source \
-         watch runs, else the mount's TTLs), always (a day, for a source only this mount changes), never (nothing)",
+        "what the kernel may cache: auto (names and attributes for 60 s, data and listings across opens, while \
+         the source watch runs; else the mount's TTLs), always (the same for a day, for a source only this mount \
+         changes), never (nothing)",
     ),
 ];
 
