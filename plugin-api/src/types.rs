@@ -222,7 +222,9 @@ pub struct Opened {
     /// Do not send `flush` when the file is closed.
     pub no_flush: bool,
     /// A descriptor the kernel should read and write directly (FUSE passthrough,
-    /// Linux 6.9+, root only). You keep owning it and close it on release.
+    /// Linux 6.9+, root only). You keep owning it and close it on release. When the
+    /// kernel takes it, the host drops `keep_cache` and `direct_io` (the descriptor's
+    /// own page cache serves); they apply if passthrough is refused.
     pub passthrough_fd: Option<i32>,
 }
 
