@@ -112,6 +112,7 @@ fn files_from_empty_to_100_mib_round_trip_byte_exact_and_list_rename_and_delete(
     let mut open = std::fs::File::create(root.join("scratch")).unwrap();
     std::io::Write::write_all(&mut open, b"never stored").unwrap();
     std::fs::remove_file(root.join("scratch")).unwrap();
+    assert!(!names(&root).contains(&"scratch".to_owned()), "an unlinked file still open is listed");
     drop(open);
     assert!(!names(&root).contains(&"scratch".to_owned()), "an unlinked file came back at close");
 

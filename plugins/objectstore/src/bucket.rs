@@ -207,10 +207,13 @@ impl Bucket {
     }
 
     /// Files being written through this mount, not yet in the store, belong in
-    /// their directory's listing too.
+    /// their directory's listing too; one unlinked while still open does not.
     fn add_staged(&self, dir: &str, children: &mut Vec<Child>) {
         for (ino, staged) in self.staging.files() {
             let Some((path, known, _)) = self.names.known(ino) else { continue };
+            if self.names.ino_of(&path) != Some(ino) {
+                continue;
+            }
             let (parent, name) = split(&path);
             if parent != dir {
                 continue;
