@@ -1,8 +1,16 @@
 //! A directory's entries, each with a cookie that never changes while the entry
 //! stays, so a listing resumed at any offset shows every untouched entry exactly once
 //! (an index into a sorted list would shift when an earlier name is removed).
+//!
+//! Names are hashed with foldhash's quality hasher, seeded per directory: names are
+//! chosen by users, so the hash stays randomised against collision floods, at a
+//! fraction of SipHash's cost (callgrind: SipHash was ~5 % of a create+unlink). Each
+//! name is stored once, shared by both maps.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use foldhash::quality::RandomState;
 
 use fusehost_plugin_api::FileKind;
 
@@ -17,8 +25,8 @@ pub struct Target {
 pub struct Dir {
     /// The parent directory (the root is its own parent).
     pub parent: u64,
-    by_cookie: BTreeMap<u64, (Vec<u8>, Target)>,
-    by_name: HashMap<Vec<u8>, u64>,
+    by_cookie: BTreeMap<u64, (Arc<[u8]>, Target)>,
+    by_name: HashMap<Arc<[u8]>, u64, RandomState>,
     next_cookie: u64,
 }
 
@@ -27,7 +35,7 @@ const FIRST_COOKIE_OFFSET: i64 = 3;
 
 impl Dir {
     pub fn new(parent: u64) -> Dir {
-        Dir { parent, by_cookie: BTreeMap::new(), by_name: HashMap::new(), next_cookie: 0 }
+        Dir { parent, by_cookie: BTreeMap::new(), by_name: HashMap::default(), next_cookie: 0 }
     }
 
     pub fn get(&self, name: &[u8]) -> Option<Target> {
@@ -43,8 +51,9 @@ impl Dir {
         self.remove(name);
         let cookie = self.next_cookie;
         self.next_cookie += 1;
-        self.by_cookie.insert(cookie, (name.to_vec(), target));
-        self.by_name.insert(name.to_vec(), cookie);
+        let name: Arc<[u8]> = Arc::from(name);
+        self.by_cookie.insert(cookie, (Arc::clone(&name), target));
+        self.by_name.insert(name, cookie);
     }
 
     /// Points an existing `name` at another inode, keeping its place in listings.
@@ -65,7 +74,7 @@ impl Dir {
         let first = (offset - FIRST_COOKIE_OFFSET + 1).max(0) as u64;
         self.by_cookie
             .range(first..)
-            .map(|(cookie, (name, target))| (*cookie as i64 + FIRST_COOKIE_OFFSET, name.as_slice(), *target))
+            .map(|(cookie, (name, target))| (*cookie as i64 + FIRST_COOKIE_OFFSET, &**name, *target))
     }
 }
 
