@@ -21,6 +21,7 @@ use dashmap::mapref::one::MappedRef;
 use dashmap::DashMap;
 use fusehost_abi::Opened;
 use fuser::BackingId;
+use rustc_hash::FxBuildHasher;
 
 #[derive(Default)]
 pub struct Backing {
@@ -28,8 +29,8 @@ pub struct Backing {
     used: AtomicBool,
     /// Set when the kernel refused in a way that will not change.
     refused: AtomicBool,
-    by_inode: DashMap<u64, (BackingId, u32)>,
-    handles: DashMap<(u64, u64), ()>,
+    by_inode: DashMap<u64, (BackingId, u32), FxBuildHasher>,
+    handles: DashMap<(u64, u64), (), FxBuildHasher>,
 }
 
 /// Errors from the registering ioctl that mean "never on this mount".
