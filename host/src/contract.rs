@@ -62,14 +62,18 @@ pub fn check_attr(attr: &Attr) -> Checked<FileAttr> {
     if attr.size > i64::MAX as u64 {
         return Err("attributes with a size beyond i64::MAX");
     }
+    // A file's times are often equal (all four of a new file, mtime and ctime after a
+    // write): each distinct one is converted once.
+    let mtime = fusehost_plugin_api::from_timespec(attr.mtime);
+    let like_mtime = |time| if time == attr.mtime { mtime } else { fusehost_plugin_api::from_timespec(time) };
     Ok(FileAttr {
         ino: INodeNo(attr.ino),
         size: attr.size,
         blocks: attr.blocks,
-        atime: fusehost_plugin_api::from_timespec(attr.atime),
-        mtime: fusehost_plugin_api::from_timespec(attr.mtime),
-        ctime: fusehost_plugin_api::from_timespec(attr.ctime),
-        crtime: fusehost_plugin_api::from_timespec(attr.crtime),
+        atime: like_mtime(attr.atime),
+        mtime,
+        ctime: like_mtime(attr.ctime),
+        crtime: like_mtime(attr.crtime),
         kind,
         perm: (attr.mode & 0o7777) as u16,
         nlink: attr.nlink,

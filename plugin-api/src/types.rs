@@ -125,14 +125,18 @@ impl FileAttr {
 
     /// The ABI form.
     pub fn to_abi(&self) -> fusehost_abi::Attr {
+        // A file's times are often equal (all four of a new file, mtime and ctime
+        // after a write): each distinct one is converted once.
+        let mtime = to_timespec(self.mtime);
+        let like_mtime = |time| if time == self.mtime { mtime } else { to_timespec(time) };
         fusehost_abi::Attr {
             ino: self.ino,
             size: self.size,
             blocks: self.blocks,
-            atime: to_timespec(self.atime),
-            mtime: to_timespec(self.mtime),
-            ctime: to_timespec(self.ctime),
-            crtime: to_timespec(self.crtime),
+            atime: like_mtime(self.atime),
+            mtime,
+            ctime: like_mtime(self.ctime),
+            crtime: like_mtime(self.crtime),
             mode: self.kind.mode_bits() | u32::from(self.perm & 0o7777),
             nlink: self.nlink,
             uid: self.uid,
@@ -331,11 +335,11 @@ pub fn to_timespec(time: SystemTime) -> Timespec {
 
 /// The `SystemTime` of a timespec.
 pub fn from_timespec(time: Timespec) -> SystemTime {
-    let nanos = Duration::from_nanos(u64::from(time.nsec.min(999_999_999)));
+    let nanos = time.nsec.min(999_999_999);
     if time.sec >= 0 {
-        UNIX_EPOCH + Duration::from_secs(time.sec.unsigned_abs()) + nanos
+        UNIX_EPOCH + Duration::new(time.sec.unsigned_abs(), nanos)
     } else {
-        UNIX_EPOCH - Duration::from_secs(time.sec.unsigned_abs()) + nanos
+        UNIX_EPOCH - Duration::from_secs(time.sec.unsigned_abs()) + Duration::from_nanos(u64::from(nanos))
     }
 }
 
@@ -351,6 +355,11 @@ mod tests {
             UNIX_EPOCH,
         ] {
             assert_eq!(from_timespec(to_timespec(time)), time);
+        }
+        // Whatever a plugin sends converts without overflow.
+        for sec in [i64::MIN, i64::MAX] {
+            let time = from_timespec(Timespec { sec, nsec: u32::MAX });
+            assert_eq!(to_timespec(time), Timespec { sec, nsec: 999_999_999 });
         }
         assert_eq!(to_timespec(UNIX_EPOCH - Duration::new(5, 250_000_000)), Timespec { sec: -6, nsec: 750_000_000 });
     }
