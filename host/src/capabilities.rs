@@ -40,6 +40,15 @@ pub struct Asked {
     pub readdirplus: bool,
 }
 
+/// Asks the kernel to keep handles opened with `FOPEN_DIRECT_IO` coherent with its page
+/// cache (dirty pages written back before their direct I/O, written ranges dropped
+/// after) and mappable; returns whether it does (kernels from 6.6). Only then does the
+/// host serve `O_DIRECT` opens on the kernel's direct I/O path (see `fopen_flags`).
+pub fn keep_direct_io_coherent(config: &mut KernelConfig) -> bool {
+    config.capabilities().contains(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP)
+        && config.add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP).is_ok()
+}
+
 /// Asks the kernel for what the host always wants and for every consented capability
 /// the kernel offers (writeback and passthrough only when the operator asked; the
 /// kernel does not combine the two); returns the capabilities in effect.

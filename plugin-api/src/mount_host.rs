@@ -54,7 +54,8 @@ impl Capabilities {
     /// chown by an unprivileged caller; the kernel then skips the
     /// `getxattr("security.capability")` it otherwise sends before every write.
     pub const HANDLE_KILLPRIV_V2: Capabilities = Capabilities(capability::HANDLE_KILLPRIV_V2);
-    /// Direct-I/O writes to one file may run in parallel.
+    /// Direct-I/O writes to one file may run in parallel (on handles opened `O_DIRECT`
+    /// or answered with `direct_io`).
     pub const PARALLEL_DIRECT_WRITES: Capabilities = Capabilities(capability::PARALLEL_DIRECT_WRITES);
     /// The kernel may cache symlink targets.
     pub const CACHE_SYMLINKS: Capabilities = Capabilities(capability::CACHE_SYMLINKS);

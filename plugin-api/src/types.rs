@@ -217,7 +217,9 @@ pub struct Opened {
     /// Without it every `open()` drops the cached pages (22k against 809k random
     /// 4 KiB reads/s, measured).
     pub keep_cache: bool,
-    /// Bypass the page cache: every read and write reaches the plugin.
+    /// Bypass the page cache: every read and write reaches the plugin. A file opened
+    /// `O_DIRECT` gets it from the host without asking (where the kernel keeps such
+    /// handles coherent with its page cache: Linux 6.6+).
     pub direct_io: bool,
     /// The file has no seekable position.
     pub nonseekable: bool,

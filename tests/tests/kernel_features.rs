@@ -465,3 +465,43 @@ fn memfs_without_locks_lets_the_kernel_stop_sending_flush() {
     // A mount that serves locks needs every close, to drop the closing owner's locks.
     assert!(flushes(1) >= 21, "{}", status["mounts"][1]);
 }
+
+/// A page-aligned block, as O_DIRECT wants.
+#[repr(C, align(4096))]
+struct Block([u8; 4096]);
+
+#[test]
+fn an_o_direct_handle_stays_coherent_with_cached_handles_and_can_be_mapped() {
+    // The host serves O_DIRECT opens on the kernel's direct I/O path (FOPEN_DIRECT_IO),
+    // and only where the kernel keeps such handles coherent with its page cache: a
+    // direct read sees what a buffered write left dirty there (writeback caching), a
+    // buffered read sees what a direct write wrote, and the handle can be mapped shared.
+    use std::os::unix::fs::FileExt;
+    let host = Host::mount("memfs", &["writeback_cache"]);
+    let path = host.path("file");
+    let mut buffered =
+        std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o644).open(&path).unwrap();
+    buffered.write_all(&[b'a'; 8192]).unwrap();
+    let direct = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_DIRECT).open(&path).unwrap();
+    let mut block = Block([0; 4096]);
+    assert_eq!(direct.read_at(&mut block.0, 0).unwrap(), 4096);
+    assert!(block.0.iter().all(|&byte| byte == b'a'), "a direct read missed data still in the page cache");
+
+    let mut cached = [0u8; 4096];
+    buffered.read_exact_at(&mut cached, 4096).unwrap();
+    block.0.fill(b'b');
+    assert_eq!(direct.write_at(&block.0, 4096).unwrap(), 4096);
+    buffered.read_exact_at(&mut cached, 4096).unwrap();
+    assert!(cached.iter().all(|&byte| byte == b'b'), "a buffered read kept pages a direct write replaced");
+
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&direct);
+    // SAFETY: a fresh shared read-only mapping of 8 KiB of an open file, read while
+    // the file stays open and unmapped before the end of the block.
+    unsafe {
+        let mapped = libc::mmap(std::ptr::null_mut(), 8192, libc::PROT_READ, libc::MAP_SHARED, fd, 0);
+        assert_ne!(mapped, libc::MAP_FAILED, "mmap: {}", std::io::Error::last_os_error());
+        let bytes = std::slice::from_raw_parts(mapped.cast::<u8>(), 8192);
+        assert_eq!((bytes[0], bytes[8191]), (b'a', b'b'));
+        libc::munmap(mapped, 8192);
+    }
+}

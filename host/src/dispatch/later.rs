@@ -57,8 +57,8 @@ pub(super) enum Pending {
     /// write of this many bytes.
     Written(ReplyWrite, usize),
     Empty(ReplyEmpty),
-    /// open and opendir of this inode.
-    Opened(ReplyOpen, u64),
+    /// open and opendir of this inode, with the request's open flags.
+    Opened(ReplyOpen, u64, i32),
     /// create with these open flags (to release a refused entry's handle).
     Created(ReplyCreate, i32),
     Statfs(ReplyStatfs),
@@ -137,7 +137,7 @@ fn answer_error_with(answers: &Answers, pending: Pending, errno: fuser::Errno) {
         Pending::Data(reply, _) => reply.error(errno),
         Pending::Written(reply, _) => reply.error(errno),
         Pending::Empty(reply) => reply.error(errno),
-        Pending::Opened(reply, _) => reply.error(errno),
+        Pending::Opened(reply, ..) => reply.error(errno),
         Pending::Created(reply, _) => reply.error(errno),
         Pending::Statfs(reply) => reply.error(errno),
         Pending::Xattr(reply, _) => reply.error(errno),
@@ -204,7 +204,7 @@ impl Reply for HostReply {
         self.answer(|answers, op, pending| match pending {
             Pending::Lookup(reply) => answers.reply_lookup(RResult::RErr(errno), reply),
             Pending::Attr(reply, ino) => reply.error(answers.fail_on(op, ino, errno)),
-            Pending::Opened(reply, ino) => reply.error(answers.fail_on(op, ino, errno)),
+            Pending::Opened(reply, ino, _) => reply.error(answers.fail_on(op, ino, errno)),
             // What a file without ioctls answers (the kernel would turn ENOSYS into it too).
             Pending::Ioctl(reply, _) if errno == Errno::ENOSYS => reply.error(fuser::Errno::ENOTTY),
             Pending::Dir(reply, listing) => end_listing(answers, op, listing, reply, RResult::RErr(errno)),
@@ -285,15 +285,16 @@ impl Reply for HostReply {
 
     fn opened(&mut self, opened: &Opened) {
         self.answer(|answers, op, pending| match pending {
-            Pending::Opened(reply, ino) => answers.reply_open(op, ino, RResult::ROk(*opened), reply),
+            Pending::Opened(reply, ino, flags) => answers.reply_open(op, ino, flags, RResult::ROk(*opened), reply),
             other => HostReply::wrong_kind(answers, op, other, "an open handle where another answer was due"),
         });
     }
 
     fn created(&mut self, created: &Created) {
         self.answer(|answers, op, pending| match pending {
-            Pending::Created(reply, flags) => answers
-                .reply_created(RResult::ROk(*created), reply, |ino, fh| answers.target.release_refused(ino, fh, flags)),
+            Pending::Created(reply, flags) => answers.reply_created(flags, RResult::ROk(*created), reply, |ino, fh| {
+                answers.target.release_refused(ino, fh, flags)
+            }),
             other => {
                 HostReply::wrong_kind(answers, op, other, "a created file where another answer was due");
                 answers.undelivered(created.entry.attr.ino);

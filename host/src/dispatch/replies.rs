@@ -2,7 +2,7 @@
 //! ([`crate::contract`]), counted when it hands out an entry, and sent with the TTLs
 //! the plugin or the mount chose.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -28,6 +28,8 @@ pub(crate) struct Answers {
     pub(super) backing: Backing,
     /// The capabilities in effect since the kernel's INIT.
     granted: AtomicU64,
+    /// Whether `O_DIRECT` opens get the kernel's direct I/O path (set at INIT).
+    direct_opens: AtomicBool,
     pub(super) target: Arc<dyn MountTarget>,
     /// Started at the kernel's INIT.
     pub(super) forgetter: OnceLock<Forgetter>,
@@ -47,14 +49,16 @@ impl Answers {
             config,
             backing: Backing::default(),
             granted: AtomicU64::new(0),
+            direct_opens: AtomicBool::new(false),
             target,
             forgetter: OnceLock::new(),
             span,
         }
     }
 
-    pub(super) fn grant(&self, capabilities: u64) {
+    pub(super) fn grant(&self, capabilities: u64, direct_io_coherent: bool) {
         self.granted.store(capabilities, Ordering::Relaxed);
+        self.direct_opens.store(direct_io_coherent, Ordering::Relaxed);
     }
 
     #[inline]
@@ -62,10 +66,11 @@ impl Answers {
         self.granted.load(Ordering::Relaxed)
     }
 
-    /// The `FOPEN_*` flags of an open answer, with what the mount adds.
+    /// The `FOPEN_*` flags of the answer to an open (or create) with `open_flags`.
     #[inline]
-    pub(super) fn fopen_flags(&self, flags: u32) -> FopenFlags {
-        fopen_flags(flags, self.granted())
+    pub(super) fn fopen_flags(&self, answered: u32, open_flags: i32) -> FopenFlags {
+        let direct = open_flags & libc::O_DIRECT != 0 && self.direct_opens.load(Ordering::Relaxed);
+        fopen_flags(answered, self.granted(), direct)
     }
     #[inline]
     pub(super) fn fail(&self, op: Op, errno: Errno) -> fuser::Errno {
@@ -197,10 +202,18 @@ impl Answers {
         }
     }
 
-    pub(super) fn reply_open(&self, op: Op, ino: u64, answer: RResult<fusehost_abi::Opened, Errno>, reply: ReplyOpen) {
+    /// Answers open or opendir (a request with `open_flags`).
+    pub(super) fn reply_open(
+        &self,
+        op: Op,
+        ino: u64,
+        open_flags: i32,
+        answer: RResult<fusehost_abi::Opened, Errno>,
+        reply: ReplyOpen,
+    ) {
         match answer.into_result() {
             Ok(opened) => {
-                let (fh, flags) = (FileHandle(opened.fh), self.fopen_flags(opened.flags));
+                let (fh, flags) = (FileHandle(opened.fh), self.fopen_flags(opened.flags, open_flags));
                 match self.backing.share(ino, &opened, |fd| reply.open_backing(fd)) {
                     Some(id) => reply.opened_passthrough(fh, passed_through(flags), &id),
                     None => reply.opened(fh, flags),
@@ -215,6 +228,7 @@ impl Answers {
     /// never send RELEASE for it, nor FORGET).
     pub(super) fn reply_created(
         &self,
+        open_flags: i32,
         answer: RResult<Created, Errno>,
         reply: ReplyCreate,
         release_refused: impl FnOnce(u64, u64),
@@ -234,10 +248,10 @@ impl Answers {
                 }
             };
         let ttl = self.combined_ttl();
-        let (fh, open_flags) = (FileHandle(created.opened.fh), self.fopen_flags(created.opened.flags));
+        let (fh, flags) = (FileHandle(created.opened.fh), self.fopen_flags(created.opened.flags, open_flags));
         match self.backing.share(attr.ino.0, &created.opened, |fd| reply.open_backing(fd)) {
-            Some(id) => reply.created_passthrough(&ttl, &attr, generation, fh, passed_through(open_flags), &id),
-            None => reply.created(&ttl, &attr, generation, fh, open_flags),
+            Some(id) => reply.created_passthrough(&ttl, &attr, generation, fh, passed_through(flags), &id),
+            None => reply.created(&ttl, &attr, generation, fh, flags),
         }
     }
 
@@ -318,6 +332,18 @@ fn passed_through(flags: FopenFlags) -> FopenFlags {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use fusehost_abi::capability;
+
+    #[test]
+    fn an_o_direct_open_takes_the_direct_io_path_and_parallel_writes_need_consent() {
+        let plain = fopen_flags(FopenFlags::FOPEN_KEEP_CACHE.bits(), 0, false);
+        assert_eq!(plain, FopenFlags::FOPEN_KEEP_CACHE);
+        let direct = fopen_flags(FopenFlags::FOPEN_KEEP_CACHE.bits(), capability::PARALLEL_DIRECT_WRITES, true);
+        let expected =
+            FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_PARALLEL_DIRECT_WRITES;
+        assert_eq!(direct, expected);
+    }
 
     #[test]
     fn a_passed_through_open_carries_no_page_cache_hints() {

@@ -50,7 +50,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
             readdirplus: later & operation::READDIR == 0 || later & operation::READDIRPLUS != 0,
         };
         let granted = capabilities::negotiate(config, self.answers.config.consent, asked);
-        self.answers.grant(granted);
+        self.answers.grant(granted, capabilities::keep_direct_io_coherent(config));
         let _ = config.set_max_write(MAX_WRITE);
         if later != 0 {
             // Readahead and other background requests of a plugin that answers later
@@ -300,13 +300,13 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         if let Some(later) = self.later(Op::Open) {
-            return self.serve_later(Op::Open, Pending::Opened(reply, ino.0), |reply| {
+            return self.serve_later(Op::Open, Pending::Opened(reply, ino.0, flags.0), |reply| {
                 later.open(&ctx(req, 0), ino.0, flags.0, reply)
             });
         }
         self.serve(Op::Open, || {
             let answer = self.core.fs.open(&ctx(req, 0), ino.0, flags.0);
-            self.answers.reply_open(Op::Open, ino.0, answer, reply);
+            self.answers.reply_open(Op::Open, ino.0, flags.0, answer, reply);
         });
     }
 
@@ -439,14 +439,15 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        // A folder's handle never takes the direct I/O path, whatever its flags.
         if let Some(later) = self.later(Op::Opendir) {
-            return self.serve_later(Op::Opendir, Pending::Opened(reply, ino.0), |reply| {
+            return self.serve_later(Op::Opendir, Pending::Opened(reply, ino.0, 0), |reply| {
                 later.opendir(&ctx(req, 0), ino.0, flags.0, reply)
             });
         }
         self.serve(Op::Opendir, || {
             let answer = self.core.fs.opendir(&ctx(req, 0), ino.0, flags.0);
-            self.answers.reply_open(Op::Opendir, ino.0, answer, reply);
+            self.answers.reply_open(Op::Opendir, ino.0, 0, answer, reply);
         });
     }
 
@@ -624,7 +625,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
         }
         self.serve(Op::Create, || {
             let answer = self.core.fs.create(&ctx(req, umask), parent.0, bytes(name), mode, flags);
-            self.answers.reply_created(answer, reply, |ino, fh| {
+            self.answers.reply_created(flags, answer, reply, |ino, fh| {
                 let _ = self.core.fs.release(&ctx(req, 0), ino, fh, flags, ROption::RNone, false);
             });
         });
