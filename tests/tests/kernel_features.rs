@@ -183,10 +183,16 @@ fn passthrough_keeps_what_the_kernel_learnt_from_changes_made_through_the_mount(
     }
     std::fs::rename(&names[0], host.path("renamed")).unwrap();
     std::fs::remove_file(&names[1]).unwrap();
-    // The watch judges events in order: once a later change made in the source shows,
-    // the events of the mount's own changes above have been judged.
-    std::fs::write(source.path().join("sentinel"), b"outside").unwrap();
+    // The watch judges events in order, batch after batch: once a later change made in
+    // the source shows, the events of the mount's own changes above have been judged.
+    // A new name shows before its batch drops the folder's attributes; a second change
+    // (new contents, judged in a batch of its own) shows after that batch is sent.
+    let sentinel = source.path().join("sentinel");
+    std::fs::write(&sentinel, b"outside").unwrap();
     assert!(within_a_second(|| std::fs::read(host.path("sentinel")).is_ok()), "the outside change shows");
+    std::fs::write(&sentinel, b"outside, again").unwrap();
+    let again = || std::fs::read(host.path("sentinel")).is_ok_and(|bytes| bytes == b"outside, again");
+    assert!(within_a_second(again), "the second outside change shows");
 
     let before = requests(&host, "lookup") + requests(&host, "getattr");
     for name in &names[2..] {
