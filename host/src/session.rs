@@ -342,8 +342,27 @@ pub fn start_with<O: RawFilesystem + 'static>(
     mount(target, fs, serialized)
 }
 
+/// Raises this process's soft limit on open files to its hard limit, once: plugins
+/// that keep a descriptor per file the kernel holds (passthrough keeps an `O_PATH`
+/// handle per node, as libfuse's passthrough_hp does) would otherwise fail with
+/// `EMFILE` after ~1,000 files under the usual soft limit of 1024.
+fn raise_open_file_limit() {
+    static RAISED: std::sync::Once = std::sync::Once::new();
+    RAISED.call_once(|| {
+        use rustix::process::{getrlimit, setrlimit, Resource};
+        let limit = getrlimit(Resource::Nofile);
+        if limit.current < limit.maximum {
+            let raised = rustix::process::Rlimit { current: limit.maximum, maximum: limit.maximum };
+            if let Err(error) = setrlimit(Resource::Nofile, raised) {
+                tracing::warn!("could not raise the open file limit to {:?}: {error}", limit.maximum);
+            }
+        }
+    });
+}
+
 /// Mounts `fs` at a prepared mountpoint and starts its session thread.
 fn mount<O: RawFilesystem + 'static>(target: MountTarget, fs: O, serialized: bool) -> Result<RunningMount, HostError> {
+    raise_open_file_limit();
     let shared = Arc::new(MountShared::with_max_in_flight(target.options.max_in_flight));
     // The field is `mount`, as on every other line about a mount (and not `name`,
     // which JSON logs would collide with the span's own name).
