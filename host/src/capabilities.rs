@@ -51,7 +51,8 @@ pub fn keep_direct_io_coherent(config: &mut KernelConfig) -> bool {
 
 /// Asks the kernel for what the host always wants and for every consented capability
 /// the kernel offers (writeback and passthrough only when the operator asked; the
-/// kernel does not combine the two); returns the capabilities in effect.
+/// kernel does not combine the two); returns the capabilities in effect. (Coherent
+/// direct I/O, which no plugin consents to, is asked by `keep_direct_io_coherent`.)
 pub fn negotiate(config: &mut KernelConfig, consent: u64, asked: Asked) -> u64 {
     let offered = config.capabilities();
     let mut wanted = InitFlags::FUSE_PARALLEL_DIROPS;

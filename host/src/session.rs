@@ -349,12 +349,13 @@ pub fn start_with<O: RawFilesystem + 'static>(
 fn raise_open_file_limit() {
     static RAISED: std::sync::Once = std::sync::Once::new();
     RAISED.call_once(|| {
-        use rustix::process::{getrlimit, setrlimit, Resource};
+        use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
         let limit = getrlimit(Resource::Nofile);
-        if limit.current < limit.maximum {
-            let raised = rustix::process::Rlimit { current: limit.maximum, maximum: limit.maximum };
-            if let Err(error) = setrlimit(Resource::Nofile, raised) {
-                tracing::warn!("could not raise the open file limit to {:?}: {error}", limit.maximum);
+        // `None` is unlimited; the kernel caps the descriptors anyway (`fs.nr_open`).
+        let Some(maximum) = limit.maximum else { return };
+        if limit.current.is_some_and(|current| current < maximum) {
+            if let Err(error) = setrlimit(Resource::Nofile, Rlimit { current: Some(maximum), maximum: Some(maximum) }) {
+                tracing::warn!("could not raise the open file limit to {maximum}: {error}");
             }
         }
     });

@@ -22,6 +22,7 @@ use crate::filesystem::{DirPlusSink, DirSink, Filesystem};
 use crate::later::LaterFfi;
 use crate::mount_host::{MountHost, Negotiated};
 use crate::panic_guard::{guarded, guarded_unit};
+use crate::types::{Entry, Errno, FileKind, SetAttr};
 
 /// Whether a poll request's `flags` ask to be told when readiness changes
 /// (`FUSE_POLL_SCHEDULE_NOTIFY`).
@@ -29,7 +30,6 @@ pub(crate) fn schedules_notify(flags: u32) -> bool {
     const FUSE_POLL_SCHEDULE_NOTIFY: u32 = 1;
     flags & FUSE_POLL_SCHEDULE_NOTIFY != 0
 }
-use crate::types::{Entry, Errno, FileKind, SetAttr};
 
 /// An author's filesystem seen through the ABI. The filesystem is shared with its
 /// later-answering part (`LaterFfi`).

@@ -47,7 +47,18 @@ pub fn plugin_path(name: &str) -> PathBuf {
 
 /// A `fusehost` command that finds this workspace's plugins and logs without colour.
 pub fn fusehost() -> Command {
-    let mut command = Command::new(fusehost_bin());
+    for_fusehost(Command::new(fusehost_bin()))
+}
+
+/// [`fusehost`] started by `launcher`, a program that runs the command named after its
+/// own arguments (`prlimit --nofile=256: --`).
+pub fn fusehost_through(launcher: &str, arguments: &[&str]) -> Command {
+    let mut command = Command::new(launcher);
+    command.args(arguments).arg(fusehost_bin());
+    for_fusehost(command)
+}
+
+fn for_fusehost(mut command: Command) -> Command {
     command.env_remove("RUST_LOG").env_remove("FUSEHOST_PLUGIN_PATH").env("NO_COLOR", "1");
     command
 }
@@ -191,10 +202,14 @@ pub struct Host {
 impl Host {
     /// Runs `fusehost mount PLUGIN DIR/mnt -o OPTIONS` and waits until it is mounted.
     pub fn mount(plugin: &str, options: &[&str]) -> Host {
+        Host::mount_with(fusehost(), plugin, options)
+    }
+
+    /// [`Host::mount`] with `command` (from [`fusehost`] or [`fusehost_through`]).
+    pub fn mount_with(mut command: Command, plugin: &str, options: &[&str]) -> Host {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let mountpoint = dir.path().join("mnt");
         std::fs::create_dir(&mountpoint).expect("the mountpoint folder");
-        let mut command = fusehost();
         command.arg("mount").arg(plugin).arg(&mountpoint).arg("--plugin-dir").arg(target_dir());
         for option in options {
             command.arg("-o").arg(option);

@@ -209,15 +209,8 @@ fn more_files_than_the_soft_open_file_limit_it_started_with() {
     // passthrough keeps a descriptor per file the kernel holds; the host raises its
     // soft open-file limit to the hard one, so a soft limit of 256 does not cap it.
     let source = Tmpfs::new();
-    let dir = tempfile::tempdir().unwrap();
-    let mountpoint = dir.path().join("mnt");
-    std::fs::create_dir(&mountpoint).unwrap();
-    let mut command = std::process::Command::new("prlimit");
-    command.arg("--nofile=256:").arg("--").arg(fusehost_tests::fusehost_bin());
-    command.arg("mount").arg("passthrough").arg(&mountpoint).arg("--plugin-dir").arg(fusehost_tests::target_dir());
-    command.arg("-o").arg(format!("source={}", source.path().display()));
-    let mut host = Host::spawn(command, dir, vec![mountpoint]);
-    host.wait_until_mounted();
+    let command = fusehost_tests::fusehost_through("prlimit", &["--nofile=256:", "--"]);
+    let host = Host::mount_with(command, "passthrough", &[&format!("source={}", source.path().display())]);
     let names: Vec<_> = (0..600).map(|index| host.path(&format!("file{index}"))).collect();
     for name in &names {
         std::fs::write(name, b"x").unwrap();

@@ -210,10 +210,7 @@ impl Bucket {
     /// their directory's listing too; one unlinked while still open does not.
     fn add_staged(&self, dir: &str, children: &mut Vec<Child>) {
         for (ino, staged) in self.staging.files() {
-            let Some((path, known, _)) = self.names.known(ino) else { continue };
-            if self.names.ino_of(&path) != Some(ino) {
-                continue;
-            }
+            let Some((path, known)) = self.names.named(ino) else { continue };
             let (parent, name) = split(&path);
             if parent != dir {
                 continue;
@@ -339,7 +336,7 @@ impl Bucket {
                     let staged = self.stage(ino, &path, known.size, size == 0).await?;
                     let outcome = async {
                         staged.truncate(size)?;
-                        self.upload(ino, &path, &staged).await
+                        self.upload(ino, &staged).await
                     }
                     .await;
                     self.staging.close(ino);
@@ -365,13 +362,13 @@ impl Bucket {
             .await
     }
 
-    /// Uploads `staged` to `path` when it changed; the mount then knows the new object.
-    /// A file unlinked (or replaced by a rename) while open is not uploaded: its name
-    /// no longer leads to it, and uploading would bring the deleted name back.
-    async fn upload(&self, ino: u64, path: &str, staged: &Staged) -> Result<()> {
-        if self.names.ino_of(path) != Some(ino) {
-            return Ok(());
-        }
+    /// Uploads `staged` to the path of `ino` when it changed; the mount then knows the
+    /// new object. A file unlinked (or replaced by a rename) while open is not
+    /// uploaded: its name no longer leads to it, and uploading would bring the deleted
+    /// name back.
+    async fn upload(&self, ino: u64, staged: &Staged) -> Result<()> {
+        let Some((path, _)) = self.names.named(ino) else { return Ok(()) };
+        let path = path.as_str();
         if let Some((size, version)) = staged.upload(&self.store, path).await? {
             self.names.update(ino, |known| {
                 known.size = size;
@@ -430,8 +427,7 @@ impl Bucket {
     /// Uploads what was written through `fh`, if anything.
     pub(crate) async fn flush(&self, fh: u64) -> Result<()> {
         if let OpenFile::Staged { ino, staged } = &*self.handle(fh)? {
-            let path = self.path_of(*ino)?;
-            self.upload(*ino, &path, staged).await?;
+            self.upload(*ino, staged).await?;
         }
         Ok(())
     }
@@ -533,7 +529,7 @@ impl Bucket {
         }
         if let Some(ino) = self.names.ino_of(&from) {
             if let Some(staged) = self.staging.get(ino) {
-                self.upload(ino, &from, &staged).await?;
+                self.upload(ino, &staged).await?;
             }
         }
         match self.stat(&from).await? {

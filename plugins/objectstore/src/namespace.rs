@@ -85,6 +85,14 @@ impl Namespace {
         self.table.read().nodes.get(&ino).map(|node| (node.path.clone(), node.known.clone(), node.fetched))
     }
 
+    /// What is known of `ino` while its path still names it: not once it was unlinked
+    /// or renamed over (the node lives on while the kernel holds it, by its old path).
+    pub fn named(&self, ino: u64) -> Option<(String, Known)> {
+        let table = self.table.read();
+        let node = table.nodes.get(&ino)?;
+        (table.by_path.get(&node.path) == Some(&ino)).then(|| (node.path.clone(), node.known.clone()))
+    }
+
     pub fn ino_of(&self, path: &str) -> Option<u64> {
         self.table.read().by_path.get(path).copied()
     }
@@ -166,6 +174,20 @@ mod tests {
         assert_eq!(names.path(first), None);
         let second = names.remember("a/b", file(3));
         assert!(second > first);
+    }
+
+    #[test]
+    fn an_unlinked_or_replaced_inode_is_no_longer_named_by_its_old_path() {
+        let names = Namespace::new();
+        let unlinked = names.remember("gone", file(1));
+        assert_eq!(names.named(unlinked).map(|(path, _)| path).as_deref(), Some("gone"));
+        names.unlink("gone");
+        assert_eq!(names.named(unlinked), None);
+        assert_eq!(names.known(unlinked).map(|(path, ..)| path).as_deref(), Some("gone"), "known until forgotten");
+        let replaced = names.remember("old", file(2));
+        names.remember("new", file(3));
+        names.rename("new", "old");
+        assert_eq!(names.named(replaced), None);
     }
 
     #[test]
