@@ -201,8 +201,12 @@ fn passthrough_keeps_what_the_kernel_learnt_from_changes_made_through_the_mount(
     assert_eq!(std::fs::metadata(host.path("renamed")).unwrap().len(), 0);
     assert!(std::fs::metadata(&names[1]).is_err());
     let asked = requests(&host, "lookup") + requests(&host, "getattr") - before;
-    // Another test may drop the kernel's caches meanwhile: a few, not one per file.
-    assert!(asked <= 3, "{asked} lookups and getattrs for 50 stats of files made through the mount");
+    // A few, not one per file. Besides the rename and the deletion (2), a create that
+    // was preempted between making the source file and recording what it handed out
+    // for longer than the watch's batch delay (5 ms) has its own event judged first,
+    // as a name the kernel was not told, and costs one lookup: on a loaded machine
+    // (this binary's tests run in parallel on 2 cores) up to 6 of 50 were seen.
+    assert!(asked <= 10, "{asked} lookups and getattrs for 50 stats of files made through the mount");
 
     // The same names changed in the source are dropped at once.
     std::fs::write(source.path().join("file2"), b"changed outside").unwrap();
