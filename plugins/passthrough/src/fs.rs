@@ -23,7 +23,7 @@ use rustix::io::{pread, pwrite};
 
 use crate::cache::CacheMode;
 use crate::nodes::{errno, proc_path_of, Node, Nodes};
-use crate::watch::SourceWatch;
+use crate::watch::{Changing, SourceWatch};
 
 const S_ISGID: u32 = 0o2000;
 
@@ -170,6 +170,13 @@ impl Passthrough {
         }
     }
 
+    /// Marks the names (folder, name) and the node a request is about to change in the
+    /// source, until the mark is dropped after the request recorded what it hands out:
+    /// the watch judges their events only then.
+    fn changing(&self, names: &[(u64, &OsStr)], node: Option<u64>) -> Option<Changing<'_>> {
+        self.watch.get().map(|watch| watch.changing(names, node))
+    }
+
     /// Whether the source watch sees every folder the kernel knows.
     fn watched(&self) -> bool {
         self.watch.get().is_some_and(SourceWatch::sees_everything)
@@ -301,6 +308,7 @@ impl Filesystem for Passthrough {
 
     fn setattr(&self, _req: &Request, ino: u64, changes: &SetAttr) -> Result<FileAttr> {
         let node = self.nodes.get(ino)?;
+        let _changing = self.changing(&[], Some(ino));
         if let Some(mode) = changes.mode {
             chmod(node.proc_path(), Mode::from_raw_mode(mode & 0o7777)).map_err(errno)?;
         }
@@ -340,6 +348,7 @@ impl Filesystem for Passthrough {
         let parent = self.nodes.get(parent_id)?;
         let file_type = rustix::fs::FileType::from_raw_mode(mode);
         let permissions = Mode::from_raw_mode(mode & 0o7777 & !req.umask);
+        let _changing = self.changing(&[(parent_id, name)], None);
         mknodat(&parent.fd, name, file_type, permissions, u64::from(rdev)).map_err(errno)?;
         let made = Self::just_made(&parent, name, file_type)?;
         self.settle(req, (parent_id, &parent), name, &made, Some(mode))
@@ -347,18 +356,21 @@ impl Filesystem for Passthrough {
 
     fn mkdir(&self, req: &Request, parent_id: u64, name: &OsStr, mode: u32) -> Result<Entry> {
         let parent = self.nodes.get(parent_id)?;
+        let _changing = self.changing(&[(parent_id, name)], None);
         mkdirat(&parent.fd, name, Mode::from_raw_mode(mode & 0o7777 & !req.umask)).map_err(errno)?;
         let made = Self::just_made(&parent, name, rustix::fs::FileType::Directory)?;
         self.settle(req, (parent_id, &parent), name, &made, Some(mode))
     }
 
     fn unlink(&self, _req: &Request, parent: u64, name: &OsStr) -> Result<()> {
+        let _changing = self.changing(&[(parent, name)], None);
         unlinkat(&self.nodes.get(parent)?.fd, name, AtFlags::empty()).map_err(errno)?;
         self.removed(parent, name);
         Ok(())
     }
 
     fn rmdir(&self, _req: &Request, parent: u64, name: &OsStr) -> Result<()> {
+        let _changing = self.changing(&[(parent, name)], None);
         unlinkat(&self.nodes.get(parent)?.fd, name, AtFlags::REMOVEDIR).map_err(errno)?;
         self.removed(parent, name);
         Ok(())
@@ -366,6 +378,7 @@ impl Filesystem for Passthrough {
 
     fn symlink(&self, req: &Request, parent_id: u64, name: &OsStr, target: &OsStr) -> Result<Entry> {
         let parent = self.nodes.get(parent_id)?;
+        let _changing = self.changing(&[(parent_id, name)], None);
         symlinkat(target, &parent.fd, name).map_err(errno)?;
         let made = Self::just_made(&parent, name, rustix::fs::FileType::Symlink)?;
         self.settle(req, (parent_id, &parent), name, &made, None)
@@ -382,6 +395,7 @@ impl Filesystem for Passthrough {
     ) -> Result<()> {
         let flags = RenameFlags::from_bits(flags).ok_or(Errno::EINVAL)?;
         let (from, to) = (self.nodes.get(parent)?, self.nodes.get(new_parent)?);
+        let _changing = self.changing(&[(parent, name), (new_parent, new_name)], None);
         renameat_with(&from.fd, name, &to.fd, new_name, flags).map_err(errno)?;
         if let Some(watch) = self.watch.get() {
             watch.renamed((parent, name), (new_parent, new_name), flags.contains(RenameFlags::EXCHANGE));
@@ -391,6 +405,7 @@ impl Filesystem for Passthrough {
 
     fn link(&self, _req: &Request, ino: u64, new_parent: u64, new_name: &OsStr) -> Result<Entry> {
         let (node, parent) = (self.nodes.get(ino)?, self.nodes.get(new_parent)?);
+        let _changing = self.changing(&[(new_parent, new_name)], Some(ino));
         // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the /proc link works for everyone else.
         linkat(&node.fd, "", &parent.fd, new_name, AtFlags::EMPTY_PATH)
             .or_else(|_| linkat(CWD, node.proc_path(), &parent.fd, new_name, AtFlags::SYMLINK_FOLLOW))
@@ -532,6 +547,7 @@ impl Filesystem for Passthrough {
         // call made itself (O_EXCL) gets the caller's ownership and mode.
         let asked = OFlags::from_bits_retain(flags as u32) | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let permissions = Mode::from_raw_mode(mode & 0o7777 & !req.umask);
+        let _changing = self.changing(&[(parent_id, name)], None);
         match openat(&parent.fd, name, asked | OFlags::CREATE | OFlags::EXCL, permissions) {
             Ok(fd) => {
                 let entry = self.settle(req, (parent_id, &parent), name, &fd, Some(mode))?;

@@ -18,10 +18,13 @@
 //! reported; a deleted name was not handed out, or was removed through the mount),
 //! and invalidates otherwise. The comparison is against the source's state, not
 //! against a list of expected events, so an outside change racing the mount's own is
-//! never mistaken for it. Events are read in batches a few milliseconds apart, which
-//! coalesces bursts and lets a request record what it handed out before its own
-//! events are judged. Notifications are queued by the host and sent from its own
-//! thread, so sending them while a request holds a directory lock cannot deadlock.
+//! never mistaken for it. A request that changes the source marks the names (and, for
+//! an attribute change, the node) it is changing until it has recorded what it hands
+//! out: events for those are judged in a later batch, so a request preempted between
+//! its syscall and its record never has its own event taken for an outside change.
+//! Events are read in batches a few milliseconds apart, which coalesces bursts.
+//! Notifications are queued by the host and sent from its own thread, so sending them
+//! while a request holds a directory lock cannot deadlock.
 //!
 //! The names handed out also serve the one event that names nothing: inotify's queue
 //! overflowing (changes came faster than this thread read them). Then every one of
@@ -69,15 +72,59 @@ impl Stamp {
     }
 }
 
-/// What is watched (the directories, by inotify's descriptor and by node id) and what
-/// the kernel was told: the names it was handed in each, with their nodes, and the
-/// attributes of each node.
+/// What is watched (the directories, by inotify's descriptor and by node id), what
+/// the kernel was told (the names it was handed in each, with their nodes, and the
+/// attributes of each node), and what the mount is changing right now.
 #[derive(Default)]
 struct Watched {
     by_wd: HashMap<WatchDescriptor, u64>,
     by_id: HashMap<u64, WatchDescriptor>,
     names: HashMap<u64, HashMap<OsString, u64>>,
     reported: HashMap<u64, Stamp>,
+    /// Names (folder, name) and nodes a request is changing, with how many requests are.
+    names_changing: HashMap<(u64, OsString), u32>,
+    nodes_changing: HashMap<u64, u32>,
+}
+
+impl Watched {
+    /// Whether a request is still changing `name` in `dir`, or node `id`.
+    fn changing(&self, dir: u64, name: Option<&OsStr>, id: Option<u64>) -> bool {
+        // At most two entries per request in flight: a scan, not a key built per event.
+        let name_changing = name.is_some_and(|name| {
+            self.names_changing.keys().any(|(changing_dir, changing)| *changing_dir == dir && changing == name)
+        });
+        name_changing || id.is_some_and(|id| self.nodes_changing.contains_key(&id))
+    }
+}
+
+/// A request's mark on what it is changing in the source; dropped once the request
+/// has recorded what it hands the kernel.
+pub struct Changing<'a> {
+    watched: &'a Mutex<Watched>,
+    names: [Option<(u64, OsString)>; 2],
+    node: Option<u64>,
+}
+
+impl Drop for Changing<'_> {
+    fn drop(&mut self) {
+        let mut watched = self.watched.lock();
+        for key in self.names.iter_mut().filter_map(Option::take) {
+            if let Some(count) = watched.names_changing.get_mut(&key) {
+                *count -= 1;
+                if *count == 0 {
+                    watched.names_changing.remove(&key);
+                }
+            }
+        }
+        if let Some(id) = self.node {
+            if let Some(count) = watched.nodes_changing.get_mut(&id) {
+                *count -= 1;
+                if *count == 0 {
+                    watched.nodes_changing.remove(&id);
+                }
+            }
+        }
+    }
 }
 
 /// One mount's watch over its source.
@@ -129,6 +176,22 @@ impl SourceWatch {
     /// dropped as soon as the source changes.
     pub fn sees_everything(&self) -> bool {
         !self.blind.load(Ordering::Relaxed)
+    }
+
+    /// Marks `names` (folder, name; at most two) and `node` as being changed by a request until the
+    /// returned mark is dropped: their events wait for it.
+    pub fn changing(&self, names: &[(u64, &OsStr)], node: Option<u64>) -> Changing<'_> {
+        let mut mark = Changing { watched: &self.watched, names: [None, None], node };
+        let mut watched = self.watched.lock();
+        for (slot, &(dir, name)) in mark.names.iter_mut().zip(names) {
+            let key = (dir, name.to_os_string());
+            *watched.names_changing.entry(key.clone()).or_default() += 1;
+            *slot = Some(key);
+        }
+        if let Some(id) = node {
+            *watched.nodes_changing.entry(id).or_default() += 1;
+        }
+        mark
     }
 
     /// The kernel is being handed `name` in folder `dir`, naming node `id` with the
@@ -253,10 +316,16 @@ struct Change {
     dir: u64,
     mask: EventMask,
     name: Option<OsString>,
+    /// When it was first read: a change the mount is still making is judged later,
+    /// but never later than `LONGEST_WAIT` after this.
+    read_at: Instant,
 }
 
 /// How long the relay waits after an event before judging it with what follows.
 const BATCH_WINDOW: Duration = Duration::from_millis(5);
+
+/// How long an event may wait for the request changing its name or node to finish.
+const LONGEST_WAIT: Duration = Duration::from_secs(1);
 
 /// The thread that turns inotify events into kernel notifications.
 struct Relay {
@@ -270,12 +339,16 @@ struct Relay {
 impl Relay {
     fn run(self, mut inotify: Inotify) {
         let mut buffer = vec![0u8; 64 * 1024];
+        // Events whose names or nodes a request was still changing when last judged.
+        let mut waiting = Vec::new();
         while !self.stopping.load(Ordering::SeqCst) {
-            let mut changes = Vec::new();
+            let mut changes = std::mem::take(&mut waiting);
             let mut overflowed = false;
-            match inotify.read_events_blocking(&mut buffer) {
-                Ok(events) => overflowed |= self.collect(events, &mut changes),
-                Err(error) => return self.stop_seeing(&error),
+            if changes.is_empty() {
+                match inotify.read_events_blocking(&mut buffer) {
+                    Ok(events) => overflowed |= self.collect(events, &mut changes),
+                    Err(error) => return self.stop_seeing(&error),
+                }
             }
             std::thread::sleep(BATCH_WINDOW);
             // What else arrived meanwhile, a bounded number of buffers at a time.
@@ -299,7 +372,7 @@ impl Relay {
                 );
                 Invalidations::everything(&mut self.watched.lock(), &self.nodes)
             } else {
-                self.judge(&changes)
+                self.judge(changes, &mut waiting)
             };
             self.send(&batch);
         }
@@ -313,11 +386,12 @@ impl Relay {
     /// Keeps the events of watched folders; returns whether the queue overflowed.
     fn collect<'a>(&self, events: impl Iterator<Item = inotify::Event<&'a OsStr>>, into: &mut Vec<Change>) -> bool {
         let watched = self.watched.lock();
+        let read_at = Instant::now();
         let mut overflowed = false;
         for event in events {
             overflowed |= event.mask.contains(EventMask::Q_OVERFLOW);
             if let Some(&dir) = watched.by_wd.get(&event.wd) {
-                into.push(Change { dir, mask: event.mask, name: event.name.map(OsStr::to_os_string) });
+                into.push(Change { dir, mask: event.mask, name: event.name.map(OsStr::to_os_string), read_at });
             }
         }
         overflowed
@@ -326,24 +400,40 @@ impl Relay {
     /// What the kernel must drop: whatever the source no longer says as the kernel
     /// was told it, and the data of every file written to (a write need not change
     /// what a stat shows by the time this runs, and the kernel may keep pages).
-    fn judge(&self, changes: &[Change]) -> Invalidations {
+    /// Events of names and nodes a request is still changing go to `waiting`.
+    fn judge(&self, changes: Vec<Change>, waiting: &mut Vec<Change>) -> Invalidations {
         let mut batch = Invalidations::default();
-        // Every name is judged once, by the source's state now and all its events.
-        let mut by_name: HashMap<(u64, &OsStr), EventMask> = HashMap::new();
+        // Every name (and every folder's own events) judged once, by the source's
+        // state now and all its events.
+        let mut by_name: HashMap<(u64, Option<OsString>), (EventMask, Instant)> = HashMap::new();
         for change in changes {
-            match &change.name {
-                Some(name) => *by_name.entry((change.dir, name)).or_insert(EventMask::empty()) |= change.mask,
-                None => {
-                    batch.directories.insert(change.dir);
-                }
-            }
+            let (mask, read_at) =
+                by_name.entry((change.dir, change.name)).or_insert((EventMask::empty(), change.read_at));
+            *mask |= change.mask;
+            *read_at = (*read_at).min(change.read_at);
         }
-        for ((dir, name), mask) in by_name {
+        for ((dir, name), (mask, read_at)) in by_name {
+            let Some(name) = name else {
+                // The folder itself changed (its own attributes).
+                let now = self.nodes.get(dir).ok().and_then(|folder| folder.stat().ok());
+                let mut watched = self.watched.lock();
+                if watched.changing(dir, None, Some(dir)) && read_at.elapsed() < LONGEST_WAIT {
+                    waiting.push(Change { dir, mask, name: None, read_at });
+                } else if now.is_none_or(|stat| watched.reported.get(&dir) != Some(&Stamp::of(&stat))) {
+                    batch.directories.insert(dir);
+                    watched.reported.remove(&dir);
+                }
+                continue;
+            };
             let now =
-                self.nodes.get(dir).ok().and_then(|folder| statat(&folder.fd, name, AtFlags::SYMLINK_NOFOLLOW).ok());
+                self.nodes.get(dir).ok().and_then(|folder| statat(&folder.fd, &name, AtFlags::SYMLINK_NOFOLLOW).ok());
             let held = now.as_ref().and_then(|stat| self.nodes.known(stat).map(|id| (id, Stamp::of(stat))));
             let mut watched = self.watched.lock();
-            let told = watched.names.get(&dir).and_then(|names| names.get(name)).copied();
+            if watched.changing(dir, Some(&name), held.map(|(id, _)| id)) && read_at.elapsed() < LONGEST_WAIT {
+                waiting.push(Change { dir, mask, name: Some(name), read_at });
+                continue;
+            }
+            let told = watched.names.get(&dir).and_then(|names| names.get(&name)).copied();
             let entry_is_current = match (told, &held) {
                 // Handed out, and still naming the same node.
                 (Some(told), Some((id, _))) => told == *id,
@@ -352,11 +442,11 @@ impl Relay {
                 _ => false,
             };
             if !entry_is_current {
-                batch.entries.insert((dir, name.to_os_string()));
                 batch.directories.insert(dir);
                 if let Some(names) = watched.names.get_mut(&dir) {
-                    names.remove(name);
+                    names.remove(&name);
                 }
+                batch.entries.insert((dir, name));
             }
             if let Some((id, stamp)) = held {
                 if mask.contains(EventMask::MODIFY) || watched.reported.get(&id) != Some(&stamp) {
