@@ -105,24 +105,40 @@ pub struct Changing<'a> {
     node: Option<u64>,
 }
 
+impl Changing<'_> {
+    fn mark<'a>(watched: &'a Mutex<Watched>, names: &[(u64, &OsStr)], node: Option<u64>) -> Changing<'a> {
+        let mut mark = Changing { watched, names: [None, None], node };
+        let mut watched = watched.lock();
+        for (slot, &(dir, name)) in mark.names.iter_mut().zip(names) {
+            let key = (dir, name.to_os_string());
+            *watched.names_changing.entry(key.clone()).or_default() += 1;
+            *slot = Some(key);
+        }
+        if let Some(id) = node {
+            *watched.nodes_changing.entry(id).or_default() += 1;
+        }
+        mark
+    }
+}
+
 impl Drop for Changing<'_> {
     fn drop(&mut self) {
         let mut watched = self.watched.lock();
         for key in self.names.iter_mut().filter_map(Option::take) {
-            if let Some(count) = watched.names_changing.get_mut(&key) {
-                *count -= 1;
-                if *count == 0 {
-                    watched.names_changing.remove(&key);
-                }
-            }
+            unmark(&mut watched.names_changing, &key);
         }
         if let Some(id) = self.node {
-            if let Some(count) = watched.nodes_changing.get_mut(&id) {
-                *count -= 1;
-                if *count == 0 {
-                    watched.nodes_changing.remove(&id);
-                }
-            }
+            unmark(&mut watched.nodes_changing, &id);
+        }
+    }
+}
+
+/// Counts one request fewer changing `key`.
+fn unmark<K: std::hash::Hash + Eq>(marks: &mut HashMap<K, u32>, key: &K) {
+    if let Some(count) = marks.get_mut(key) {
+        *count -= 1;
+        if *count == 0 {
+            marks.remove(key);
         }
     }
 }
@@ -178,20 +194,10 @@ impl SourceWatch {
         !self.blind.load(Ordering::Relaxed)
     }
 
-    /// Marks `names` (folder, name; at most two) and `node` as being changed by a request until the
-    /// returned mark is dropped: their events wait for it.
+    /// Marks `names` (folder, name; at most two) and `node` as being changed by a
+    /// request until the returned mark is dropped: their events wait for it.
     pub fn changing(&self, names: &[(u64, &OsStr)], node: Option<u64>) -> Changing<'_> {
-        let mut mark = Changing { watched: &self.watched, names: [None, None], node };
-        let mut watched = self.watched.lock();
-        for (slot, &(dir, name)) in mark.names.iter_mut().zip(names) {
-            let key = (dir, name.to_os_string());
-            *watched.names_changing.entry(key.clone()).or_default() += 1;
-            *slot = Some(key);
-        }
-        if let Some(id) = node {
-            *watched.nodes_changing.entry(id).or_default() += 1;
-        }
-        mark
+        Changing::mark(&self.watched, names, node)
     }
 
     /// The kernel is being handed `name` in folder `dir`, naming node `id` with the
@@ -478,5 +484,28 @@ impl Relay {
         while send() == Err(Errno::EAGAIN) && Instant::now() < deadline && !self.stopping.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_or_node_stays_marked_until_the_last_request_changing_it_is_done() {
+        let watched = Mutex::new(Watched::default());
+        let is_changing = |dir, name: &str, id| watched.lock().changing(dir, Some(OsStr::new(name)), id);
+        let rename = Changing::mark(&watched, &[(1, OsStr::new("a")), (2, OsStr::new("b"))], None);
+        let create = Changing::mark(&watched, &[(1, OsStr::new("a"))], Some(7));
+        assert!(is_changing(1, "a", None) && is_changing(2, "b", None));
+        assert!(!is_changing(2, "a", None), "the same name in another folder");
+        assert!(is_changing(3, "other", Some(7)), "a node being changed, whatever its name");
+        drop(rename);
+        assert!(is_changing(1, "a", None), "the create still changes it");
+        assert!(!is_changing(2, "b", None));
+        drop(create);
+        assert!(!is_changing(1, "a", None) && !is_changing(3, "other", Some(7)));
+        let watched = watched.lock();
+        assert!(watched.names_changing.is_empty() && watched.nodes_changing.is_empty(), "nothing left behind");
     }
 }
