@@ -3,7 +3,8 @@
 //! - pjdfstest 0.2.2 as root, `allow_other` and `default_permissions`, with a second
 //!   mount of the same plugin for the cross-device tests. tmpfs on the same machine
 //!   gives 384 passed, 0 failed, 14 skipped; the bar is 0 failed and at least 384
-//!   passed.
+//!   passed. passthrough runs it twice: as usual, and under an open-file limit of 96,
+//!   which it serves through file handles.
 //! - fsx 0.3.2 with every operation type, 100,000 operations: memfs at two seeds,
 //!   passthrough at one.
 //!
@@ -14,7 +15,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use fusehost_tests::{run_within, tool, Host, Tmpfs};
+use fusehost_tests::{fusehost, fusehost_through, run_within, tool, Host, Tmpfs};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(900);
 
@@ -32,8 +33,9 @@ fn count(summary: &str, word: &str) -> u64 {
     words.windows(2).find(|pair| pair[1] == word).and_then(|pair| pair[0].parse().ok()).unwrap_or(0)
 }
 
-/// Runs pjdfstest on two mounts of `plugin`, each started with `options(i)`.
-fn pjdfstest_on(plugin: &str, options: impl Fn(usize) -> String) {
+/// Runs pjdfstest on two mounts of `plugin`, each started with `options(i)` by
+/// `launcher` (fusehost's command, or one that starts it).
+fn pjdfstest_on(plugin: &str, options: impl Fn(usize) -> String, launcher: impl Fn() -> Command) {
     let Some(pjdfstest) = tool("pjdfstest", "cargo install pjdfstest --version 0.2.2 --locked") else { return };
     let users = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     if !users.lines().any(|line| line.starts_with("tests:")) {
@@ -42,8 +44,8 @@ fn pjdfstest_on(plugin: &str, options: impl Fn(usize) -> String) {
         eprintln!("SKIPPED: {message}");
         return;
     }
-    let main = Host::mount(plugin, &[&options(0)]);
-    let secondary = Host::mount(plugin, &[&options(1)]);
+    let main = Host::mount_with(launcher(), plugin, &[&options(0)]);
+    let secondary = Host::mount_with(launcher(), plugin, &[&options(1)]);
     for host in [&main, &secondary] {
         // Every test user must be able to reach the mount roots.
         std::fs::set_permissions(host.mountpoint(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
@@ -78,16 +80,27 @@ fn pjdfstest_on(plugin: &str, options: impl Fn(usize) -> String) {
 
 #[test]
 fn pjdfstest_passes_on_memfs_like_on_tmpfs() {
-    pjdfstest_on("memfs", |_| "allow_other".to_owned());
+    pjdfstest_on("memfs", |_| "allow_other".to_owned(), fusehost);
 }
 
 #[test]
 fn pjdfstest_passes_on_passthrough_over_tmpfs_like_on_tmpfs() {
+    pjdfstest_on_passthrough(fusehost);
+}
+
+#[test]
+fn pjdfstest_passes_on_passthrough_holding_file_handles_instead_of_descriptors() {
+    // A hard limit of 96 descriptors: past 48 held, nodes are kept as file handles,
+    // and pjdfstest's deepest paths alone need more folders than that.
+    pjdfstest_on_passthrough(|| fusehost_through("prlimit", &["--nofile=96:96", "--"]));
+}
+
+fn pjdfstest_on_passthrough(launcher: impl Fn() -> Command) {
     let sources = [Tmpfs::new(), Tmpfs::new()];
     for source in &sources {
         std::fs::set_permissions(source.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     }
-    pjdfstest_on("passthrough", |i| format!("allow_other,source={}", sources[i].path().display()));
+    pjdfstest_on("passthrough", |i| format!("allow_other,source={}", sources[i].path().display()), launcher);
 }
 
 fn fsx_at_seed(plugin: &str, options: &str, seed: u32) {

@@ -1,6 +1,8 @@
 //! The passthrough plugin on a real mount over a tmpfs source.
 
-use std::os::unix::fs::MetadataExt;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
 
 use fusehost_tests::{Host, Tmpfs};
 
@@ -218,4 +220,46 @@ fn more_files_than_the_soft_open_file_limit_it_started_with() {
     for name in &names {
         assert_eq!(std::fs::metadata(name).unwrap().len(), 1);
     }
+}
+
+#[test]
+fn more_files_than_the_hard_open_file_limit_are_served_through_file_handles() {
+    // Past half the limit, new files are kept as file handles (reopened per
+    // operation) instead of descriptors: every operation still works on them.
+    let source = Tmpfs::new();
+    let command = fusehost_tests::fusehost_through("prlimit", &["--nofile=256:256", "--"]);
+    let host = Host::mount_with(command, "passthrough", &[&format!("source={}", source.path().display())]);
+    let names: Vec<_> = (0..600).map(|index| host.path(&format!("file{index}"))).collect();
+    for (index, name) in names.iter().enumerate() {
+        std::fs::write(name, format!("contents of {index}")).unwrap();
+    }
+    let inodes: Vec<u64> = names.iter().map(|name| std::fs::metadata(name).unwrap().ino()).collect();
+    for (index, name) in names.iter().enumerate() {
+        assert_eq!(std::fs::read_to_string(name).unwrap(), format!("contents of {index}"));
+    }
+    // The last files are the ones kept as handles: change them in every way there is.
+    let last = &names[599];
+    std::fs::set_permissions(last, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(std::fs::metadata(last).unwrap().permissions().mode() & 0o777, 0o600);
+    std::fs::OpenOptions::new().write(true).open(last).unwrap().set_len(3).unwrap();
+    assert_eq!(std::fs::read(source.path().join("file599")).unwrap(), b"con");
+    std::fs::hard_link(last, host.path("another name")).unwrap();
+    assert_eq!(std::fs::metadata(host.path("another name")).unwrap().ino(), inodes[599]);
+    std::fs::rename(&names[598], host.path("renamed")).unwrap();
+    assert_eq!(std::fs::read_to_string(host.path("renamed")).unwrap(), "contents of 598");
+    std::os::unix::fs::symlink("file597", host.path("link")).unwrap();
+    assert_eq!(std::fs::read_link(host.path("link")).unwrap(), Path::new("file597"));
+    std::fs::remove_file(&names[597]).unwrap();
+    assert!(!source.path().join("file597").exists());
+    // A file still open after its name is gone is still served.
+    let mut open = std::fs::OpenOptions::new().read(true).write(true).open(&names[596]).unwrap();
+    std::fs::remove_file(&names[596]).unwrap();
+    open.write_all(b"more ").unwrap();
+    assert_eq!(open.metadata().unwrap().len(), "contents of 596".len() as u64);
+    assert_eq!(open.metadata().unwrap().nlink(), 0);
+    // Every file is still the inode it was, and the folder lists all of them.
+    for (index, name) in names.iter().enumerate().take(596) {
+        assert_eq!(std::fs::metadata(name).unwrap().ino(), inodes[index], "{}", name.display());
+    }
+    assert_eq!(std::fs::read_dir(host.mountpoint()).unwrap().count(), 600);
 }

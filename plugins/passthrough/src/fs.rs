@@ -226,7 +226,7 @@ impl Passthrough {
     /// Opens what `mknodat`/`mkdirat`/`symlinkat` just made under `name`, refusing to
     /// follow a symlink and checking it is still of the kind that was made.
     fn just_made(parent: &Node, name: &OsStr, kind: rustix::fs::FileType) -> Result<OwnedFd> {
-        let fd = openat(&parent.fd, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+        let fd = openat(parent.fd()?, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
             .map_err(errno)?;
         let made = rustix::fs::fstat(&fd).map_err(errno)?;
         if rustix::fs::FileType::from_raw_mode(made.st_mode) != kind {
@@ -308,13 +308,14 @@ impl Filesystem for Passthrough {
 
     fn setattr(&self, _req: &Request, ino: u64, changes: &SetAttr) -> Result<FileAttr> {
         let node = self.nodes.get(ino)?;
+        let fd = node.fd()?;
         let _changing = self.changing(&[], Some(ino));
         if let Some(mode) = changes.mode {
-            chmod(node.proc_path(), Mode::from_raw_mode(mode & 0o7777)).map_err(errno)?;
+            chmod(fd.proc_path(), Mode::from_raw_mode(mode & 0o7777)).map_err(errno)?;
         }
         if changes.uid.is_some() || changes.gid.is_some() {
             rustix::fs::chownat(
-                &node.fd,
+                &fd,
                 "",
                 changes.uid.map(Uid::from_raw),
                 changes.gid.map(Gid::from_raw),
@@ -326,22 +327,22 @@ impl Filesystem for Passthrough {
             match changes.fh.and_then(|fh| self.file(fh).ok()) {
                 Some(file) => ftruncate(&*file, size).map_err(errno)?,
                 None => {
-                    let file = openat(CWD, node.proc_path(), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
-                        .map_err(errno)?;
+                    let file =
+                        openat(CWD, fd.proc_path(), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()).map_err(errno)?;
                     ftruncate(&file, size).map_err(errno)?;
                 }
             }
         }
         if changes.atime.is_some() || changes.mtime.is_some() {
             let times = Timestamps { last_access: timespec(changes.atime), last_modification: timespec(changes.mtime) };
-            utimensat(&node.fd, "", &times, AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW).map_err(errno)?;
+            utimensat(&fd, "", &times, AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW).map_err(errno)?;
         }
         self.reported_attr(ino, &node)
     }
 
     fn readlink(&self, _req: &Request, ino: u64) -> Result<Vec<u8>> {
         let node = self.nodes.get(ino)?;
-        Ok(readlinkat(&node.fd, "", Vec::new()).map_err(errno)?.into_bytes())
+        Ok(readlinkat(node.fd()?, "", Vec::new()).map_err(errno)?.into_bytes())
     }
 
     fn mknod(&self, req: &Request, parent_id: u64, name: &OsStr, mode: u32, rdev: u32) -> Result<Entry> {
@@ -349,7 +350,7 @@ impl Filesystem for Passthrough {
         let file_type = rustix::fs::FileType::from_raw_mode(mode);
         let permissions = Mode::from_raw_mode(mode & 0o7777 & !req.umask);
         let _changing = self.changing(&[(parent_id, name)], None);
-        mknodat(&parent.fd, name, file_type, permissions, u64::from(rdev)).map_err(errno)?;
+        mknodat(parent.fd()?, name, file_type, permissions, u64::from(rdev)).map_err(errno)?;
         let made = Self::just_made(&parent, name, file_type)?;
         self.settle(req, (parent_id, &parent), name, &made, Some(mode))
     }
@@ -357,21 +358,21 @@ impl Filesystem for Passthrough {
     fn mkdir(&self, req: &Request, parent_id: u64, name: &OsStr, mode: u32) -> Result<Entry> {
         let parent = self.nodes.get(parent_id)?;
         let _changing = self.changing(&[(parent_id, name)], None);
-        mkdirat(&parent.fd, name, Mode::from_raw_mode(mode & 0o7777 & !req.umask)).map_err(errno)?;
+        mkdirat(parent.fd()?, name, Mode::from_raw_mode(mode & 0o7777 & !req.umask)).map_err(errno)?;
         let made = Self::just_made(&parent, name, rustix::fs::FileType::Directory)?;
         self.settle(req, (parent_id, &parent), name, &made, Some(mode))
     }
 
     fn unlink(&self, _req: &Request, parent: u64, name: &OsStr) -> Result<()> {
         let _changing = self.changing(&[(parent, name)], None);
-        unlinkat(&self.nodes.get(parent)?.fd, name, AtFlags::empty()).map_err(errno)?;
+        unlinkat(self.nodes.get(parent)?.fd()?, name, AtFlags::empty()).map_err(errno)?;
         self.removed(parent, name);
         Ok(())
     }
 
     fn rmdir(&self, _req: &Request, parent: u64, name: &OsStr) -> Result<()> {
         let _changing = self.changing(&[(parent, name)], None);
-        unlinkat(&self.nodes.get(parent)?.fd, name, AtFlags::REMOVEDIR).map_err(errno)?;
+        unlinkat(self.nodes.get(parent)?.fd()?, name, AtFlags::REMOVEDIR).map_err(errno)?;
         self.removed(parent, name);
         Ok(())
     }
@@ -379,7 +380,7 @@ impl Filesystem for Passthrough {
     fn symlink(&self, req: &Request, parent_id: u64, name: &OsStr, target: &OsStr) -> Result<Entry> {
         let parent = self.nodes.get(parent_id)?;
         let _changing = self.changing(&[(parent_id, name)], None);
-        symlinkat(target, &parent.fd, name).map_err(errno)?;
+        symlinkat(target, parent.fd()?, name).map_err(errno)?;
         let made = Self::just_made(&parent, name, rustix::fs::FileType::Symlink)?;
         self.settle(req, (parent_id, &parent), name, &made, None)
     }
@@ -396,7 +397,7 @@ impl Filesystem for Passthrough {
         let flags = RenameFlags::from_bits(flags).ok_or(Errno::EINVAL)?;
         let (from, to) = (self.nodes.get(parent)?, self.nodes.get(new_parent)?);
         let _changing = self.changing(&[(parent, name), (new_parent, new_name)], None);
-        renameat_with(&from.fd, name, &to.fd, new_name, flags).map_err(errno)?;
+        renameat_with(from.fd()?, name, to.fd()?, new_name, flags).map_err(errno)?;
         if let Some(watch) = self.watch.get() {
             watch.renamed((parent, name), (new_parent, new_name), flags.contains(RenameFlags::EXCHANGE));
         }
@@ -407,8 +408,9 @@ impl Filesystem for Passthrough {
         let (node, parent) = (self.nodes.get(ino)?, self.nodes.get(new_parent)?);
         let _changing = self.changing(&[(new_parent, new_name)], Some(ino));
         // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the /proc link works for everyone else.
-        linkat(&node.fd, "", &parent.fd, new_name, AtFlags::EMPTY_PATH)
-            .or_else(|_| linkat(CWD, node.proc_path(), &parent.fd, new_name, AtFlags::SYMLINK_FOLLOW))
+        let (fd, parent_fd) = (node.fd()?, parent.fd()?);
+        linkat(&fd, "", &parent_fd, new_name, AtFlags::EMPTY_PATH)
+            .or_else(|_| linkat(CWD, fd.proc_path(), &parent_fd, new_name, AtFlags::SYMLINK_FOLLOW))
             .map_err(errno)?;
         self.entry(new_parent, &parent, new_name)
     }
@@ -417,7 +419,7 @@ impl Filesystem for Passthrough {
         let node = self.nodes.get(ino)?;
         let flags = OFlags::from_bits_retain(flags as u32) & !(OFlags::NOFOLLOW | OFlags::CREATE | OFlags::EXCL)
             | OFlags::CLOEXEC;
-        let fd = openat(CWD, node.proc_path(), flags, Mode::empty()).map_err(errno)?;
+        let fd = openat(CWD, node.fd()?.proc_path(), flags, Mode::empty()).map_err(errno)?;
         Ok(self.opened(fd))
     }
 
@@ -465,7 +467,7 @@ impl Filesystem for Passthrough {
 
     fn opendir(&self, _req: &Request, ino: u64, _flags: i32) -> Result<Opened> {
         let node = self.nodes.get(ino)?;
-        let fd = openat(&node.fd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        let fd = openat(node.fd()?, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(errno)?;
         let fh = self.remember_handle(&self.dirs, Mutex::new(Listing { fd, entries: None }));
         Ok(self.cache.open_folder(Opened::handle(fh), self.watched()))
@@ -501,7 +503,7 @@ impl Filesystem for Passthrough {
     }
 
     fn statfs(&self, _req: &Request, ino: u64) -> Result<StatFs> {
-        let figures = fstatvfs(&self.nodes.get(ino)?.fd).map_err(errno)?;
+        let figures = fstatvfs(self.nodes.get(ino)?.fd()?).map_err(errno)?;
         Ok(StatFs {
             blocks: figures.f_blocks,
             bfree: figures.f_bfree,
@@ -516,11 +518,13 @@ impl Filesystem for Passthrough {
 
     fn setxattr(&self, _req: &Request, ino: u64, name: &OsStr, value: &[u8], flags: i32, _position: u32) -> Result<()> {
         let flags = XattrFlags::from_bits(flags as u32).ok_or(Errno::EINVAL)?;
-        rustix::fs::setxattr(self.nodes.get(ino)?.proc_path(), name, value, flags).map_err(errno)
+        rustix::fs::setxattr(self.nodes.get(ino)?.fd()?.proc_path(), name, value, flags).map_err(errno)
     }
 
     fn getxattr(&self, _req: &Request, ino: u64, name: &OsStr) -> Result<Vec<u8>> {
-        let path = self.nodes.get(ino)?.proc_path();
+        let node = self.nodes.get(ino)?;
+        let fd = node.fd()?;
+        let path = fd.proc_path();
         let size = rustix::fs::getxattr_query(&path, name).map_err(errno)?;
         let mut value = vec![0; size];
         let size = rustix::fs::getxattr(&path, name, &mut value).map_err(errno)?;
@@ -529,7 +533,9 @@ impl Filesystem for Passthrough {
     }
 
     fn listxattr(&self, _req: &Request, ino: u64) -> Result<Vec<u8>> {
-        let path = self.nodes.get(ino)?.proc_path();
+        let node = self.nodes.get(ino)?;
+        let fd = node.fd()?;
+        let path = fd.proc_path();
         let size = rustix::fs::listxattr_query(&path).map_err(errno)?;
         let mut names = vec![0; size];
         let size = rustix::fs::listxattr(&path, &mut names).map_err(errno)?;
@@ -538,7 +544,7 @@ impl Filesystem for Passthrough {
     }
 
     fn removexattr(&self, _req: &Request, ino: u64, name: &OsStr) -> Result<()> {
-        rustix::fs::removexattr(self.nodes.get(ino)?.proc_path(), name).map_err(errno)
+        rustix::fs::removexattr(self.nodes.get(ino)?.fd()?.proc_path(), name).map_err(errno)
     }
 
     fn create(&self, req: &Request, parent_id: u64, name: &OsStr, mode: u32, flags: i32) -> Result<(Entry, Opened)> {
@@ -548,14 +554,14 @@ impl Filesystem for Passthrough {
         let asked = OFlags::from_bits_retain(flags as u32) | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let permissions = Mode::from_raw_mode(mode & 0o7777 & !req.umask);
         let _changing = self.changing(&[(parent_id, name)], None);
-        match openat(&parent.fd, name, asked | OFlags::CREATE | OFlags::EXCL, permissions) {
+        match openat(parent.fd()?, name, asked | OFlags::CREATE | OFlags::EXCL, permissions) {
             Ok(fd) => {
                 let entry = self.settle(req, (parent_id, &parent), name, &fd, Some(mode))?;
                 Ok((entry, self.opened(fd)))
             }
             Err(rustix::io::Errno::EXIST) if !asked.contains(OFlags::EXCL) => {
                 // Made in the source since the kernel's lookup: open it as it is.
-                let fd = openat(&parent.fd, name, asked - OFlags::CREATE, Mode::empty()).map_err(errno)?;
+                let fd = openat(parent.fd()?, name, asked - OFlags::CREATE, Mode::empty()).map_err(errno)?;
                 Ok((self.entry_of(parent_id, name, &fd)?, self.opened(fd)))
             }
             Err(error) => Err(errno(error)),

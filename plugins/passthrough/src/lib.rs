@@ -1,15 +1,19 @@
 //! passthrough: mirrors a source directory, read-write.
 //!
-//! Every operation reaches the source through the file's own `O_PATH` descriptor and
-//! `*at()` calls (see `nodes`), as libfuse's passthrough_ll does. Run as root, new
+//! Every operation reaches the source through the file's own `O_PATH` descriptor (or
+//! its file handle, past half the open-file limit) and `*at()` calls (see `nodes`), as
+//! libfuse's passthrough_ll does. Run as root, new
 //! files get the caller's ownership. With `kernel_passthrough = true` open files are
 //! handed to the kernel's FUSE passthrough (Linux 6.9+, root), so reads and writes skip
 //! userspace entirely; where that is not possible the host logs why once and serves
 //! them normally. Option `cache` (see `cache`) chooses what the kernel may keep.
-#![forbid(unsafe_code)]
+// The one FFI boundary is `handle` (system calls rustix does not wrap).
+#![deny(unsafe_code)]
 
 mod cache;
 mod fs;
+#[allow(unsafe_code)]
+mod handle;
 mod nodes;
 mod watch;
 

@@ -10,16 +10,25 @@
 //! Every operation starts from such a descriptor and uses `*at()` calls relative to
 //! it, never a path re-joined from names, so a rename under the mount cannot make an
 //! operation land on another file (as libfuse's passthrough_ll does).
+//!
+//! Descriptors are bounded by the process's open-file limit, files the kernel holds
+//! are not (it keeps every inode of a walked tree while memory lasts). Once the nodes
+//! hold half the limit, a new node is kept as a file handle instead, reopened for each
+//! operation (one `open_by_handle_at` more), where this process may reopen handles
+//! (`CAP_DAC_READ_SEARCH`) and the file is on the source root's filesystem. Elsewhere
+//! the mount answers `EMFILE` at the limit, as libfuse's passthrough_hp does.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use fusehost_plugin_api::sync::RwLock;
 use fusehost_plugin_api::{Errno, Result, ROOT_INO};
 use rustix::fs::{fstat, openat, Mode, OFlags, Stat, CWD};
+
+use crate::handle::{self, FileHandle};
 
 pub fn errno(error: rustix::io::Errno) -> Errno {
     Errno(error.raw_os_error())
@@ -33,19 +42,58 @@ pub fn proc_path_of(fd: &impl AsRawFd) -> String {
 /// One source file the kernel holds a reference to.
 #[derive(Debug)]
 pub struct Node {
-    /// An `O_PATH` descriptor of the source file.
-    pub fd: OwnedFd,
+    reach: Reach,
+}
+
+/// How a node reaches its source file.
+#[derive(Debug)]
+enum Reach {
+    /// An `O_PATH` descriptor, held while the kernel holds the node.
+    Held(OwnedFd),
+    /// A handle, reopened (through the source root's descriptor) for each operation.
+    Handle(FileHandle, Arc<OwnedFd>),
+}
+
+/// A descriptor of a node's source file for one operation: the node's own, or one
+/// reopened from its handle and closed when this is dropped.
+pub enum NodeFd<'a> {
+    Held(BorrowedFd<'a>),
+    Reopened(OwnedFd),
+}
+
+impl AsFd for NodeFd<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            NodeFd::Held(fd) => *fd,
+            NodeFd::Reopened(fd) => fd.as_fd(),
+        }
+    }
+}
+
+impl NodeFd<'_> {
+    /// `/proc/self/fd/N`: the path through which an `O_PATH` descriptor can be
+    /// reopened, chmod'ed or given xattrs (which `O_PATH` descriptors refuse). Valid
+    /// while this descriptor lives.
+    pub fn proc_path(&self) -> String {
+        proc_path_of(&self.as_fd())
+    }
 }
 
 impl Node {
-    /// `/proc/self/fd/N`: the path through which an `O_PATH` descriptor can be
-    /// reopened, chmod'ed or given xattrs (which `O_PATH` descriptors refuse).
-    pub fn proc_path(&self) -> String {
-        proc_path_of(&self.fd)
+    /// A descriptor of the source file (`ESTALE` if it was kept as a handle and is
+    /// gone from the source since).
+    pub fn fd(&self) -> Result<NodeFd<'_>> {
+        match &self.reach {
+            Reach::Held(fd) => Ok(NodeFd::Held(fd.as_fd())),
+            Reach::Handle(handle, root) => handle
+                .open(root.as_fd())
+                .map(NodeFd::Reopened)
+                .map_err(|error| Errno(error.raw_os_error().unwrap_or(libc::EIO))),
+        }
     }
 
     pub fn stat(&self) -> Result<Stat> {
-        fstat(&self.fd).map_err(errno)
+        fstat(self.fd()?).map_err(errno)
     }
 }
 
@@ -56,6 +104,14 @@ pub struct Nodes {
     /// Every source file's id, held or not.
     by_key: RwLock<HashMap<(u64, u64), u64>>,
     next_id: AtomicU64,
+    /// A descriptor of the root, through which handles are reopened, and its device.
+    root: Arc<OwnedFd>,
+    root_dev: u64,
+    /// How many nodes hold a descriptor.
+    held: AtomicUsize,
+    /// From how many held descriptors on new files are kept as handles (`None`: never),
+    /// settled at the first new node, once the host has raised the open-file limit.
+    handles_from: OnceLock<Option<usize>>,
 }
 
 // `struct stat`'s field types differ between architectures: the casts are for the others.
@@ -68,11 +124,38 @@ impl Nodes {
     /// A table whose root is the `O_PATH` descriptor `root`.
     pub fn new(root: OwnedFd) -> Result<Nodes> {
         let key = key_of(&fstat(&root).map_err(errno)?);
+        // open_by_handle_at refuses an `O_PATH` descriptor as its anchor.
+        let opened = openat(&root, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty());
+        let shared_root = Arc::new(opened.map_err(errno)?);
         Ok(Nodes {
-            by_id: RwLock::new(HashMap::from([(ROOT_INO, Arc::new(Node { fd: root }))])),
+            by_id: RwLock::new(HashMap::from([(ROOT_INO, Arc::new(Node { reach: Reach::Held(root) }))])),
             by_key: RwLock::new(HashMap::from([(key, ROOT_INO)])),
             next_id: AtomicU64::new(ROOT_INO + 1),
+            root: shared_root,
+            root_dev: key.0,
+            held: AtomicUsize::new(1),
+            handles_from: OnceLock::new(),
         })
+    }
+
+    /// Half the open-file limit, where handles can be reopened.
+    fn handles_from(&self) -> Option<usize> {
+        *self.handles_from.get_or_init(|| {
+            let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current?;
+            let reopenable = handle::reopenable(self.root.as_fd());
+            reopenable.then(|| usize::try_from(limit / 2).unwrap_or(usize::MAX))
+        })
+    }
+
+    /// How a new node for `fd` (whose attributes are `stat`) should reach its file.
+    fn reach(&self, fd: OwnedFd, stat: &Stat) -> Reach {
+        let short = self.handles_from().is_some_and(|from| self.held.load(Ordering::Relaxed) >= from);
+        if short && key_of(stat).0 == self.root_dev {
+            if let Ok(handle) = FileHandle::of(fd.as_fd()) {
+                return Reach::Handle(handle, Arc::clone(&self.root));
+            }
+        }
+        Reach::Held(fd)
     }
 
     pub fn get(&self, id: u64) -> Result<Arc<Node>> {
@@ -83,7 +166,7 @@ impl Nodes {
     /// Opens `name` in `parent` and returns its node id (the same id for every name
     /// of one file) and its attributes.
     pub fn look_up(&self, parent: &Node, name: &OsStr) -> Result<(u64, Stat)> {
-        let fd = openat(&parent.fd, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+        let fd = openat(parent.fd()?, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
             .map_err(errno)?;
         self.register(fd)
     }
@@ -110,14 +193,23 @@ impl Nodes {
         let mut by_key = self.by_key.write();
         let id = *by_key.entry(key).or_insert_with(|| self.next_id.fetch_add(1, Ordering::Relaxed));
         // Known before and forgotten since: held again, under the same id.
-        self.by_id.write().entry(id).or_insert_with(|| Arc::new(Node { fd }));
+        if let std::collections::hash_map::Entry::Vacant(vacant) = self.by_id.write().entry(id) {
+            let reach = self.reach(fd, &stat);
+            if matches!(reach, Reach::Held(_)) {
+                self.held.fetch_add(1, Ordering::Relaxed);
+            }
+            vacant.insert(Arc::new(Node { reach }));
+        }
         Ok((id, stat))
     }
 
     /// The kernel forgot `id`: close its descriptor (the id stays the file's).
     pub fn forget(&self, id: u64) {
         if id != ROOT_INO {
-            self.by_id.write().remove(&id);
+            let forgotten = self.by_id.write().remove(&id);
+            if forgotten.is_some_and(|node| matches!(node.reach, Reach::Held(_))) {
+                self.held.fetch_sub(1, Ordering::Relaxed);
+            }
         }
     }
 

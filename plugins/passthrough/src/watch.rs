@@ -248,7 +248,8 @@ impl SourceWatch {
         if self.watched.lock().by_id.contains_key(&id) {
             return;
         }
-        match self.watches.clone().add(node.proc_path(), changes()) {
+        let added = node.fd().map_err(|errno| std::io::Error::from_raw_os_error(errno.0));
+        match added.and_then(|fd| self.watches.clone().add(fd.proc_path(), changes())) {
             Ok(wd) => {
                 let mut watched = self.watched.lock();
                 watched.by_id.insert(id, wd.clone());
@@ -431,8 +432,11 @@ impl Relay {
                 }
                 continue;
             };
-            let now =
-                self.nodes.get(dir).ok().and_then(|folder| statat(&folder.fd, &name, AtFlags::SYMLINK_NOFOLLOW).ok());
+            let now = self
+                .nodes
+                .get(dir)
+                .ok()
+                .and_then(|folder| statat(folder.fd().ok()?, &name, AtFlags::SYMLINK_NOFOLLOW).ok());
             let held = now.as_ref().and_then(|stat| self.nodes.known(stat).map(|id| (id, Stamp::of(stat))));
             let mut watched = self.watched.lock();
             if watched.changing(dir, Some(&name), held.map(|(id, _)| id)) && read_at.elapsed() < LONGEST_WAIT {
