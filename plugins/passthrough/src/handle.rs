@@ -61,3 +61,32 @@ impl FileHandle {
 pub fn reopenable(root: BorrowedFd<'_>) -> bool {
     FileHandle::of(root).and_then(|handle| handle.open(root)).is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::fs::{fstat, open, Mode, OFlags};
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn a_handle_names_the_file_not_the_path() {
+        let folder = std::env::temp_dir().join(format!("fusehost-handle-{}", std::process::id()));
+        std::fs::create_dir_all(&folder).unwrap();
+        let (file, moved) = (folder.join("file"), folder.join("moved"));
+        std::fs::write(&file, b"x").unwrap();
+        let path_fd = open(&file, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        let anchor = open(&folder, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        let handle = FileHandle::of(path_fd.as_fd()).unwrap();
+        std::fs::rename(&file, &moved).unwrap();
+        std::fs::write(&file, b"another file under the old name").unwrap();
+        let reopened = handle.open(anchor.as_fd());
+        let as_root = rustix::process::geteuid().is_root();
+        match reopened {
+            Ok(fd) => assert_eq!(fstat(&fd).unwrap().st_ino, fstat(&path_fd).unwrap().st_ino),
+            // Reopening needs CAP_DAC_READ_SEARCH.
+            Err(error) => assert!(!as_root && error.raw_os_error() == Some(libc::EPERM), "{error}"),
+        }
+        assert_eq!(reopenable(anchor.as_fd()), as_root);
+        std::fs::remove_dir_all(&folder).unwrap();
+    }
+}

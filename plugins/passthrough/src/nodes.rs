@@ -108,9 +108,9 @@ pub struct Nodes {
     root: Arc<OwnedFd>,
     root_dev: u64,
     /// How many nodes hold a descriptor.
-    held: AtomicUsize,
-    /// From how many held descriptors on new files are kept as handles (`None`: never),
-    /// settled at the first new node, once the host has raised the open-file limit.
+    descriptors: AtomicUsize,
+    /// From how many descriptors new nodes are kept as handles (`None`: never), settled
+    /// at the first new node, once the host has raised the open-file limit.
     handles_from: OnceLock<Option<usize>>,
 }
 
@@ -133,7 +133,7 @@ impl Nodes {
             next_id: AtomicU64::new(ROOT_INO + 1),
             root: shared_root,
             root_dev: key.0,
-            held: AtomicUsize::new(1),
+            descriptors: AtomicUsize::new(1),
             handles_from: OnceLock::new(),
         })
     }
@@ -149,7 +149,7 @@ impl Nodes {
 
     /// How a new node for `fd` (whose attributes are `stat`) should reach its file.
     fn reach(&self, fd: OwnedFd, stat: &Stat) -> Reach {
-        let short = self.handles_from().is_some_and(|from| self.held.load(Ordering::Relaxed) >= from);
+        let short = self.handles_from().is_some_and(|from| self.descriptors.load(Ordering::Relaxed) >= from);
         if short && key_of(stat).0 == self.root_dev {
             if let Ok(handle) = FileHandle::of(fd.as_fd()) {
                 return Reach::Handle(handle, Arc::clone(&self.root));
@@ -196,7 +196,7 @@ impl Nodes {
         if let std::collections::hash_map::Entry::Vacant(vacant) = self.by_id.write().entry(id) {
             let reach = self.reach(fd, &stat);
             if matches!(reach, Reach::Held(_)) {
-                self.held.fetch_add(1, Ordering::Relaxed);
+                self.descriptors.fetch_add(1, Ordering::Relaxed);
             }
             vacant.insert(Arc::new(Node { reach }));
         }
@@ -208,7 +208,7 @@ impl Nodes {
         if id != ROOT_INO {
             let forgotten = self.by_id.write().remove(&id);
             if forgotten.is_some_and(|node| matches!(node.reach, Reach::Held(_))) {
-                self.held.fetch_sub(1, Ordering::Relaxed);
+                self.descriptors.fetch_sub(1, Ordering::Relaxed);
             }
         }
     }
