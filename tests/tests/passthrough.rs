@@ -4,7 +4,7 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use fusehost_tests::{Host, Tmpfs};
+use fusehost_tests::{config_mountpoint, fusehost_through, mount_lines, write_config, Host, Tmpfs};
 
 fn mount_over(source: &Tmpfs, extra: &str) -> Host {
     Host::mount("passthrough", &[&format!("source={}{extra}", source.path().display())])
@@ -211,7 +211,7 @@ fn more_files_than_the_soft_open_file_limit_it_started_with() {
     // passthrough keeps a descriptor per file the kernel holds; the host raises its
     // soft open-file limit to the hard one, so a soft limit of 256 does not cap it.
     let source = Tmpfs::new();
-    let command = fusehost_tests::fusehost_through("prlimit", &["--nofile=256:", "--"]);
+    let command = fusehost_through("prlimit", &["--nofile=256:", "--"]);
     let host = Host::mount_with(command, "passthrough", &[&format!("source={}", source.path().display())]);
     let names: Vec<_> = (0..600).map(|index| host.path(&format!("file{index}"))).collect();
     for name in &names {
@@ -223,11 +223,47 @@ fn more_files_than_the_soft_open_file_limit_it_started_with() {
 }
 
 #[test]
+fn passthrough_mounts_in_one_process_share_its_open_file_limit() {
+    // Under a limit of 256, each mount alone would hold its 120 files by descriptor;
+    // the three together would pass the limit. They count their descriptors together.
+    let sources = [Tmpfs::new(), Tmpfs::new(), Tmpfs::new()];
+    let names = ["one", "two", "three"];
+    let dir = tempfile::tempdir().unwrap();
+    let extras: Vec<String> = sources
+        .iter()
+        .map(|source| format!("[mount.options]\nsource = {:?}", source.path().display().to_string()))
+        .collect();
+    let mounts: Vec<_> =
+        names.iter().zip(&extras).map(|(name, extra)| mount_lines(name, "passthrough", extra)).collect();
+    let config = write_config(dir.path(), &mounts);
+    let points = names.iter().map(|name| config_mountpoint(dir.path(), name)).collect();
+    let mut command = fusehost_through("prlimit", &["--nofile=256:256", "--"]);
+    command.arg("run").arg(&config);
+    let mut host = Host::spawn(command, dir, points);
+    host.wait_until_mounted();
+    for name in names {
+        let folder = config_mountpoint(host.dir.path(), name);
+        for index in 0..120 {
+            std::fs::write(folder.join(format!("file{index}")), format!("{name} {index}")).unwrap();
+        }
+    }
+    for name in names {
+        let folder = config_mountpoint(host.dir.path(), name);
+        for index in 0..120 {
+            assert_eq!(
+                std::fs::read_to_string(folder.join(format!("file{index}"))).unwrap(),
+                format!("{name} {index}")
+            );
+        }
+    }
+}
+
+#[test]
 fn more_files_than_the_hard_open_file_limit_are_served_through_file_handles() {
     // Past half the limit, new files are kept as file handles (reopened per
     // operation) instead of descriptors: every operation still works on them.
     let source = Tmpfs::new();
-    let command = fusehost_tests::fusehost_through("prlimit", &["--nofile=256:256", "--"]);
+    let command = fusehost_through("prlimit", &["--nofile=256:256", "--"]);
     let host = Host::mount_with(command, "passthrough", &[&format!("source={}", source.path().display())]);
     let names: Vec<_> = (0..600).map(|index| host.path(&format!("file{index}"))).collect();
     for (index, name) in names.iter().enumerate() {

@@ -13,7 +13,8 @@
 //!
 //! Descriptors are bounded by the process's open-file limit, files the kernel holds
 //! are not (it keeps every inode of a walked tree while memory lasts). Once the nodes
-//! hold half the limit, a new node is kept as a file handle instead, reopened for each
+//! of all passthrough mounts in the process hold half the limit, a new node is kept as
+//! a file handle instead, reopened for each
 //! operation (one `open_by_handle_at` more), where this process may reopen handles
 //! (`CAP_DAC_READ_SEARCH`) and the file is on the source root's filesystem. Elsewhere
 //! the mount answers `EMFILE` at the limit, as libfuse's passthrough_hp does.
@@ -107,12 +108,16 @@ pub struct Nodes {
     /// A descriptor of the root, through which handles are reopened, and its device.
     root: Arc<OwnedFd>,
     root_dev: u64,
-    /// How many nodes hold a descriptor.
+    /// How many descriptors this table holds (its share of [`ALL_DESCRIPTORS`]).
     descriptors: AtomicUsize,
     /// From how many descriptors new nodes are kept as handles (`None`: never), settled
     /// at the first new node, once the host has raised the open-file limit.
     handles_from: OnceLock<Option<usize>>,
 }
+
+/// The descriptors the tables of every passthrough mount in this process hold: the
+/// open-file limit is the process's, and one process serves many mounts.
+static ALL_DESCRIPTORS: AtomicUsize = AtomicUsize::new(0);
 
 // `struct stat`'s field types differ between architectures: the casts are for the others.
 #[allow(clippy::unnecessary_cast)]
@@ -127,13 +132,15 @@ impl Nodes {
         // open_by_handle_at refuses an `O_PATH` descriptor as its anchor.
         let opened = openat(&root, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty());
         let shared_root = Arc::new(opened.map_err(errno)?);
+        // The root's two descriptors.
+        ALL_DESCRIPTORS.fetch_add(2, Ordering::Relaxed);
         Ok(Nodes {
             by_id: RwLock::new(HashMap::from([(ROOT_INO, Arc::new(Node { reach: Reach::Held(root) }))])),
             by_key: RwLock::new(HashMap::from([(key, ROOT_INO)])),
             next_id: AtomicU64::new(ROOT_INO + 1),
             root: shared_root,
             root_dev: key.0,
-            descriptors: AtomicUsize::new(1),
+            descriptors: AtomicUsize::new(2),
             handles_from: OnceLock::new(),
         })
     }
@@ -149,7 +156,7 @@ impl Nodes {
 
     /// How a new node for `fd` (whose attributes are `stat`) should reach its file.
     fn reach(&self, fd: OwnedFd, stat: &Stat) -> Reach {
-        let short = self.handles_from().is_some_and(|from| self.descriptors.load(Ordering::Relaxed) >= from);
+        let short = self.handles_from().is_some_and(|from| ALL_DESCRIPTORS.load(Ordering::Relaxed) >= from);
         if short && key_of(stat).0 == self.root_dev {
             if let Ok(handle) = FileHandle::of(fd.as_fd()) {
                 return Reach::Handle(handle, Arc::clone(&self.root));
@@ -197,6 +204,7 @@ impl Nodes {
             let reach = self.reach(fd, &stat);
             if matches!(reach, Reach::Held(_)) {
                 self.descriptors.fetch_add(1, Ordering::Relaxed);
+                ALL_DESCRIPTORS.fetch_add(1, Ordering::Relaxed);
             }
             vacant.insert(Arc::new(Node { reach }));
         }
@@ -209,6 +217,7 @@ impl Nodes {
             let forgotten = self.by_id.write().remove(&id);
             if forgotten.is_some_and(|node| matches!(node.reach, Reach::Held(_))) {
                 self.descriptors.fetch_sub(1, Ordering::Relaxed);
+                ALL_DESCRIPTORS.fetch_sub(1, Ordering::Relaxed);
             }
         }
     }
@@ -226,5 +235,11 @@ impl Nodes {
 
     pub fn len(&self) -> usize {
         self.by_id.read().len()
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        ALL_DESCRIPTORS.fetch_sub(*self.descriptors.get_mut(), Ordering::Relaxed);
     }
 }
