@@ -41,8 +41,9 @@ impl FileHandle {
         }
     }
 
-    /// An `O_PATH` descriptor of the file, found through `mount` (any descriptor on the
-    /// same filesystem). `ESTALE` once the file is gone from the source.
+    /// An `O_PATH` descriptor of the file, found through `mount` (a descriptor on the
+    /// same filesystem, not itself `O_PATH`). `ESTALE` once the file is gone from the
+    /// source.
     pub fn open(&self, mount: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
         let header = self.buffer.as_ptr().cast::<libc::file_handle>().cast_mut();
         // SAFETY: `header` is the `struct file_handle` `name_to_handle_at` filled in, in
