@@ -223,6 +223,21 @@ fn more_files_than_the_soft_open_file_limit_it_started_with() {
 }
 
 #[test]
+fn a_source_root_the_host_may_only_search_is_still_served() {
+    // Without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, a root of mode 0111 can be
+    // searched but not read: nothing to reopen file handles through, nothing to watch.
+    let source = Tmpfs::new();
+    std::fs::create_dir(source.path().join("inner")).unwrap();
+    std::fs::write(source.path().join("inner/file"), b"served").unwrap();
+    std::fs::set_permissions(source.path(), std::fs::Permissions::from_mode(0o111)).unwrap();
+    let command = fusehost_through("setpriv", &["--bounding-set=-dac_override,-dac_read_search", "--"]);
+    let host = Host::mount_with(command, "passthrough", &[&format!("source={}", source.path().display())]);
+    assert_eq!(std::fs::read(host.path("inner/file")).unwrap(), b"served");
+    assert!(host.wait_for_stderr("cannot watch a source folder (Permission denied"), "{}", host.stderr());
+    assert!(!host.stderr().contains("max_user_watches"), "{}", host.stderr());
+}
+
+#[test]
 fn passthrough_mounts_in_one_process_share_its_open_file_limit() {
     // Under a limit of 256, each mount alone would hold its 120 files by descriptor;
     // the three together would pass the limit. They count their descriptors together.

@@ -51,7 +51,8 @@ pub struct Node {
 enum Reach {
     /// An `O_PATH` descriptor, held while the kernel holds the node.
     Held(OwnedFd),
-    /// A handle, reopened (through the source root's descriptor) for each operation.
+    /// A handle, reopened (through the anchor, a descriptor of the source's root) for
+    /// each operation.
     Handle(FileHandle, Arc<OwnedFd>),
 }
 
@@ -86,8 +87,8 @@ impl Node {
     pub fn fd(&self) -> Result<NodeFd<'_>> {
         match &self.reach {
             Reach::Held(fd) => Ok(NodeFd::Held(fd.as_fd())),
-            Reach::Handle(handle, root) => handle
-                .open(root.as_fd())
+            Reach::Handle(handle, anchor) => handle
+                .open(anchor.as_fd())
                 .map(NodeFd::Reopened)
                 .map_err(|error| Errno(error.raw_os_error().unwrap_or(libc::EIO))),
         }
@@ -105,8 +106,9 @@ pub struct Nodes {
     /// Every source file's id, held or not.
     by_key: RwLock<HashMap<(u64, u64), u64>>,
     next_id: AtomicU64,
-    /// A descriptor of the root, through which handles are reopened, and its device.
-    root: Arc<OwnedFd>,
+    /// A descriptor of the root through which handles are reopened (`None` if the root
+    /// cannot be opened for reading: no handles then), and the root's device.
+    anchor: Option<Arc<OwnedFd>>,
     root_dev: u64,
     /// How many descriptors this table holds (its share of [`ALL_DESCRIPTORS`]).
     descriptors: AtomicUsize,
@@ -130,17 +132,16 @@ impl Nodes {
     pub fn new(root: OwnedFd) -> Result<Nodes> {
         let key = key_of(&fstat(&root).map_err(errno)?);
         // open_by_handle_at refuses an `O_PATH` descriptor as its anchor.
-        let opened = openat(&root, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty());
-        let shared_root = Arc::new(opened.map_err(errno)?);
-        // The root's two descriptors.
-        ALL_DESCRIPTORS.fetch_add(2, Ordering::Relaxed);
+        let anchor = openat(&root, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ok();
+        let descriptors = 1 + usize::from(anchor.is_some());
+        ALL_DESCRIPTORS.fetch_add(descriptors, Ordering::Relaxed);
         Ok(Nodes {
             by_id: RwLock::new(HashMap::from([(ROOT_INO, Arc::new(Node { reach: Reach::Held(root) }))])),
             by_key: RwLock::new(HashMap::from([(key, ROOT_INO)])),
             next_id: AtomicU64::new(ROOT_INO + 1),
-            root: shared_root,
+            anchor: anchor.map(Arc::new),
             root_dev: key.0,
-            descriptors: AtomicUsize::new(2),
+            descriptors: AtomicUsize::new(descriptors),
             handles_from: OnceLock::new(),
         })
     }
@@ -149,7 +150,7 @@ impl Nodes {
     fn handles_from(&self) -> Option<usize> {
         *self.handles_from.get_or_init(|| {
             let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current?;
-            let reopenable = handle::reopenable(self.root.as_fd());
+            let reopenable = self.anchor.as_ref().is_some_and(|anchor| handle::reopenable(anchor.as_fd()));
             reopenable.then(|| usize::try_from(limit / 2).unwrap_or(usize::MAX))
         })
     }
@@ -157,9 +158,10 @@ impl Nodes {
     /// How a new node for `fd` (whose attributes are `stat`) should reach its file.
     fn reach(&self, fd: OwnedFd, stat: &Stat) -> Reach {
         let short = self.handles_from().is_some_and(|from| ALL_DESCRIPTORS.load(Ordering::Relaxed) >= from);
-        if short && key_of(stat).0 == self.root_dev {
+        let anchor = self.anchor.as_ref().filter(|_| short && key_of(stat).0 == self.root_dev);
+        if let Some(anchor) = anchor {
             if let Ok(handle) = FileHandle::of(fd.as_fd()) {
-                return Reach::Handle(handle, Arc::clone(&self.root));
+                return Reach::Handle(handle, Arc::clone(anchor));
             }
         }
         Reach::Held(fd)

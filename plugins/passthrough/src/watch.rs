@@ -257,9 +257,15 @@ impl SourceWatch {
             }
             Err(error) => {
                 if !self.blind.swap(true, Ordering::Relaxed) {
+                    // ENOSPC is inotify's watch limit; anything else (EACCES: a folder
+                    // this process may search but not read) is the folder's own.
+                    let fix = match error.raw_os_error() {
+                        Some(libc::ENOSPC) => " (raise fs.inotify.max_user_watches)",
+                        _ => "",
+                    };
                     tracing::warn!(
-                        "cannot watch more source folders ({error}): changes made outside the mount show after the \
-                         TTLs there (raise fs.inotify.max_user_watches)"
+                        "cannot watch a source folder ({error}): changes made outside the mount show after the \
+                         TTLs there{fix}"
                     );
                 }
             }
