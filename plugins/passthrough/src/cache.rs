@@ -10,6 +10,12 @@
 //!   back to the mount's TTLs and drops file data at every open.
 //! - `always`: names and attributes for [`ALWAYS_TTL`], data and listings kept across
 //!   opens, watch or not: for a source nothing else changes.
+//!
+//! In every mode, a file or folder the mount itself creates is first handed to the
+//! kernel with the mount's TTLs (1 s by default): the ABI's answers to create, mknod,
+//! mkdir, symlink and link carry no TTL. Its next lookup gets the mode's. So `never`
+//! over a source another machine changes wants the mount's `attr_ttl = 0` and
+//! `entry_ttl = 0` as well.
 
 use std::time::Duration;
 
