@@ -50,10 +50,31 @@ pub struct Node {
 #[derive(Debug)]
 enum Reach {
     /// An `O_PATH` descriptor, held while the kernel holds the node.
-    Held(OwnedFd),
+    Held(CountedFd),
     /// A handle, reopened (through the anchor, a descriptor of the source's root) for
     /// each operation.
-    Handle(FileHandle, Arc<OwnedFd>),
+    Handle(FileHandle, Arc<CountedFd>),
+}
+
+/// The descriptors the nodes of every passthrough mount in this process hold: the
+/// open-file limit is the process's, and one process serves many mounts.
+static ALL_DESCRIPTORS: AtomicUsize = AtomicUsize::new(0);
+
+/// A descriptor counted in [`ALL_DESCRIPTORS`] for as long as it is open.
+#[derive(Debug)]
+struct CountedFd(OwnedFd);
+
+impl CountedFd {
+    fn new(fd: OwnedFd) -> CountedFd {
+        ALL_DESCRIPTORS.fetch_add(1, Ordering::Relaxed);
+        CountedFd(fd)
+    }
+}
+
+impl Drop for CountedFd {
+    fn drop(&mut self) {
+        ALL_DESCRIPTORS.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A descriptor of a node's source file for one operation: the node's own, or one
@@ -86,9 +107,9 @@ impl Node {
     /// gone from the source since).
     pub fn fd(&self) -> Result<NodeFd<'_>> {
         match &self.reach {
-            Reach::Held(fd) => Ok(NodeFd::Held(fd.as_fd())),
+            Reach::Held(fd) => Ok(NodeFd::Held(fd.0.as_fd())),
             Reach::Handle(handle, anchor) => handle
-                .open(anchor.as_fd())
+                .open(anchor.0.as_fd())
                 .map(NodeFd::Reopened)
                 .map_err(|error| Errno(error.raw_os_error().unwrap_or(libc::EIO))),
         }
@@ -108,18 +129,12 @@ pub struct Nodes {
     next_id: AtomicU64,
     /// A descriptor of the root through which handles are reopened (`None` if the root
     /// cannot be opened for reading: no handles then), and the root's device.
-    anchor: Option<Arc<OwnedFd>>,
+    anchor: Option<Arc<CountedFd>>,
     root_dev: u64,
-    /// How many descriptors this table holds (its share of [`ALL_DESCRIPTORS`]).
-    descriptors: AtomicUsize,
     /// From how many descriptors new nodes are kept as handles (`None`: never), settled
     /// at the first new node, once the host has raised the open-file limit.
     handles_from: OnceLock<Option<usize>>,
 }
-
-/// The descriptors the tables of every passthrough mount in this process hold: the
-/// open-file limit is the process's, and one process serves many mounts.
-static ALL_DESCRIPTORS: AtomicUsize = AtomicUsize::new(0);
 
 // `struct stat`'s field types differ between architectures: the casts are for the others.
 #[allow(clippy::unnecessary_cast)]
@@ -133,15 +148,13 @@ impl Nodes {
         let key = key_of(&fstat(&root).map_err(errno)?);
         // open_by_handle_at refuses an `O_PATH` descriptor as its anchor.
         let anchor = openat(&root, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ok();
-        let descriptors = 1 + usize::from(anchor.is_some());
-        ALL_DESCRIPTORS.fetch_add(descriptors, Ordering::Relaxed);
+        let root = Arc::new(Node { reach: Reach::Held(CountedFd::new(root)) });
         Ok(Nodes {
-            by_id: RwLock::new(HashMap::from([(ROOT_INO, Arc::new(Node { reach: Reach::Held(root) }))])),
+            by_id: RwLock::new(HashMap::from([(ROOT_INO, root)])),
             by_key: RwLock::new(HashMap::from([(key, ROOT_INO)])),
             next_id: AtomicU64::new(ROOT_INO + 1),
-            anchor: anchor.map(Arc::new),
+            anchor: anchor.map(|fd| Arc::new(CountedFd::new(fd))),
             root_dev: key.0,
-            descriptors: AtomicUsize::new(descriptors),
             handles_from: OnceLock::new(),
         })
     }
@@ -150,7 +163,7 @@ impl Nodes {
     fn handles_from(&self) -> Option<usize> {
         *self.handles_from.get_or_init(|| {
             let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current?;
-            let reopenable = self.anchor.as_ref().is_some_and(|anchor| handle::reopenable(anchor.as_fd()));
+            let reopenable = self.anchor.as_ref().is_some_and(|anchor| handle::reopenable(anchor.0.as_fd()));
             reopenable.then(|| usize::try_from(limit / 2).unwrap_or(usize::MAX))
         })
     }
@@ -164,7 +177,7 @@ impl Nodes {
                 return Reach::Handle(handle, Arc::clone(anchor));
             }
         }
-        Reach::Held(fd)
+        Reach::Held(CountedFd::new(fd))
     }
 
     pub fn get(&self, id: u64) -> Result<Arc<Node>> {
@@ -199,28 +212,20 @@ impl Nodes {
                 return Ok((id, stat));
             }
         }
+        // Chosen outside the locks (it may take a handle); dropped if another request
+        // registered the file meanwhile.
+        let node = Node { reach: self.reach(fd, &stat) };
         let mut by_key = self.by_key.write();
         let id = *by_key.entry(key).or_insert_with(|| self.next_id.fetch_add(1, Ordering::Relaxed));
         // Known before and forgotten since: held again, under the same id.
-        if let std::collections::hash_map::Entry::Vacant(vacant) = self.by_id.write().entry(id) {
-            let reach = self.reach(fd, &stat);
-            if matches!(reach, Reach::Held(_)) {
-                self.descriptors.fetch_add(1, Ordering::Relaxed);
-                ALL_DESCRIPTORS.fetch_add(1, Ordering::Relaxed);
-            }
-            vacant.insert(Arc::new(Node { reach }));
-        }
+        self.by_id.write().entry(id).or_insert_with(|| Arc::new(node));
         Ok((id, stat))
     }
 
     /// The kernel forgot `id`: close its descriptor (the id stays the file's).
     pub fn forget(&self, id: u64) {
         if id != ROOT_INO {
-            let forgotten = self.by_id.write().remove(&id);
-            if forgotten.is_some_and(|node| matches!(node.reach, Reach::Held(_))) {
-                self.descriptors.fetch_sub(1, Ordering::Relaxed);
-                ALL_DESCRIPTORS.fetch_sub(1, Ordering::Relaxed);
-            }
+            self.by_id.write().remove(&id);
         }
     }
 
@@ -237,11 +242,5 @@ impl Nodes {
 
     pub fn len(&self) -> usize {
         self.by_id.read().len()
-    }
-}
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        ALL_DESCRIPTORS.fetch_sub(*self.descriptors.get_mut(), Ordering::Relaxed);
     }
 }
