@@ -173,7 +173,7 @@ impl Passthrough {
     /// Marks the names (folder, name) and the node a request is about to change in the
     /// source, until the mark is dropped after the request recorded what it hands out:
     /// the watch judges their events only then.
-    fn changing(&self, names: &[(u64, &OsStr)], node: Option<u64>) -> Option<Changing<'_>> {
+    fn changing<'a>(&'a self, names: &[(u64, &'a OsStr)], node: Option<u64>) -> Option<Changing<'a>> {
         self.watch.get().map(|watch| watch.changing(names, node))
     }
 

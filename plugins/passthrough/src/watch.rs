@@ -81,19 +81,19 @@ struct Watched {
     by_id: HashMap<u64, WatchDescriptor>,
     names: HashMap<u64, HashMap<OsString, u64>>,
     reported: HashMap<u64, Stamp>,
-    /// Names (folder, name) and nodes a request is changing, with how many requests are.
-    names_changing: HashMap<(u64, OsString), u32>,
-    nodes_changing: HashMap<u64, u32>,
+    /// Names (folder, name) and nodes requests are changing, once per request: a few
+    /// entries at most, one or two per request in flight.
+    names_changing: Vec<(u64, OsString)>,
+    nodes_changing: Vec<u64>,
 }
 
 impl Watched {
     /// Whether a request is still changing `name` in `dir`, or node `id`.
     fn changing(&self, dir: u64, name: Option<&OsStr>, id: Option<u64>) -> bool {
-        // At most two entries per request in flight: a scan, not a key built per event.
         let name_changing = name.is_some_and(|name| {
-            self.names_changing.keys().any(|(changing_dir, changing)| *changing_dir == dir && changing == name)
+            self.names_changing.iter().any(|(changing_dir, changing)| *changing_dir == dir && changing == name)
         });
-        name_changing || id.is_some_and(|id| self.nodes_changing.contains_key(&id))
+        name_changing || id.is_some_and(|id| self.nodes_changing.contains(&id))
     }
 }
 
@@ -101,22 +101,19 @@ impl Watched {
 /// has recorded what it hands the kernel.
 pub struct Changing<'a> {
     watched: &'a Mutex<Watched>,
-    names: [Option<(u64, OsString)>; 2],
+    names: [Option<(u64, &'a OsStr)>; 2],
     node: Option<u64>,
 }
 
-impl Changing<'_> {
-    fn mark<'a>(watched: &'a Mutex<Watched>, names: &[(u64, &OsStr)], node: Option<u64>) -> Changing<'a> {
+impl<'a> Changing<'a> {
+    fn mark(watched: &'a Mutex<Watched>, names: &[(u64, &'a OsStr)], node: Option<u64>) -> Changing<'a> {
         let mut mark = Changing { watched, names: [None, None], node };
         let mut watched = watched.lock();
         for (slot, &(dir, name)) in mark.names.iter_mut().zip(names) {
-            let key = (dir, name.to_os_string());
-            *watched.names_changing.entry(key.clone()).or_default() += 1;
-            *slot = Some(key);
+            watched.names_changing.push((dir, name.to_os_string()));
+            *slot = Some((dir, name));
         }
-        if let Some(id) = node {
-            *watched.nodes_changing.entry(id).or_default() += 1;
-        }
+        watched.nodes_changing.extend(node);
         mark
     }
 }
@@ -124,21 +121,18 @@ impl Changing<'_> {
 impl Drop for Changing<'_> {
     fn drop(&mut self) {
         let mut watched = self.watched.lock();
-        for key in self.names.iter_mut().filter_map(Option::take) {
-            unmark(&mut watched.names_changing, &key);
+        for (dir, name) in self.names.iter().flatten() {
+            let found = watched
+                .names_changing
+                .iter()
+                .position(|(changing_dir, changing)| changing_dir == dir && changing == name);
+            if let Some(index) = found {
+                watched.names_changing.swap_remove(index);
+            }
         }
-        if let Some(id) = self.node {
-            unmark(&mut watched.nodes_changing, &id);
-        }
-    }
-}
-
-/// Counts one request fewer changing `key`.
-fn unmark<K: std::hash::Hash + Eq>(marks: &mut HashMap<K, u32>, key: &K) {
-    if let Some(count) = marks.get_mut(key) {
-        *count -= 1;
-        if *count == 0 {
-            marks.remove(key);
+        let node = self.node.and_then(|id| watched.nodes_changing.iter().position(|&changing| changing == id));
+        if let Some(index) = node {
+            watched.nodes_changing.swap_remove(index);
         }
     }
 }
@@ -196,7 +190,7 @@ impl SourceWatch {
 
     /// Marks `names` (folder, name; at most two) and `node` as being changed by a
     /// request until the returned mark is dropped: their events wait for it.
-    pub fn changing(&self, names: &[(u64, &OsStr)], node: Option<u64>) -> Changing<'_> {
+    pub fn changing<'a>(&'a self, names: &[(u64, &'a OsStr)], node: Option<u64>) -> Changing<'a> {
         Changing::mark(&self.watched, names, node)
     }
 
