@@ -222,10 +222,15 @@ impl Host {
     /// Writes a config for `mounts` into a new folder, runs it, and waits until
     /// every mount is up.
     pub fn run_mounts(mounts: &[MountLines<'_>]) -> Host {
+        Host::run_mounts_with(fusehost(), mounts)
+    }
+
+    /// [`Host::run_mounts`] with `command` (from [`fusehost`] or [`fusehost_through`]).
+    pub fn run_mounts_with(command: Command, mounts: &[MountLines<'_>]) -> Host {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let config = write_config(dir.path(), mounts);
         let points = mounts.iter().map(|mount| config_mountpoint(dir.path(), mount.name)).collect();
-        Host::run_config(&config, dir, points)
+        Host::run_config_with(command, &config, dir, points)
     }
 
     /// The control socket of a host started by [`Host::run_mounts`].
@@ -235,7 +240,11 @@ impl Host {
 
     /// Runs `fusehost run CONFIG` and waits until every one of `mountpoints` is mounted.
     pub fn run_config(config: &Path, dir: TempDir, mountpoints: Vec<PathBuf>) -> Host {
-        let mut command = fusehost();
+        Host::run_config_with(fusehost(), config, dir, mountpoints)
+    }
+
+    /// [`Host::run_config`] with `command` (from [`fusehost`] or [`fusehost_through`]).
+    pub fn run_config_with(mut command: Command, config: &Path, dir: TempDir, mountpoints: Vec<PathBuf>) -> Host {
         command.arg("run").arg(config);
         let mut host = Host::spawn(command, dir, mountpoints);
         host.wait_until_mounted();

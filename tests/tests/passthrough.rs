@@ -4,10 +4,17 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use fusehost_tests::{config_mountpoint, fusehost_through, mount_lines, write_config, Host, Tmpfs};
+use std::process::Command;
+
+use fusehost_tests::{fusehost, fusehost_through, mount_lines, Host, Tmpfs};
 
 fn mount_over(source: &Tmpfs, extra: &str) -> Host {
-    Host::mount("passthrough", &[&format!("source={}{extra}", source.path().display())])
+    mount_over_with(fusehost(), source, extra)
+}
+
+/// [`mount_over`], fusehost started by `command` (from [`fusehost_through`]).
+fn mount_over_with(command: Command, source: &Tmpfs, extra: &str) -> Host {
+    Host::mount_with(command, "passthrough", &[&format!("source={}{extra}", source.path().display())])
 }
 
 #[test]
@@ -211,8 +218,7 @@ fn more_files_than_the_soft_open_file_limit_it_started_with() {
     // passthrough keeps a descriptor per file the kernel holds; the host raises its
     // soft open-file limit to the hard one, so a soft limit of 256 does not cap it.
     let source = Tmpfs::new();
-    let command = fusehost_through("prlimit", &["--nofile=256:", "--"]);
-    let host = Host::mount_with(command, "passthrough", &[&format!("source={}", source.path().display())]);
+    let host = mount_over_with(fusehost_through("prlimit", &["--nofile=256:", "--"]), &source, "");
     let names: Vec<_> = (0..600).map(|index| host.path(&format!("file{index}"))).collect();
     for name in &names {
         std::fs::write(name, b"x").unwrap();
@@ -231,7 +237,7 @@ fn a_source_root_the_host_may_only_search_is_still_served() {
     std::fs::write(source.path().join("inner/file"), b"served").unwrap();
     std::fs::set_permissions(source.path(), std::fs::Permissions::from_mode(0o111)).unwrap();
     let command = fusehost_through("setpriv", &["--bounding-set=-dac_override,-dac_read_search", "--"]);
-    let host = Host::mount_with(command, "passthrough", &[&format!("source={}", source.path().display())]);
+    let host = mount_over_with(command, &source, "");
     assert_eq!(std::fs::read(host.path("inner/file")).unwrap(), b"served");
     assert!(host.wait_for_stderr("cannot watch a source folder (Permission denied"), "{}", host.stderr());
     assert!(!host.stderr().contains("max_user_watches"), "{}", host.stderr());
@@ -243,27 +249,21 @@ fn passthrough_mounts_in_one_process_share_its_open_file_limit() {
     // the three together would pass the limit. They count their descriptors together.
     let sources = [Tmpfs::new(), Tmpfs::new(), Tmpfs::new()];
     let names = ["one", "two", "three"];
-    let dir = tempfile::tempdir().unwrap();
     let extras: Vec<String> = sources
         .iter()
         .map(|source| format!("[mount.options]\nsource = {:?}", source.path().display().to_string()))
         .collect();
     let mounts: Vec<_> =
         names.iter().zip(&extras).map(|(name, extra)| mount_lines(name, "passthrough", extra)).collect();
-    let config = write_config(dir.path(), &mounts);
-    let points = names.iter().map(|name| config_mountpoint(dir.path(), name)).collect();
-    let mut command = fusehost_through("prlimit", &["--nofile=256:256", "--"]);
-    command.arg("run").arg(&config);
-    let mut host = Host::spawn(command, dir, points);
-    host.wait_until_mounted();
+    let host = Host::run_mounts_with(fusehost_through("prlimit", &["--nofile=256:256", "--"]), &mounts);
     for name in names {
-        let folder = config_mountpoint(host.dir.path(), name);
+        let folder = host.mountpoint().with_file_name(name);
         for index in 0..120 {
             std::fs::write(folder.join(format!("file{index}")), format!("{name} {index}")).unwrap();
         }
     }
     for name in names {
-        let folder = config_mountpoint(host.dir.path(), name);
+        let folder = host.mountpoint().with_file_name(name);
         for index in 0..120 {
             assert_eq!(
                 std::fs::read_to_string(folder.join(format!("file{index}"))).unwrap(),
@@ -278,8 +278,7 @@ fn more_files_than_the_hard_open_file_limit_are_served_through_file_handles() {
     // Past half the limit, new files are kept as file handles (reopened per
     // operation) instead of descriptors: every operation still works on them.
     let source = Tmpfs::new();
-    let command = fusehost_through("prlimit", &["--nofile=256:256", "--"]);
-    let host = Host::mount_with(command, "passthrough", &[&format!("source={}", source.path().display())]);
+    let host = mount_over_with(fusehost_through("prlimit", &["--nofile=256:256", "--"]), &source, "");
     let names: Vec<_> = (0..600).map(|index| host.path(&format!("file{index}"))).collect();
     for (index, name) in names.iter().enumerate() {
         std::fs::write(name, format!("contents of {index}")).unwrap();
