@@ -27,7 +27,7 @@
 //! never fewer (tried: a host whose filesystem vtable had one appended method refused
 //! the released 1.0.0 hello plugin, "too many fields, expected 37, found 36"; the
 //! reverse loaded and served). So each minor's grown types are kept frozen in a module
-//! of their own ([`v1_0`]), and the host loads every plugin through the interface of
+//! of their own ([`v1_0`], [`v1_1`], [`v1_2`]), and the host loads every plugin through the interface of
 //! the minor it was built for (read from the library header before loading), adapting
 //! older objects to the current trait. A newer plugin in an older host needs nothing:
 //! the host calls what it knows, and the plugin's newer methods are never asked.
@@ -41,6 +41,7 @@
 //! | `getlk`/`setlk`, `ioctl`, `poll`, `bmap` | 1.1.0 |
 //! | [`PluginMetadata`]: read-only plugins, the source option, the semantics revision | 1.1.0 |
 //! | answers given later, from any thread ([`RawFilesystem::answers_later`], [`LaterFilesystem`], [`Reply`]) | 1.2.0 |
+//! | TTLs on what setattr and create, mknod, mkdir, symlink, link answer ([`RawFilesystem::setattr_ttl`], [`RawFilesystem::create_ttl`] and the other `*_ttl`; [`Reply::created_ttl`]) | 1.3.0 |
 //!
 //! # How a plugin is recognised
 //!
@@ -75,6 +76,7 @@ use abi_stable::{
 
 pub mod v1_0;
 pub mod v1_1;
+pub mod v1_2;
 
 /// The ABI major this crate defines, taken from its package version.
 pub const ABI_MAJOR: u32 = parse_major(env!("CARGO_PKG_VERSION"));
@@ -531,12 +533,7 @@ pub trait RawFilesystem: Send + Sync {
     /// `lookup` with per-entry TTLs. An entry whose `attr.ino` is 0 is a *negative*
     /// entry: "no such name", remembered by the kernel for `entry_ttl`.
     fn lookup_ttl(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>) -> RResult<EntryTtl, Errno> {
-        match self.lookup(ctx, parent, name) {
-            RResult::ROk(entry) => {
-                RResult::ROk(EntryTtl { entry, entry_ttl: ROption::RNone, attr_ttl: ROption::RNone })
-            }
-            RResult::RErr(errno) => RResult::RErr(errno),
-        }
+        EntryTtl::of(self.lookup(ctx, parent, name))
     }
     /// `getattr` with a per-answer attribute TTL.
     fn getattr_ttl(&self, ctx: &RequestCtx, ino: u64, fh: ROption<u64>) -> RResult<AttrTtl, Errno> {
@@ -599,6 +596,68 @@ pub trait RawFilesystem: Send + Sync {
     /// never asks and calls the synchronous methods only.
     fn answers_later(&self) -> ROption<LaterFsObject> {
         ROption::RNone
+    }
+
+    // ---- Appended in 1.3.0: the answers that hand the kernel attributes or a new
+    // ---- entry, with their own TTLs (`RNone`: the mount's), as `lookup_ttl` and
+    // ---- `getattr_ttl` give them. Each defaults to its 1.0 method; a host before 1.3
+    // ---- calls those.
+
+    /// `setattr` with a per-answer attribute TTL.
+    fn setattr_ttl(&self, ctx: &RequestCtx, ino: u64, attr: &SetAttr) -> RResult<AttrTtl, Errno> {
+        match self.setattr(ctx, ino, attr) {
+            RResult::ROk(attr) => RResult::ROk(AttrTtl { attr, attr_ttl: ROption::RNone }),
+            RResult::RErr(errno) => RResult::RErr(errno),
+        }
+    }
+    /// `mknod` with the new entry's TTLs.
+    fn mknod_ttl(
+        &self,
+        ctx: &RequestCtx,
+        parent: u64,
+        name: RSlice<'_, u8>,
+        mode: u32,
+        rdev: u32,
+    ) -> RResult<EntryTtl, Errno> {
+        EntryTtl::of(self.mknod(ctx, parent, name, mode, rdev))
+    }
+    /// `mkdir` with the new entry's TTLs.
+    fn mkdir_ttl(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>, mode: u32) -> RResult<EntryTtl, Errno> {
+        EntryTtl::of(self.mkdir(ctx, parent, name, mode))
+    }
+    /// `symlink` with the new entry's TTLs.
+    fn symlink_ttl(
+        &self,
+        ctx: &RequestCtx,
+        parent: u64,
+        name: RSlice<'_, u8>,
+        target: RSlice<'_, u8>,
+    ) -> RResult<EntryTtl, Errno> {
+        EntryTtl::of(self.symlink(ctx, parent, name, target))
+    }
+    /// `link` with the new entry's TTLs.
+    fn link_ttl(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        new_parent: u64,
+        new_name: RSlice<'_, u8>,
+    ) -> RResult<EntryTtl, Errno> {
+        EntryTtl::of(self.link(ctx, ino, new_parent, new_name))
+    }
+    /// `create` with the new entry's TTLs.
+    fn create_ttl(
+        &self,
+        ctx: &RequestCtx,
+        parent: u64,
+        name: RSlice<'_, u8>,
+        mode: u32,
+        flags: i32,
+    ) -> RResult<CreatedTtl, Errno> {
+        match self.create(ctx, parent, name, mode, flags) {
+            RResult::ROk(created) => RResult::ROk(CreatedTtl::from(created)),
+            RResult::RErr(errno) => RResult::RErr(errno),
+        }
     }
 }
 
@@ -689,6 +748,15 @@ pub trait Reply: Send {
     /// poll's answer: the `POLL*` events ready.
     #[sabi(last_prefix_field)]
     fn poll(&mut self, events: u32);
+
+    // ---- Appended in 1.3.0.
+
+    /// create's answer with the new entry's TTLs. On a host before 1.3, whose replies
+    /// lack this method, abi_stable calls this default: the entry goes out with the
+    /// mount's TTLs, as through [`Reply::created`].
+    fn created_ttl(&mut self, created: &CreatedTtl) {
+        self.created(&Created { entry: created.entry.entry, opened: created.opened })
+    }
 }
 
 /// A reply handle as a plugin holds it: owned, `Send`, answered once.
@@ -919,6 +987,36 @@ pub struct EntryTtl {
     pub attr_ttl: ROption<RDuration>,
 }
 
+impl EntryTtl {
+    /// An entry with the mount's TTLs (both `RNone`).
+    pub fn with_mount_ttls(entry: Entry) -> EntryTtl {
+        EntryTtl { entry, entry_ttl: ROption::RNone, attr_ttl: ROption::RNone }
+    }
+
+    /// A 1.0 answer (an [`Entry`] or an error) as one with the mount's TTLs.
+    pub fn of(answer: RResult<Entry, Errno>) -> RResult<EntryTtl, Errno> {
+        match answer {
+            RResult::ROk(entry) => RResult::ROk(EntryTtl::with_mount_ttls(entry)),
+            RResult::RErr(errno) => RResult::RErr(errno),
+        }
+    }
+}
+
+/// A create answer whose entry has its own TTLs (ABI 1.3; [`Created`] has none).
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CreatedTtl {
+    pub entry: EntryTtl,
+    pub opened: Opened,
+}
+
+impl From<Created> for CreatedTtl {
+    /// A 1.0 create answer: the mount's TTLs.
+    fn from(created: Created) -> CreatedTtl {
+        CreatedTtl { entry: EntryTtl::with_mount_ttls(created.entry), opened: created.opened }
+    }
+}
+
 /// A getattr answer with its own attribute TTL (`RNone`: the mount's).
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
@@ -948,7 +1046,7 @@ pub struct IoctlOut {
 
 /// The revision of the documented meaning of every field and method, next to the
 /// layout's version: a host can tell which promises a plugin was built against.
-/// 1: as of `fusehost-abi` 1.0.0, 1.1.0 and 1.2.0.
+/// 1: as of `fusehost-abi` 1.0.0 to 1.3.0.
 pub const SEMANTICS_REVISION: u32 = 1;
 
 /// What a 1.1 plugin says about itself beyond [`PluginInfo`].

@@ -3,7 +3,7 @@
 //! Every type reachable from a root module is listed once: its name, package, size,
 //! alignment and kind, then its fields in order (functions with their signatures). The
 //! package *version* is left out, so a minor release changes nothing that did not
-//! change. `layout/v1_0.txt` is 1.0.0's interface and must never change; `layout/current.txt`
+//! change. `layout/v1_0.txt` is 1.0.0's interface (and `v1_1.txt`, `v1_2.txt` the later minors') and must never change; `layout/current.txt`
 //! is this version's, and may only grow by appending. After an intended append, rerun
 //! with `FUSEHOST_BLESS_LAYOUT=1` to rewrite the snapshot, and review its diff.
 
@@ -108,6 +108,11 @@ fn the_released_1_1_interface_never_changes() {
 }
 
 #[test]
+fn the_released_1_2_interface_never_changes() {
+    check("v1_2.txt", <fusehost_abi::v1_2::PluginModule_Ref as StableAbi>::LAYOUT);
+}
+
+#[test]
 fn the_current_interface_changes_only_by_review() {
     check("current.txt", <fusehost_abi::PluginModule_Ref as StableAbi>::LAYOUT);
 }
@@ -120,6 +125,11 @@ fn the_current_interface_only_appends_to_1_0() {
 #[test]
 fn the_current_interface_only_appends_to_1_1() {
     only_appends_to(<fusehost_abi::v1_1::PluginModule_Ref as StableAbi>::LAYOUT);
+}
+
+#[test]
+fn the_current_interface_only_appends_to_1_2() {
+    only_appends_to(<fusehost_abi::v1_2::PluginModule_Ref as StableAbi>::LAYOUT);
 }
 
 /// Within a major, the current snapshot keeps every line of an older minor's about
