@@ -25,7 +25,7 @@ use std::sync::Arc;
 use abi_stable::library::{lib_header_from_path, LibHeader, LibraryError};
 use fusehost_abi::abi_stable::std_types::{RResult, RStr};
 use fusehost_abi::{
-    thread_model, v1_0, v1_1, FsObject, HostServices, MountInit, PluginError, PluginInfo, PluginMetadata,
+    thread_model, v1_0, v1_1, v1_2, FsObject, HostServices, MountInit, PluginError, PluginInfo, PluginMetadata,
     PluginModule_Ref, ABI_MAJOR, ABI_MAJOR_SYMBOL, ABI_VERSION,
 };
 use parking_lot::Mutex;
@@ -206,7 +206,8 @@ impl LoadedPlugin {
 enum RootModule {
     V1_0(v1_0::PluginModule_Ref),
     V1_1(v1_1::PluginModule_Ref),
-    /// 1.2 or newer: a newer plugin's extra entries are never asked for.
+    V1_2(v1_2::PluginModule_Ref),
+    /// 1.3 or newer: a newer plugin's extra entries are never asked for.
     Current(PluginModule_Ref),
 }
 
@@ -215,6 +216,7 @@ impl RootModule {
         Ok(match plugin_minor {
             0 => RootModule::V1_0(header.init_root_module::<v1_0::PluginModule_Ref>()?),
             1 => RootModule::V1_1(header.init_root_module::<v1_1::PluginModule_Ref>()?),
+            2 => RootModule::V1_2(header.init_root_module::<v1_2::PluginModule_Ref>()?),
             _ => RootModule::Current(header.init_root_module::<PluginModule_Ref>()?),
         })
     }
@@ -223,6 +225,7 @@ impl RootModule {
         match self {
             RootModule::V1_0(module) => module.attach_host(),
             RootModule::V1_1(module) => module.attach_host(),
+            RootModule::V1_2(module) => module.attach_host(),
             RootModule::Current(module) => module.attach_host(),
         }
     }
@@ -231,6 +234,7 @@ impl RootModule {
         match self {
             RootModule::V1_0(module) => module.describe(),
             RootModule::V1_1(module) => module.describe(),
+            RootModule::V1_2(module) => module.describe(),
             RootModule::Current(module) => module.describe(),
         }
     }
@@ -239,6 +243,7 @@ impl RootModule {
         match self {
             RootModule::V1_0(_) => None,
             RootModule::V1_1(module) => Some((module.metadata())()),
+            RootModule::V1_2(module) => Some((module.metadata())()),
             RootModule::Current(module) => Some((module.metadata())()),
         }
     }
@@ -247,6 +252,7 @@ impl RootModule {
         match self {
             RootModule::V1_0(module) => (module.validate())(RStr::from_str(options_toml)),
             RootModule::V1_1(module) => (module.validate())(RStr::from_str(options_toml)),
+            RootModule::V1_2(module) => (module.validate())(RStr::from_str(options_toml)),
             RootModule::Current(module) => (module.validate())(RStr::from_str(options_toml)),
         }
     }
@@ -259,6 +265,10 @@ impl RootModule {
             },
             RootModule::V1_1(module) => match (module.new_filesystem())(init) {
                 RResult::ROk(fs) => RResult::ROk(abi_adapters::from_v1_1(fs)),
+                RResult::RErr(error) => RResult::RErr(error),
+            },
+            RootModule::V1_2(module) => match (module.new_filesystem())(init) {
+                RResult::ROk(fs) => RResult::ROk(abi_adapters::from_v1_2(fs)),
                 RResult::RErr(error) => RResult::RErr(error),
             },
             RootModule::Current(module) => (module.new_filesystem())(init),

@@ -2,7 +2,8 @@
 //!
 //! The 1.0.0 tests build from `tests/fixtures/abi-1.0.0`: the ABI crate, the SDK and the
 //! hello plugin exactly as 1.0.0 was released, plus a small host that knows only
-//! 1.0.0. Today's sources cannot fool them.
+//! 1.0.0. Today's sources cannot fool them. `abi-1.1.0` and `abi-1.2.0` do the same
+//! for those minors (1.2.0's with laterfs, which answers later, and a 1.2-only host).
 //!
 //! The other tests copy `plugin-api/` and `plugins/hello/` into a temporary workspace,
 //! changes the ABI crate there (its version, or one struct's layout), builds the hello
@@ -15,7 +16,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use fusehost_abi::ABI_VERSION;
-use fusehost_tests::{cargo, fusehost, run_to_end, stderr_text, target_dir, Host};
+use fusehost_tests::{cargo, fusehost, in_background, run_to_end, stderr_text, target_dir, Host};
 
 /// Builds share one target folder: one at a time, and each copies its result out.
 static BUILD: Mutex<()> = Mutex::new(());
@@ -220,6 +221,54 @@ fn a_plugin_built_from_the_released_1_1_0_sources_serves_a_mount() {
     let status = host.wait_exit(Duration::from_secs(30)).expect("the host stops");
     assert!(status.success(), "{}", host.stderr());
     assert!(!host.stderr().contains("answers these requests later"), "a 1.1 plugin answers nothing later");
+}
+
+#[test]
+fn a_plugin_built_from_the_released_1_2_0_sources_answers_later_in_todays_host() {
+    let released = build_released("1.2.0");
+    let mut listing = fusehost();
+    listing.arg("plugins").env("FUSEHOST_PLUGIN_PATH", &released);
+    let listing = run_to_end(listing);
+    let text = String::from_utf8_lossy(&listing.stdout);
+    assert!(text.contains("(ABI 1.2.0"), "listed with the ABI it was built for:\n{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mountpoint = dir.path().join("mnt");
+    std::fs::create_dir(&mountpoint).unwrap();
+    let mut command = mount_command(&released.join("libfusehost_laterfs.so"), &mountpoint);
+    command.args(["-o", "files=3", "-o", "delay_ms=5", "-v"]);
+    let mut host = Host::spawn(command, tempfile::tempdir().unwrap(), vec![mountpoint.clone()]);
+    host.wait_until_mounted();
+    // Answered later, through the 1.2 reply the host wraps around its own.
+    let (file, folder) = (mountpoint.join("f1"), mountpoint.clone());
+    let read = in_background(move || std::fs::read_to_string(file)).expect("the read is answered");
+    assert_eq!(read.unwrap(), "file 1\n");
+    let names = in_background(move || {
+        let mut names: Vec<_> = std::fs::read_dir(folder).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+        names.sort();
+        names
+    })
+    .expect("the listing is answered");
+    assert_eq!(names, ["dropped", "f0", "f1", "f2"]);
+    host.signal(rustix::process::Signal::TERM);
+    let status = host.wait_exit(Duration::from_secs(30)).expect("the host stops");
+    assert!(status.success(), "{}", host.stderr());
+    assert!(host.stderr().contains("answers these requests later"), "{}", host.stderr());
+}
+
+#[test]
+fn a_plugin_answering_create_with_ttls_answers_a_host_that_knows_only_1_2() {
+    // Today's laterfs answers create with `created_ttl` (1.3); a 1.2 host's reply has
+    // no such method, and abi_stable falls back to the ABI's default: `created`.
+    let old_host = build_released("1.2.0").join("fusehost-host-1-2");
+    let mut command = Command::new(&old_host);
+    command.arg(fusehost_tests::plugin_path("laterfs")).arg("delay_ms = 1");
+    let output = run_to_end(command);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "laterfs in the 1.2 host:\n{stdout}{}", stderr_text(&output));
+    assert!(stdout.contains(&format!("built for {ABI_VERSION}")), "{stdout}");
+    assert!(stdout.contains(&format!("create answered: created ino {}", 1u64 << 40)), "{stdout}");
+    assert!(stdout.ends_with("done\n"), "{stdout}");
 }
 
 #[test]

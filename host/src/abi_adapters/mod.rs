@@ -10,14 +10,19 @@
 //! [`capabilities`]: a 1.0 host offered kernel passthrough to every plugin, so a 1.0
 //! plugin keeps that consent.
 //!
+//! A 1.2 plugin's later-answering part needs one more step, since 1.3 grew the
+//! [`Reply`](fusehost_abi::Reply) it answers through: see [`later_1_2`].
+//!
 //! [`capabilities`]: RawFilesystem::capabilities
+
+mod later_1_2;
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RSlice, RSliceMut};
 use fusehost_abi::{
-    capability, v1_0, v1_1, Attr, AttrTtl, Created, DirPlusSinkRef, DirSinkRef, Entry, EntryTtl, Errno, FileLock,
-    FsObject, IoctlOut, MountHostObject, Negotiated, Opened, RawFilesystem, RawFilesystem_TO, RequestCtx, SetAttr,
-    StatFs,
+    capability, v1_0, v1_1, v1_2, Attr, AttrTtl, Created, DirPlusSinkRef, DirSinkRef, Entry, EntryTtl, Errno, FileLock,
+    FsObject, IoctlOut, LaterFsObject, MountHostObject, Negotiated, Opened, RawFilesystem, RawFilesystem_TO,
+    RequestCtx, SetAttr, StatFs,
 };
 
 /// A filesystem object from a plugin built against `fusehost-abi` 1.0.
@@ -34,6 +39,14 @@ struct V1_1Filesystem(v1_1::FsObject);
 /// Wraps a 1.1 plugin's filesystem object as a current one.
 pub fn from_v1_1(fs: v1_1::FsObject) -> FsObject {
     RawFilesystem_TO::from_value(V1_1Filesystem(fs), TD_Opaque)
+}
+
+/// A filesystem object from a plugin built against `fusehost-abi` 1.2.
+struct V1_2Filesystem(v1_2::FsObject);
+
+/// Wraps a 1.2 plugin's filesystem object as a current one.
+pub fn from_v1_2(fs: v1_2::FsObject) -> FsObject {
+    RawFilesystem_TO::from_value(V1_2Filesystem(fs), TD_Opaque)
 }
 
 /// The methods 1.0 has, forwarded unchanged to the wrapped object (`self.0`).
@@ -287,59 +300,89 @@ impl RawFilesystem for V1_0Filesystem {
     }
 }
 
+/// The methods 1.1 added, forwarded unchanged to the wrapped object (`self.0`).
+macro_rules! forward_1_1_methods {
+    () => {
+        fn capabilities(&self) -> u64 {
+            self.0.capabilities()
+        }
+
+        fn init(&self, negotiated: &Negotiated, host: MountHostObject) {
+            self.0.init(negotiated, host)
+        }
+
+        fn lookup_ttl(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>) -> RResult<EntryTtl, Errno> {
+            self.0.lookup_ttl(ctx, parent, name)
+        }
+
+        fn getattr_ttl(&self, ctx: &RequestCtx, ino: u64, fh: ROption<u64>) -> RResult<AttrTtl, Errno> {
+            self.0.getattr_ttl(ctx, ino, fh)
+        }
+
+        fn getlk(
+            &self,
+            ctx: &RequestCtx,
+            ino: u64,
+            fh: u64,
+            lock_owner: u64,
+            lock: &FileLock,
+        ) -> RResult<FileLock, Errno> {
+            self.0.getlk(ctx, ino, fh, lock_owner, lock)
+        }
+
+        fn setlk(
+            &self,
+            ctx: &RequestCtx,
+            ino: u64,
+            fh: u64,
+            lock_owner: u64,
+            lock: &FileLock,
+            sleep: bool,
+        ) -> RResult<(), Errno> {
+            self.0.setlk(ctx, ino, fh, lock_owner, lock, sleep)
+        }
+
+        fn ioctl(
+            &self,
+            ctx: &RequestCtx,
+            ino: u64,
+            fh: u64,
+            flags: u32,
+            cmd: u32,
+            input: RSlice<'_, u8>,
+            output: RSliceMut<'_, u8>,
+        ) -> RResult<IoctlOut, Errno> {
+            self.0.ioctl(ctx, ino, fh, flags, cmd, input, output)
+        }
+
+        fn poll(
+            &self,
+            ctx: &RequestCtx,
+            ino: u64,
+            fh: u64,
+            wakeup: u64,
+            events: u32,
+            flags: u32,
+        ) -> RResult<u32, Errno> {
+            self.0.poll(ctx, ino, fh, wakeup, events, flags)
+        }
+
+        fn bmap(&self, ctx: &RequestCtx, ino: u64, block_size: u32, block: u64) -> RResult<u64, Errno> {
+            self.0.bmap(ctx, ino, block_size, block)
+        }
+    };
+}
+
 impl RawFilesystem for V1_1Filesystem {
     forward_1_0_methods!();
+    forward_1_1_methods!();
+}
 
-    fn capabilities(&self) -> u64 {
-        self.0.capabilities()
-    }
+impl RawFilesystem for V1_2Filesystem {
+    forward_1_0_methods!();
+    forward_1_1_methods!();
 
-    fn init(&self, negotiated: &Negotiated, host: MountHostObject) {
-        self.0.init(negotiated, host)
-    }
-
-    fn lookup_ttl(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>) -> RResult<EntryTtl, Errno> {
-        self.0.lookup_ttl(ctx, parent, name)
-    }
-
-    fn getattr_ttl(&self, ctx: &RequestCtx, ino: u64, fh: ROption<u64>) -> RResult<AttrTtl, Errno> {
-        self.0.getattr_ttl(ctx, ino, fh)
-    }
-
-    fn getlk(&self, ctx: &RequestCtx, ino: u64, fh: u64, lock_owner: u64, lock: &FileLock) -> RResult<FileLock, Errno> {
-        self.0.getlk(ctx, ino, fh, lock_owner, lock)
-    }
-
-    fn setlk(
-        &self,
-        ctx: &RequestCtx,
-        ino: u64,
-        fh: u64,
-        lock_owner: u64,
-        lock: &FileLock,
-        sleep: bool,
-    ) -> RResult<(), Errno> {
-        self.0.setlk(ctx, ino, fh, lock_owner, lock, sleep)
-    }
-
-    fn ioctl(
-        &self,
-        ctx: &RequestCtx,
-        ino: u64,
-        fh: u64,
-        flags: u32,
-        cmd: u32,
-        input: RSlice<'_, u8>,
-        output: RSliceMut<'_, u8>,
-    ) -> RResult<IoctlOut, Errno> {
-        self.0.ioctl(ctx, ino, fh, flags, cmd, input, output)
-    }
-
-    fn poll(&self, ctx: &RequestCtx, ino: u64, fh: u64, wakeup: u64, events: u32, flags: u32) -> RResult<u32, Errno> {
-        self.0.poll(ctx, ino, fh, wakeup, events, flags)
-    }
-
-    fn bmap(&self, ctx: &RequestCtx, ino: u64, block_size: u32, block: u64) -> RResult<u64, Errno> {
-        self.0.bmap(ctx, ino, block_size, block)
+    fn answers_later(&self) -> ROption<LaterFsObject> {
+        self.0.answers_later().map(later_1_2::from_v1_2)
     }
 }
