@@ -13,7 +13,7 @@ use std::sync::Arc;
 use fusehost_abi::abi_stable::sabi_trait::TD_Opaque;
 use fusehost_abi::abi_stable::std_types::{RArc, RDuration, ROption, RResult, RSlice, RSliceMut};
 use fusehost_abi::{
-    Attr, AttrTtl, Created, DirPlusSinkRef, DirSinkRef, Entry as AbiEntry, EntryTtl, FileLock, IoctlOut,
+    Attr, AttrTtl, Created, CreatedTtl, DirPlusSinkRef, DirSinkRef, Entry as AbiEntry, EntryTtl, FileLock, IoctlOut,
     LaterFilesystem_TO, LaterFsObject, MountHostObject, Negotiated as AbiNegotiated, Opened as AbiOpened,
     RawFilesystem, RequestCtx, SetAttr as AbiSetAttr, StatFs,
 };
@@ -359,6 +359,63 @@ impl<F: Filesystem> RawFilesystem for FfiFilesystem<F> {
         }
         let later = LaterFfi { fs: Arc::clone(&self.fs), operations };
         ROption::RSome(LaterFilesystem_TO::from_ptr(RArc::new(later), TD_Opaque))
+    }
+
+    fn setattr_ttl(&self, ctx: &RequestCtx, ino: u64, attr: &AbiSetAttr) -> RResult<AttrTtl, Errno> {
+        guarded("setattr", || {
+            self.fs
+                .setattr_with_ttl(ctx, ino, &SetAttr::from_abi(attr))
+                .map(|(attr, ttl)| AttrTtl { attr: attr.to_abi(), attr_ttl: ttl.map(RDuration::from).into() })
+        })
+    }
+
+    fn mknod_ttl(
+        &self,
+        ctx: &RequestCtx,
+        parent: u64,
+        n: RSlice<'_, u8>,
+        mode: u32,
+        rdev: u32,
+    ) -> RResult<EntryTtl, Errno> {
+        guarded("mknod", || self.fs.mknod(ctx, parent, name(n), mode, rdev).map(|entry| entry.to_abi_ttl()))
+    }
+
+    fn mkdir_ttl(&self, ctx: &RequestCtx, parent: u64, n: RSlice<'_, u8>, mode: u32) -> RResult<EntryTtl, Errno> {
+        guarded("mkdir", || self.fs.mkdir(ctx, parent, name(n), mode).map(|entry| entry.to_abi_ttl()))
+    }
+
+    fn symlink_ttl(
+        &self,
+        ctx: &RequestCtx,
+        parent: u64,
+        n: RSlice<'_, u8>,
+        target: RSlice<'_, u8>,
+    ) -> RResult<EntryTtl, Errno> {
+        guarded("symlink", || self.fs.symlink(ctx, parent, name(n), name(target)).map(|entry| entry.to_abi_ttl()))
+    }
+
+    fn link_ttl(
+        &self,
+        ctx: &RequestCtx,
+        ino: u64,
+        new_parent: u64,
+        new_name: RSlice<'_, u8>,
+    ) -> RResult<EntryTtl, Errno> {
+        guarded("link", || self.fs.link(ctx, ino, new_parent, name(new_name)).map(|entry| entry.to_abi_ttl()))
+    }
+
+    fn create_ttl(
+        &self,
+        ctx: &RequestCtx,
+        parent: u64,
+        n: RSlice<'_, u8>,
+        mode: u32,
+        flags: i32,
+    ) -> RResult<CreatedTtl, Errno> {
+        guarded("create", || {
+            let (created, opened) = self.fs.create(ctx, parent, name(n), mode, flags)?;
+            Ok(CreatedTtl { entry: created.to_abi_ttl(), opened: opened.to_abi() })
+        })
     }
 
     fn getlk(&self, ctx: &RequestCtx, ino: u64, fh: u64, lock_owner: u64, lock: &FileLock) -> RResult<FileLock, Errno> {

@@ -252,6 +252,13 @@ pub trait Filesystem: Send + Sync + 'static {
         self.getattr(req, ino, fh).map(|attr| (attr, None))
     }
 
+    /// `setattr` with this answer's own attribute TTL (`None`: the mount's). The
+    /// default calls [`Filesystem::setattr`]. In a host before ABI 1.3 the TTL is
+    /// ignored.
+    fn setattr_with_ttl(&self, req: &Request, ino: u64, changes: &SetAttr) -> Result<(FileAttr, Option<Duration>)> {
+        self.setattr(req, ino, changes).map(|attr| (attr, None))
+    }
+
     /// `fcntl(F_GETLK)`: the lock that conflicts with `lock`, or `lock` with type
     /// `F_UNLCK` when none does. Sent only with [`Capabilities::POSIX_LOCKS`].
     fn getlk(&self, req: &Request, ino: u64, fh: u64, lock_owner: u64, lock: &FileLock) -> Result<FileLock> {

@@ -40,7 +40,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fusehost_abi::abi_stable::std_types::{RDuration, ROption, RSlice};
-use fusehost_abi::{operation, AttrTtl, Created, LaterFilesystem, ReplyObject, RequestCtx, SetAttr as AbiSetAttr};
+use fusehost_abi::{operation, AttrTtl, CreatedTtl, LaterFilesystem, ReplyObject, RequestCtx, SetAttr as AbiSetAttr};
 
 use crate::adapter::schedules_notify;
 use crate::filesystem::{DirPlusSink, DirSink, Filesystem};
@@ -183,7 +183,7 @@ answers! {
     u32 => |count, raw| raw.written(count);
     Opened => |opened, raw| raw.opened(&opened.to_abi());
     (Entry, Opened) => |created, raw| {
-        raw.created(&Created { entry: created.0.to_abi(), opened: created.1.to_abi() })
+        raw.created_ttl(&CreatedTtl { entry: created.0.to_abi_ttl(), opened: created.1.to_abi() })
     };
     StatFs => |statfs, raw| raw.statfs(&statfs);
     i64 => |offset, raw| raw.offset(offset);

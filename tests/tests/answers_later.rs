@@ -2,6 +2,7 @@
 //! the `laterfs` test plugin: a worker thread is never held while the plugin waits, a
 //! dropped reply is answered `EIO` and counted, and status shows what waits.
 
+use std::os::unix::fs::MetadataExt;
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
@@ -159,5 +160,35 @@ fn extended_attributes_answered_later_get_size_probes_values_and_erange_from_the
     assert_eq!(missing, Err(libc::ENODATA));
     let status = mount_status(&host);
     assert!(status["requests"]["getxattr"]["requests"].as_u64() >= Some(4), "{status}");
+    stop(host);
+}
+
+#[test]
+fn a_file_created_later_stays_visible_for_the_ttls_its_answer_gave_and_no_longer() {
+    // laterfs forgets what it creates at once: only the kernel's cache of the create's
+    // answer (ABI 1.3's `created_ttl`) keeps the file visible. The mounts' own TTLs
+    // say the opposite of the answers', so the answer's are the ones that show.
+    let kept = "attr_ttl = 0\nentry_ttl = 0\n[mount.options]\ndelay_ms = 5\ncreated_ttl_ms = 60000";
+    let fleeting = "attr_ttl = 60\nentry_ttl = 60\n[mount.options]\ndelay_ms = 5\ncreated_ttl_ms = 0";
+    let host = Host::run_mounts(&[mount_lines("kept", "laterfs", kept), mount_lines("fleeting", "laterfs", fleeting)]);
+    let stat_after_create = |name: &str| {
+        let path = host.mountpoint().with_file_name(name).join("new");
+        in_background(move || {
+            let created = std::fs::OpenOptions::new().write(true).create_new(true).open(&path).map(drop);
+            (created, (0..5).map(|_| std::fs::metadata(&path).map(|meta| meta.ino())).collect::<Vec<_>>())
+        })
+        .expect("every request is answered")
+    };
+    let (created, stats) = stat_after_create("kept");
+    created.expect("created");
+    for stat in stats {
+        assert!(stat.expect("the created file is still cached") >= 1 << 40, "the inode laterfs handed out");
+    }
+    // TTLs of 0: the kernel asks again at once, and laterfs knows no such file (the
+    // open after the create may already fail, as default_permissions asks first).
+    let (_, stats) = stat_after_create("fleeting");
+    for stat in stats {
+        assert_eq!(stat.expect_err("not cached").kind(), std::io::ErrorKind::NotFound);
+    }
     stop(host);
 }

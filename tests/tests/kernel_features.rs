@@ -18,6 +18,13 @@ fn requests(host: &Host, op: &str) -> u64 {
     mount_status(host)["requests"][op]["requests"].as_u64().unwrap_or(0)
 }
 
+/// How many of `ops` mount `name` of `host` has served.
+fn requests_of(host: &Host, name: &str, ops: &[&str]) -> u64 {
+    let status = status_json(&host.control_socket());
+    let mount = status["mounts"].as_array().unwrap().iter().find(|mount| mount["name"] == name).unwrap().clone();
+    ops.iter().map(|op| mount["requests"][op]["requests"].as_u64().unwrap_or(0)).sum()
+}
+
 /// Polls `condition` for up to a second: there is no signal for "the kernel dropped
 /// its cache", only the effect.
 fn within_a_second(mut condition: impl FnMut() -> bool) -> bool {
@@ -119,15 +126,7 @@ fn without_the_source_watch_the_ttls_are_what_bounds_staleness() {
 fn requests_for_three_passes(host: &Host, name: &str) -> u64 {
     let folder = host.mountpoint().with_file_name(name).join("sub");
     let file = folder.join("file");
-    let total = || {
-        let status = status_json(&host.control_socket());
-        let mount = status["mounts"].as_array().unwrap().iter().find(|mount| mount["name"] == name).unwrap().clone();
-        let requests = &mount["requests"];
-        ["lookup", "getattr", "read", "readdir", "readdirplus"]
-            .map(|op| requests[op]["requests"].as_u64().unwrap_or(0))
-            .iter()
-            .sum::<u64>()
-    };
+    let total = || requests_of(host, name, &["lookup", "getattr", "read", "readdir", "readdirplus"]);
     let pass = || {
         std::fs::metadata(&file).unwrap();
         assert_eq!(std::fs::read(&file).unwrap(), b"one");
@@ -228,6 +227,57 @@ fn passthrough_keeps_what_the_kernel_learnt_from_changes_made_through_the_mount(
     assert!(within_a_second(|| std::fs::metadata(&names[2]).is_ok_and(|meta| meta.len() == 15)), "size");
     std::fs::remove_file(source.path().join("renamed")).unwrap();
     assert!(within_a_second(|| std::fs::metadata(host.path("renamed")).is_err()), "a name deleted outside");
+}
+
+#[test]
+fn passthrough_hands_out_what_it_creates_and_changes_with_its_cache_modes_ttls() {
+    // The mounts' own TTLs say the opposite of the modes': `always` (a day) under
+    // mount TTLs of 0, `never` (0) under 60 s. Create, mkdir, symlink, link and
+    // setattr answer with the mode's TTLs (ABI 1.3), so they decide what is cached.
+    let source = tempfile::tempdir().unwrap();
+    let lines = |cache: &str, ttl: u32| {
+        format!(
+            "attr_ttl = {ttl}\nentry_ttl = {ttl}\n[mount.options]\nsource = {:?}\ncache = {cache:?}",
+            source.path().display().to_string()
+        )
+    };
+    let (always, never) = (lines("always", 0), lines("never", 60));
+    let host = Host::run_mounts(&[passthrough_lines("always", &always), passthrough_lines("never", &never)]);
+    for (mount, cached) in [("always", true), ("never", false)] {
+        let asked = || requests_of(&host, mount, &["lookup", "getattr"]);
+        let path = |name: &str| host.mountpoint().with_file_name(mount).join(format!("{mount}-{name}"));
+        let files: Vec<_> =
+            (0..10).map(|index| std::fs::File::create(path(&format!("file{index}"))).unwrap()).collect();
+        files[2].set_permissions(std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::create_dir(path("dir")).unwrap();
+        std::os::unix::fs::symlink("file0", path("symlink")).unwrap();
+        std::fs::hard_link(path("file1"), path("link")).unwrap();
+        let mut made: Vec<_> = (0..10).map(|index| path(&format!("file{index}"))).collect();
+        made.extend([path("dir"), path("symlink"), path("link")]);
+        // By path (each walk also needs the root's attributes: `never` asks for those
+        // every time) and by the created files' own handles (their attributes only).
+        let (before, mut by_path) = (asked(), 0);
+        for _ in 0..3 {
+            for name in &made {
+                std::fs::symlink_metadata(name).unwrap();
+            }
+        }
+        by_path += asked() - before;
+        let before = asked();
+        for _ in 0..3 {
+            for file in &files {
+                file.metadata().unwrap();
+            }
+        }
+        let by_handle = asked() - before;
+        if cached {
+            // Another test may drop the kernel's caches meanwhile: a few, not 39 or 30.
+            assert!(by_path <= 3, "{mount}: {by_path} lookups and getattrs for 39 stats of what it made");
+            assert!(by_handle <= 3, "{mount}: {by_handle} getattrs for 30 stats of the files it created");
+        } else {
+            assert!(by_handle >= 30, "{mount}: {by_handle} getattrs for 30 stats of new files, each must ask");
+        }
+    }
 }
 
 #[test]

@@ -22,15 +22,15 @@ use std::time::Instant;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RResult, RSlice};
 use fusehost_abi::{
-    operation, AttrTtl, Created, Entry, EntryTtl, Errno, FileLock, LaterFsObject, Opened, RawFilesystem, Reply,
-    ReplyObject, Reply_TO, StatFs,
+    operation, AttrTtl, Created, CreatedTtl, Entry, EntryTtl, Errno, FileLock, LaterFsObject, Opened, RawFilesystem,
+    Reply, ReplyObject, Reply_TO, StatFs,
 };
 use fuser::{
     PollEvents, ReplyAttr, ReplyBmap, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
     ReplyEntry, ReplyIoctl, ReplyLock, ReplyLseek, ReplyOpen, ReplyPoll, ReplyStatfs, ReplyWrite, ReplyXattr,
 };
 
-use super::{duration, hands_out_entries, Answers, Dispatch, InCall};
+use super::{hands_out_entries, Answers, Dispatch, InCall};
 use crate::contract::Expected;
 use crate::dir_sinks::{ReplyDirPlusSink, ReplyDirSink};
 use crate::stats::Op;
@@ -229,9 +229,7 @@ impl Reply for HostReply {
         self.answer(|answers, op, pending| match pending {
             Pending::Lookup(reply) => answers.reply_lookup(RResult::ROk(*entry), reply),
             Pending::Entry(reply, expected) => {
-                let attr_ttl = duration(entry.attr_ttl).unwrap_or(answers.config.attr_ttl);
-                let entry_ttl = duration(entry.entry_ttl).unwrap_or(answers.config.entry_ttl);
-                answers.send_entry(op, expected, &entry.entry, (attr_ttl, entry_ttl), reply)
+                answers.send_entry(op, expected, &entry.entry, answers.entry_ttls(entry), reply)
             }
             other => {
                 HostReply::wrong_kind(answers, op, other, "an entry to a request that hands out none");
@@ -291,13 +289,17 @@ impl Reply for HostReply {
     }
 
     fn created(&mut self, created: &Created) {
+        self.created_ttl(&CreatedTtl::from(*created))
+    }
+
+    fn created_ttl(&mut self, created: &CreatedTtl) {
         self.answer(|answers, op, pending| match pending {
             Pending::Created(reply, flags) => answers.reply_created(flags, RResult::ROk(*created), reply, |ino, fh| {
                 answers.target.release_refused(ino, fh, flags)
             }),
             other => {
                 HostReply::wrong_kind(answers, op, other, "a created file where another answer was due");
-                answers.undelivered(created.entry.attr.ino);
+                answers.undelivered(created.entry.entry.attr.ino);
             }
         });
     }

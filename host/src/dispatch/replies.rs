@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use abi_stable::std_types::{RResult, RSliceMut};
-use fusehost_abi::{AttrTtl, Created, Entry, EntryTtl, Errno, StatFs};
+use fusehost_abi::{AttrTtl, CreatedTtl, Entry, EntryTtl, Errno, StatFs};
 use fusehost_plugin_api::FileKind;
 use fuser::{
     FileHandle, FopenFlags, ReplyAttr, ReplyCreate, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr,
@@ -148,10 +148,19 @@ impl Answers {
         }
     }
 
-    /// Answers mknod, mkdir, symlink and link: the entry, with the mount's TTLs.
-    pub(super) fn reply_entry(&self, op: Op, expected: Expected, answer: RResult<Entry, Errno>, reply: ReplyEntry) {
+    /// The TTLs of an entry answer: its own, or the mount's (attributes, entry).
+    pub(super) fn entry_ttls(&self, answer: &EntryTtl) -> (Duration, Duration) {
+        (
+            duration(answer.attr_ttl).unwrap_or(self.config.attr_ttl),
+            duration(answer.entry_ttl).unwrap_or(self.config.entry_ttl),
+        )
+    }
+
+    /// Answers mknod, mkdir, symlink and link: the entry, with its own or the mount's
+    /// TTLs.
+    pub(super) fn reply_entry(&self, op: Op, expected: Expected, answer: RResult<EntryTtl, Errno>, reply: ReplyEntry) {
         match answer.into_result() {
-            Ok(entry) => self.send_entry(op, expected, &entry, (self.config.attr_ttl, self.config.entry_ttl), reply),
+            Ok(made) => self.send_entry(op, expected, &made.entry, self.entry_ttls(&made), reply),
             Err(errno) => reply.error(self.fail(op, errno)),
         }
     }
@@ -167,11 +176,7 @@ impl Answers {
             Ok(found) if found.entry.attr.ino == 0 => {
                 negative(reply, duration(found.entry_ttl).unwrap_or(self.config.negative_ttl))
             }
-            Ok(found) => {
-                let attr_ttl = duration(found.attr_ttl).unwrap_or(self.config.attr_ttl);
-                let entry_ttl = duration(found.entry_ttl).unwrap_or(self.config.entry_ttl);
-                self.send_entry(Op::Lookup, Expected::Found, &found.entry, (attr_ttl, entry_ttl), reply)
-            }
+            Ok(found) => self.send_entry(Op::Lookup, Expected::Found, &found.entry, self.entry_ttls(&found), reply),
             Err(errno) if errno == Errno::ENOENT && !self.config.negative_ttl.is_zero() => {
                 self.shared.stats.error(Op::Lookup, libc::ENOENT);
                 negative(reply, self.config.negative_ttl)
@@ -223,13 +228,14 @@ impl Answers {
         }
     }
 
-    /// Answers create: the entry counted and the handle opened; a refused entry is
-    /// `EIO`, and its handle is handed to `release_refused(ino, fh)` (the kernel would
-    /// never send RELEASE for it, nor FORGET).
+    /// Answers create: the entry counted and the handle opened, under the shorter of
+    /// its two TTLs (its own or the mount's: the kernel takes one for both); a refused
+    /// entry is `EIO`, and its handle is handed to `release_refused(ino, fh)` (the
+    /// kernel would never send RELEASE for it, nor FORGET).
     pub(super) fn reply_created(
         &self,
         open_flags: i32,
-        answer: RResult<Created, Errno>,
+        answer: RResult<CreatedTtl, Errno>,
         reply: ReplyCreate,
         release_refused: impl FnOnce(u64, u64),
     ) {
@@ -237,17 +243,18 @@ impl Answers {
             Ok(created) => created,
             Err(errno) => return reply.error(self.fail(Op::Create, errno)),
         };
-        let (attr, generation) =
-            match self.count_entry(&created.entry, Expected::Created(FileKind::RegularFile.mode_bits())) {
-                Ok(checked) => checked,
-                Err(why) => {
-                    reply.error(self.invalid(Op::Create, why));
-                    release_refused(created.entry.attr.ino, created.opened.fh);
-                    self.undelivered(created.entry.attr.ino);
-                    return;
-                }
-            };
-        let ttl = self.combined_ttl();
+        let entry = &created.entry.entry;
+        let (attr, generation) = match self.count_entry(entry, Expected::Created(FileKind::RegularFile.mode_bits())) {
+            Ok(checked) => checked,
+            Err(why) => {
+                reply.error(self.invalid(Op::Create, why));
+                release_refused(entry.attr.ino, created.opened.fh);
+                self.undelivered(entry.attr.ino);
+                return;
+            }
+        };
+        let (attr_ttl, entry_ttl) = self.entry_ttls(&created.entry);
+        let ttl = attr_ttl.min(entry_ttl);
         let (fh, flags) = (FileHandle(created.opened.fh), self.fopen_flags(created.opened.flags, open_flags));
         match self.backing.share(attr.ino.0, &created.opened, |fd| reply.open_backing(fd)) {
             Some(id) => reply.created_passthrough(&ttl, &attr, generation, fh, passed_through(flags), &id),

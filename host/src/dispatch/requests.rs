@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RSlice, RSliceMut};
 use fusehost_abi::{
-    operation, setattr_valid, AttrTtl, DirPlusSink_TO, DirSink_TO, Errno, FileLock, Negotiated, RawFilesystem, SetAttr,
+    operation, setattr_valid, DirPlusSink_TO, DirSink_TO, Errno, FileLock, Negotiated, RawFilesystem, SetAttr,
 };
 use fuser::{
     AccessFlags, CopyFileRangeFlags, FileHandle, INodeNo, IoctlFlags, KernelConfig, LockOwner, OpenFlags, PollEvents,
@@ -177,8 +177,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
             });
         }
         self.serve(Op::Setattr, || {
-            let answer = self.core.fs.setattr(&ctx(req, 0), ino.0, &change);
-            let answer = answer.map(|attr| AttrTtl { attr, attr_ttl: ROption::RNone });
+            let answer = self.core.fs.setattr_ttl(&ctx(req, 0), ino.0, &change);
             self.answers.reply_attr(Op::Setattr, ino.0, answer, reply);
         });
     }
@@ -207,7 +206,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
             });
         }
         self.serve(Op::Mknod, || {
-            let answer = self.core.fs.mknod(&ctx(req, umask), parent.0, bytes(name), mode, rdev);
+            let answer = self.core.fs.mknod_ttl(&ctx(req, umask), parent.0, bytes(name), mode, rdev);
             self.answers.reply_entry(Op::Mknod, Expected::Created(mode), answer, reply);
         });
     }
@@ -221,7 +220,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
             );
         }
         self.serve(Op::Mkdir, || {
-            let answer = self.core.fs.mkdir(&ctx(req, umask), parent.0, bytes(name), mode);
+            let answer = self.core.fs.mkdir_ttl(&ctx(req, umask), parent.0, bytes(name), mode);
             self.answers.reply_entry(Op::Mkdir, Expected::Created(FileKind::Directory.mode_bits()), answer, reply);
         });
     }
@@ -259,7 +258,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
             );
         }
         self.serve(Op::Symlink, || {
-            let answer = self.core.fs.symlink(&ctx(req, 0), parent.0, bytes(link_name), bytes(target.as_os_str()));
+            let answer = self.core.fs.symlink_ttl(&ctx(req, 0), parent.0, bytes(link_name), bytes(target.as_os_str()));
             self.answers.reply_entry(Op::Symlink, Expected::Created(FileKind::Symlink.mode_bits()), answer, reply);
         });
     }
@@ -293,7 +292,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
             });
         }
         self.serve(Op::Link, || {
-            let answer = self.core.fs.link(&ctx(req, 0), ino.0, newparent.0, bytes(newname));
+            let answer = self.core.fs.link_ttl(&ctx(req, 0), ino.0, newparent.0, bytes(newname));
             self.answers.reply_entry(Op::Link, Expected::Linked, answer, reply);
         });
     }
@@ -624,7 +623,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
             });
         }
         self.serve(Op::Create, || {
-            let answer = self.core.fs.create(&ctx(req, umask), parent.0, bytes(name), mode, flags);
+            let answer = self.core.fs.create_ttl(&ctx(req, umask), parent.0, bytes(name), mode, flags);
             self.answers.reply_created(flags, answer, reply, |ino, fh| {
                 let _ = self.core.fs.release(&ctx(req, 0), ino, fh, flags, ROption::RNone, false);
             });

@@ -11,11 +11,10 @@
 //! - `always`: names and attributes for [`ALWAYS_TTL`], data and listings kept across
 //!   opens, watch or not: for a source nothing else changes.
 //!
-//! In every mode, a file or folder the mount itself creates is first handed to the
-//! kernel with the mount's TTLs (1 s by default): the ABI's answers to create, mknod,
-//! mkdir, symlink and link carry no TTL. Its next lookup gets the mode's. So `never`
-//! over a source another machine changes wants the mount's `attr_ttl = 0` and
-//! `entry_ttl = 0` as well.
+//! What the mount itself creates or changes (create, mknod, mkdir, symlink, link,
+//! setattr) is handed to the kernel with the mode's TTLs too (ABI 1.3). A host before
+//! 1.3 sends the mount's TTLs for those answers (1 s by default) until the next lookup,
+//! so `never` there wants the mount's `attr_ttl = 0` and `entry_ttl = 0` as well.
 
 use std::time::Duration;
 

@@ -306,6 +306,10 @@ impl Filesystem for Passthrough {
         Ok((self.getattr(req, ino, fh)?, self.cache.ttl(self.watched())))
     }
 
+    fn setattr_with_ttl(&self, req: &Request, ino: u64, changes: &SetAttr) -> Result<(FileAttr, Option<Duration>)> {
+        Ok((self.setattr(req, ino, changes)?, self.cache.ttl(self.watched())))
+    }
+
     fn setattr(&self, _req: &Request, ino: u64, changes: &SetAttr) -> Result<FileAttr> {
         let node = self.nodes.get(ino)?;
         let fd = node.fd()?;

@@ -7,21 +7,31 @@
 //! | `f0`..      | `files` regular files, each holding `file N\n`                   |
 //! | `dropped`   | a file whose read reply is dropped without an answer             |
 //!
+//! A file created in `/` is answered later with TTLs of `created_ttl_ms` and then
+//! forgotten at once: only the kernel's cache of create's answer keeps it visible,
+//! which shows whether those TTLs reached the kernel. Its inodes count up from
+//! [`FIRST_CREATED_INO`].
+//!
 //! Every file has one extended attribute, `user.later` = `answered later`, answered
 //! later too (getxattr and listxattr).
 #![deny(unsafe_code)]
 
 use std::ffi::OsStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use fusehost_plugin_api::*;
 
 const DROPPED_INO: u64 = 2;
 const FIRST_FILE_INO: u64 = 10;
+/// Far above every `f` file's inode.
+const FIRST_CREATED_INO: u64 = 1 << 40;
 
 struct LaterFs {
     files: u64,
     delay: Duration,
+    created_ttl: Duration,
+    next_created: AtomicU64,
 }
 
 impl Plugin for LaterFs {
@@ -30,12 +40,15 @@ impl Plugin for LaterFs {
     const OPTIONS: &'static [OptionSpec] = &[
         OptionSpec::new("files", OptionKind::Integer, "64", "how many files `/` holds"),
         OptionSpec::new("delay_ms", OptionKind::Integer, "300", "how long each answer takes"),
+        OptionSpec::new("created_ttl_ms", OptionKind::Integer, "60000", "the TTLs of a created file's entry"),
     ];
 
     fn new(_mount: &MountInfo, options: &Options) -> std::result::Result<Self, SetupError> {
         Ok(LaterFs {
             files: options.integer("files").unwrap_or(64).max(0) as u64,
             delay: Duration::from_millis(options.integer("delay_ms").unwrap_or(300).max(0) as u64),
+            created_ttl: Duration::from_millis(options.integer("created_ttl_ms").unwrap_or(60_000).max(0) as u64),
+            next_created: AtomicU64::new(FIRST_CREATED_INO),
         })
     }
 }
@@ -88,6 +101,26 @@ impl Filesystem for LaterFs {
             | Operations::READ
             | Operations::GETXATTR
             | Operations::LISTXATTR
+            | Operations::CREATE
+    }
+
+    fn create_later(
+        &self,
+        _req: &Request,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        _flags: i32,
+        reply: Reply<(Entry, Opened)>,
+    ) {
+        let answer = if parent != ROOT_INO || self.ino_of(name).is_some() {
+            Err(Errno::EEXIST)
+        } else {
+            let ino = self.next_created.fetch_add(1, Ordering::Relaxed);
+            let attr = FileAttr::new(ino, FileKind::RegularFile, (mode & 0o7777) as u16, UNIX_EPOCH);
+            Ok((Entry::new(attr).with_ttls(self.created_ttl, self.created_ttl), Opened::handle(ino)))
+        };
+        self.later(move || reply.send(answer));
     }
 
     fn getxattr_later(&self, _req: &Request, _ino: u64, name: &OsStr, reply: Reply<Vec<u8>>) {
