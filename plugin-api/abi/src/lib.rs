@@ -41,7 +41,7 @@
 //! | `getlk`/`setlk`, `ioctl`, `poll`, `bmap` | 1.1.0 |
 //! | [`PluginMetadata`]: read-only plugins, the source option, the semantics revision | 1.1.0 |
 //! | answers given later, from any thread ([`RawFilesystem::answers_later`], [`LaterFilesystem`], [`Reply`]) | 1.2.0 |
-//! | TTLs on what setattr and create, mknod, mkdir, symlink, link answer ([`RawFilesystem::setattr_ttl`], [`RawFilesystem::create_ttl`] and the other `*_ttl`; [`Reply::created_ttl`]) | 1.3.0 |
+//! | TTLs on what setattr and create, mknod, mkdir, symlink, link answer, and on readdirplus entries ([`RawFilesystem::setattr_ttl`], [`RawFilesystem::create_ttl`] and the other `*_ttl`; [`Reply::created_ttl`], [`DirPlusSink::add_ttl`], [`Reply::add_dir_plus_entry_ttl`]) | 1.3.0 |
 //!
 //! # How a plugin is recognised
 //!
@@ -374,6 +374,15 @@ pub trait DirPlusSink {
     /// entry was *not* added (and not counted) and the plugin must stop.
     #[sabi(last_prefix_field)]
     fn add(&mut self, next_offset: i64, name: RSlice<'_, u8>, entry: &Entry) -> bool;
+
+    // ---- Appended in 1.3.0.
+
+    /// [`DirPlusSink::add`] with the entry's own TTLs (`RNone`: the mount's; the kernel
+    /// keeps the shorter for both). On a host before 1.3, whose sinks lack this
+    /// method, abi_stable calls this default: the mount's TTLs.
+    fn add_ttl(&mut self, next_offset: i64, name: RSlice<'_, u8>, entry: &EntryTtl) -> bool {
+        self.add(next_offset, name, &entry.entry)
+    }
 }
 
 /// The readdir sink the host lends for one request.
@@ -756,6 +765,11 @@ pub trait Reply: Send {
     /// mount's TTLs, as through [`Reply::created`].
     fn created_ttl(&mut self, created: &CreatedTtl) {
         self.created(&Created { entry: created.entry.entry, opened: created.opened })
+    }
+    /// [`Reply::add_dir_plus_entry`] with the entry's own TTLs; before 1.3, as
+    /// [`DirPlusSink::add_ttl`]: the mount's.
+    fn add_dir_plus_entry_ttl(&mut self, next_offset: i64, name: RSlice<'_, u8>, entry: &EntryTtl) -> bool {
+        self.add_dir_plus_entry(next_offset, name, &entry.entry)
     }
 }
 

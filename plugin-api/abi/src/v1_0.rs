@@ -7,23 +7,35 @@
 //! the minor it was built for, and these are 1.0's, kept byte for byte (the layout
 //! snapshot test holds them). The host adapts a 1.0 object to the current trait
 //! (`fusehost::abi_adapters`); everything 1.1 added answers as a 1.0 plugin would.
-//! Only the types that grew are copied: every other type is shared with the current
-//! ABI, unchanged.
+//! Only the types that grew are copied (`DirPlusSink` too, which 1.3 grew: 1.0 to 1.2
+//! share this copy): every other type is shared with the current ABI, unchanged.
 #![allow(missing_docs)]
 
 use abi_stable::{
     declare_root_module_statics,
     library::RootModule,
     package_version_strings, sabi_trait,
-    sabi_types::VersionStrings,
+    sabi_types::{RMut, VersionStrings},
     std_types::{RBox, ROption, RResult, RSlice, RSliceMut, RStr},
     StableAbi,
 };
 
 use crate::{
-    Attr, Created, DirPlusSinkRef, DirSinkRef, Entry, Errno, HostServices, MountInit, Opened, PluginError, PluginInfo,
-    RequestCtx, SetAttr, StatFs,
+    Attr, Created, DirSinkRef, Entry, Errno, HostServices, MountInit, Opened, PluginError, PluginInfo, RequestCtx,
+    SetAttr, StatFs,
 };
+
+/// Where readdirplus puts entries with their attributes (1.0 to 1.2).
+#[sabi_trait]
+pub trait DirPlusSink {
+    /// Adds one entry with its attributes. Returns `true` when the buffer is full: the
+    /// entry was *not* added (and not counted) and the plugin must stop.
+    #[sabi(last_prefix_field)]
+    fn add(&mut self, next_offset: i64, name: RSlice<'_, u8>, entry: &Entry) -> bool;
+}
+
+/// The readdirplus sink a host before 1.3 lends for one request.
+pub type DirPlusSinkRef<'a, 'b> = DirPlusSink_TO<'a, RMut<'b, ()>>;
 
 /// One mounted filesystem instance: the whole FUSE request set.
 ///

@@ -16,10 +16,10 @@ use abi_stable::{
     StableAbi,
 };
 
+use crate::v1_0::DirPlusSinkRef;
 use crate::{
-    Attr, AttrTtl, Created, DirPlusSinkRef, DirSinkRef, Entry, EntryTtl, Errno, FileLock, HostServices, IoctlOut,
-    MountHostObject, MountInit, Negotiated, Opened, PluginError, PluginInfo, PluginMetadata, RequestCtx, SetAttr,
-    StatFs,
+    Attr, AttrTtl, Created, DirSinkRef, Entry, EntryTtl, Errno, FileLock, HostServices, IoctlOut, MountHostObject,
+    MountInit, Negotiated, Opened, PluginError, PluginInfo, PluginMetadata, RequestCtx, SetAttr, StatFs,
 };
 
 /// One mounted filesystem instance: the whole FUSE request set.

@@ -5,8 +5,9 @@
 //! fewer entries than the host's types, so a host loads a 1.2 plugin through 1.2's
 //! interface and adapts the objects (`fusehost::abi_adapters`). 1.3 appended to
 //! `RawFilesystem` (TTLs on what setattr, create, mknod, mkdir, symlink and link answer) and
-//! to `Reply` (`created_ttl`), so both are copied here, and `LaterFilesystem` with them
-//! because its methods take a `Reply`. Every other type is shared with the current
+//! to `Reply` (`created_ttl`, `add_dir_plus_entry_ttl`), so both are copied here, and
+//! `LaterFilesystem` with them because its methods take a `Reply`; `DirPlusSink` grew
+//! too, and its 1.0 copy (`v1_0`) serves here. Every other type is shared with the current
 //! ABI, unchanged.
 #![allow(missing_docs)]
 
@@ -19,10 +20,10 @@ use abi_stable::{
     StableAbi,
 };
 
+use crate::v1_0::DirPlusSinkRef;
 use crate::{
-    Attr, AttrTtl, Created, DirPlusSinkRef, DirSinkRef, Entry, EntryTtl, Errno, FileLock, HostServices, IoctlOut,
-    MountHostObject, MountInit, Negotiated, Opened, PluginError, PluginInfo, PluginMetadata, RequestCtx, SetAttr,
-    StatFs,
+    Attr, AttrTtl, Created, DirSinkRef, Entry, EntryTtl, Errno, FileLock, HostServices, IoctlOut, MountHostObject,
+    MountInit, Negotiated, Opened, PluginError, PluginInfo, PluginMetadata, RequestCtx, SetAttr, StatFs,
 };
 
 /// One mounted filesystem instance: the whole FUSE request set.
