@@ -11,10 +11,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
 use abi_stable::std_types::RSlice;
-use fusehost_abi::{DirPlusSink, DirSink, Entry};
+use fusehost_abi::{DirPlusSink, DirSink, Entry, EntryTtl};
 use fuser::{INodeNo, ReplyDirectory, ReplyDirectoryPlus};
 
 use crate::contract::{check_entry, entry_kind, Expected, REUSED_INODE};
+use crate::dispatch::entry_ttls;
 use crate::lookup_table::LookupTable;
 use crate::presentation::Presentation;
 
@@ -48,7 +49,8 @@ impl DirSink for ReplyDirSink<'_> {
 pub struct ReplyDirPlusSink<'r> {
     pub reply: &'r mut ReplyDirectoryPlus,
     pub lookups: &'r LookupTable,
-    pub ttl: Duration,
+    /// The mount's TTLs, (attributes, entry), for entries that give none.
+    pub mount_ttls: (Duration, Duration),
     pub presentation: Presentation,
     pub added: usize,
     pub invalid: Option<&'static str>,
@@ -63,7 +65,13 @@ fn is_dot_or_dotdot(name: &[u8]) -> bool {
 
 impl DirPlusSink for ReplyDirPlusSink<'_> {
     fn add(&mut self, next_offset: i64, name: RSlice<'_, u8>, entry: &Entry) -> bool {
-        let name = name.as_slice();
+        self.add_ttl(next_offset, name, &EntryTtl::with_mount_ttls(*entry))
+    }
+
+    /// The kernel keeps one TTL for a readdirplus entry's name and attributes: the
+    /// shorter of the two.
+    fn add_ttl(&mut self, next_offset: i64, name: RSlice<'_, u8>, answer: &EntryTtl) -> bool {
+        let (entry, name) = (&answer.entry, name.as_slice());
         let refuse = |sink: &mut Self, why| {
             sink.invalid = Some(why);
             sink.undelivered.push(entry.attr.ino);
@@ -81,11 +89,12 @@ impl DirPlusSink for ReplyDirPlusSink<'_> {
             return refuse(self, REUSED_INODE);
         }
         self.presentation.apply(&mut attr);
+        let (attr_ttl, entry_ttl) = entry_ttls(answer, self.mount_ttls);
         let full = self.reply.add(
             INodeNo(entry.attr.ino),
             next_offset as u64,
             OsStr::from_bytes(name),
-            &self.ttl,
+            &attr_ttl.min(entry_ttl),
             &attr,
             generation,
         );

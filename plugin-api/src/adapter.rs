@@ -80,7 +80,7 @@ struct AbiDirPlusSink<'s, 'a, 'b> {
 
 impl DirPlusSink for AbiDirPlusSink<'_, '_, '_> {
     fn add(&mut self, next_offset: i64, name: &OsStr, entry: &Entry) -> bool {
-        self.inner.add(next_offset, RSlice::from_slice(name.as_bytes()), &entry.to_abi())
+        self.inner.add_ttl(next_offset, RSlice::from_slice(name.as_bytes()), &entry.to_abi_ttl())
     }
 }
 

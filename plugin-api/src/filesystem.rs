@@ -18,7 +18,9 @@ pub trait DirSink {
 }
 
 /// Receives readdirplus entries with their attributes. Every entry added other than
-/// `.` and `..` counts as a lookup (the host does the counting).
+/// `.` and `..` counts as a lookup (the host does the counting). An entry's own TTLs
+/// ([`Entry::with_ttls`](crate::Entry::with_ttls)) reach the kernel in a host of ABI
+/// 1.3 or later, the shorter of the two for both; before, the mount's.
 pub trait DirPlusSink {
     /// Adds one entry; returns `true` when the buffer is full (entry not added).
     fn add(&mut self, next_offset: i64, name: &OsStr, entry: &Entry) -> bool;

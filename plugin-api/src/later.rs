@@ -234,7 +234,7 @@ pub struct ReplyDirPlus {
 impl ReplyDirPlus {
     /// Adds one entry; returns `true` when the listing is full (entry not added).
     pub fn add(&mut self, next_offset: i64, name: &OsStr, entry: &Entry) -> bool {
-        self.raw.add_dir_plus_entry(next_offset, RSlice::from_slice(name.as_bytes()), &entry.to_abi())
+        self.raw.add_dir_plus_entry_ttl(next_offset, RSlice::from_slice(name.as_bytes()), &entry.to_abi_ttl())
     }
 
     /// Ends the listing, or answers an error when no entry was added.

@@ -155,11 +155,11 @@ impl FileAttr {
 /// From ABI 1.1 an entry may carry its own TTLs (see [`Entry::with_ttls`]), and a
 /// lookup may answer [`Entry::negative`]. In a 1.0 host both fall back to the mount's
 /// TTLs and a plain `ENOENT`. The TTLs reach the kernel from every answer that hands
-/// out an entry in a host of ABI 1.3 or later; before 1.3 only from `lookup` and from
-/// the entries `mknod`, `mkdir`, `symlink` and `link` answer later (see
-/// [`later`](crate::later)), and the rest take the mount's TTLs until the kernel looks
-/// the name up again. `create` takes the shorter of the two (the kernel keeps one TTL
-/// for both).
+/// out an entry in a host of ABI 1.3 or later (readdirplus listings included); before
+/// 1.3 only from `lookup` and from the entries `mknod`, `mkdir`, `symlink` and `link`
+/// answer later (see [`later`](crate::later)), and the rest take the mount's TTLs
+/// until the kernel looks the name up again. `create` and readdirplus take the shorter
+/// of the two (the kernel keeps one TTL for both).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub attr: FileAttr,

@@ -257,18 +257,24 @@ fn a_plugin_built_from_the_released_1_2_0_sources_answers_later_in_todays_host()
 }
 
 #[test]
-fn a_plugin_answering_create_with_ttls_answers_a_host_that_knows_only_1_2() {
-    // Today's laterfs answers create with `created_ttl` (1.3); a 1.2 host's reply has
-    // no such method, and abi_stable falls back to the ABI's default: `created`.
+fn todays_plugins_answer_a_host_that_knows_only_1_2_through_the_methods_it_has() {
+    // Today's SDK lists readdirplus entries with `add_ttl` and laterfs answers create
+    // with `created_ttl` (1.3); a 1.2 host's sink and reply lack them, and abi_stable
+    // falls back to the ABI's defaults: `add` and `created`.
     let old_host = build_released("1.2.0").join("fusehost-host-1-2");
-    let mut command = Command::new(&old_host);
-    command.arg(fusehost_tests::plugin_path("laterfs")).arg("delay_ms = 1");
-    let output = run_to_end(command);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "laterfs in the 1.2 host:\n{stdout}{}", stderr_text(&output));
-    assert!(stdout.contains(&format!("built for {ABI_VERSION}")), "{stdout}");
-    assert!(stdout.contains(&format!("create answered: created ino {}", 1u64 << 40)), "{stdout}");
-    assert!(stdout.ends_with("done\n"), "{stdout}");
+    let created_later = format!("create answered: created ino {}", 1u64 << 40);
+    for (plugin, options, expected) in
+        [("memfs", "", "listed: . .. made-now"), ("laterfs", "delay_ms = 1", created_later.as_str())]
+    {
+        let mut command = Command::new(&old_host);
+        command.arg(fusehost_tests::plugin_path(plugin)).arg(options);
+        let output = run_to_end(command);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{plugin} in the 1.2 host:\n{stdout}{}", stderr_text(&output));
+        assert!(stdout.contains(&format!("built for {ABI_VERSION}")), "{stdout}");
+        assert!(stdout.contains(expected), "{plugin} answered the 1.2 host:\n{stdout}");
+        assert!(stdout.ends_with("done\n"), "{stdout}");
+    }
 }
 
 #[test]

@@ -281,6 +281,53 @@ fn passthrough_hands_out_what_it_creates_and_changes_with_its_cache_modes_ttls()
 }
 
 #[test]
+fn passthrough_lists_a_folder_with_its_cache_modes_ttls() {
+    // As above, for the entries a listing hands out (readdirplus, ABI 1.3): a folder
+    // made in the source, listed through each mount, then each name stat'ed by path.
+    let source = tempfile::tempdir().unwrap();
+    for mount in ["always", "never"] {
+        std::fs::create_dir(source.path().join(mount)).unwrap();
+        for index in 0..10 {
+            std::fs::write(source.path().join(format!("{mount}/file{index}")), b"listed").unwrap();
+        }
+    }
+    let lines = |cache: &str, ttl: u32| {
+        format!(
+            "attr_ttl = {ttl}\nentry_ttl = {ttl}\n[mount.options]\nsource = {:?}\ncache = {cache:?}",
+            source.path().display().to_string()
+        )
+    };
+    let (always, never) = (lines("always", 0), lines("never", 60));
+    let host = Host::run_mounts(&[passthrough_lines("always", &always), passthrough_lines("never", &never)]);
+    for (mount, cached) in [("always", true), ("never", false)] {
+        let folder = host.mountpoint().with_file_name(mount).join(mount);
+        let names: Vec<_> = std::fs::read_dir(&folder).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 10, "{mount}: {names:?}");
+        // Stat'ed from the open folder, so that no walk looks the folder itself up
+        // again (`never` gives it TTLs of 0 too).
+        let folder = std::fs::File::open(&folder).unwrap();
+        assert!(requests_of(&host, mount, &["readdirplus"]) > 0, "{mount}: listed with attributes");
+        let lookups = || requests_of(&host, mount, &["lookup"]);
+        let lookups_and_getattrs = || requests_of(&host, mount, &["lookup", "getattr"]);
+        let before = (lookups(), lookups_and_getattrs());
+        for _ in 0..3 {
+            for name in &names {
+                rustix::fs::statat(&folder, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).unwrap();
+            }
+        }
+        if cached {
+            let asked = lookups_and_getattrs() - before.1;
+            // Another test may drop the kernel's caches meanwhile: a few, not 30.
+            assert!(asked <= 3, "{mount}: {asked} lookups and getattrs for 30 stats of listed names");
+        } else {
+            // Each stat also asks for the folder's attributes, which are not counted here.
+            let asked = lookups() - before.0;
+            assert!(asked >= 30, "{mount}: {asked} lookups for 30 stats of listed names, each must ask");
+        }
+    }
+}
+
+#[test]
 fn passthrough_refuses_an_unknown_cache_mode_naming_the_choices() {
     let source = tempfile::tempdir().unwrap();
     let mountpoint = tempfile::tempdir().unwrap();

@@ -10,8 +10,9 @@
 //! [`capabilities`]: a 1.0 host offered kernel passthrough to every plugin, so a 1.0
 //! plugin keeps that consent.
 //!
-//! A 1.2 plugin's later-answering part needs one more step, since 1.3 grew the
-//! [`Reply`](fusehost_abi::Reply) it answers through: see [`later_1_2`].
+//! The host's readdirplus sink is lent to such a plugin as the 1.0 sink it knows (1.3
+//! grew the sink); and a 1.2 plugin's later-answering part needs one more step, since
+//! 1.3 grew the [`Reply`](fusehost_abi::Reply) it answers through: see [`later_1_2`].
 //!
 //! [`capabilities`]: RawFilesystem::capabilities
 
@@ -47,6 +48,16 @@ struct V1_2Filesystem(v1_2::FsObject);
 /// Wraps a 1.2 plugin's filesystem object as a current one.
 pub fn from_v1_2(fs: v1_2::FsObject) -> FsObject {
     RawFilesystem_TO::from_value(V1_2Filesystem(fs), TD_Opaque)
+}
+
+/// The host's readdirplus sink as a plugin before 1.3 fills it: through the 1.0 sink,
+/// which lacks `add_ttl`.
+struct SinkAsV1_0<'s, 'a, 'b>(&'s mut DirPlusSinkRef<'a, 'b>);
+
+impl v1_0::DirPlusSink for SinkAsV1_0<'_, '_, '_> {
+    fn add(&mut self, next_offset: i64, name: RSlice<'_, u8>, entry: &Entry) -> bool {
+        self.0.add(next_offset, name, entry)
+    }
 }
 
 /// The methods 1.0 has, forwarded unchanged to the wrapped object (`self.0`).
@@ -195,7 +206,10 @@ macro_rules! forward_1_0_methods {
             offset: i64,
             sink: &mut DirPlusSinkRef<'_, '_>,
         ) -> RResult<(), Errno> {
-            self.0.readdirplus(ctx, ino, fh, offset, sink)
+            let mut sink = SinkAsV1_0(sink);
+            let mut lent = v1_0::DirPlusSink_TO::from_ptr(&mut sink, TD_Opaque);
+            let answer = self.0.readdirplus(ctx, ino, fh, offset, &mut lent);
+            answer
         }
 
         fn releasedir(&self, ctx: &RequestCtx, ino: u64, fh: u64, flags: i32) -> RResult<(), Errno> {

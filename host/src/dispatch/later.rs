@@ -364,26 +364,30 @@ impl Reply for HostReply {
     }
 
     fn add_dir_plus_entry(&mut self, next_offset: i64, name: RSlice<'_, u8>, entry: &Entry) -> bool {
+        self.add_dir_plus_entry_ttl(next_offset, name, &EntryTtl::with_mount_ttls(*entry))
+    }
+
+    fn add_dir_plus_entry_ttl(&mut self, next_offset: i64, name: RSlice<'_, u8>, entry: &EntryTtl) -> bool {
         let answers = &self.answers;
         match &mut self.pending {
             Some(Pending::DirPlus(reply, listing)) => {
                 let mut sink = ReplyDirPlusSink {
                     reply,
                     lookups: &answers.shared.lookups,
-                    ttl: answers.combined_ttl(),
+                    mount_ttls: answers.mount_ttls(),
                     presentation: answers.config.presentation,
                     added: listing.added,
                     invalid: listing.invalid,
                     undelivered: &mut listing.undelivered,
                 };
-                let full = sink.add(next_offset, name, entry);
+                let full = sink.add_ttl(next_offset, name, entry);
                 (listing.added, listing.invalid) = (sink.added, sink.invalid);
                 full
             }
             _ => {
                 let _span = answers.span.enter();
                 answers.invalid(self.op, "a readdirplus entry to another request (ignored)");
-                answers.undelivered(entry.attr.ino);
+                answers.undelivered(entry.entry.attr.ino);
                 true
             }
         }

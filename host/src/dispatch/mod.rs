@@ -42,7 +42,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use abi_stable::std_types::{RDuration, ROption, RSlice};
-use fusehost_abi::{capability, open_flags, RawFilesystem, RequestCtx, Timespec};
+use fusehost_abi::{capability, open_flags, EntryTtl, RawFilesystem, RequestCtx, Timespec};
 use fuser::{FopenFlags, INodeNo, LockOwner, Request};
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use tracing::span::EnteredSpan;
@@ -308,6 +308,12 @@ fn fopen_flags(answered: u32, granted: u64, direct: bool) -> FopenFlags {
 
 fn duration(ttl: ROption<RDuration>) -> Option<Duration> {
     ttl.into_option().map(Duration::from)
+}
+
+/// An entry answer's TTLs, (attributes, entry): its own, or `mount`'s where it gives
+/// none.
+pub(crate) fn entry_ttls(answer: &EntryTtl, mount: (Duration, Duration)) -> (Duration, Duration) {
+    (duration(answer.attr_ttl).unwrap_or(mount.0), duration(answer.entry_ttl).unwrap_or(mount.1))
 }
 
 impl<O: RawFilesystem + 'static> Dispatch<O> {

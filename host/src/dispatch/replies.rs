@@ -148,12 +148,14 @@ impl Answers {
         }
     }
 
-    /// The TTLs of an entry answer: its own, or the mount's (attributes, entry).
+    /// The mount's TTLs, (attributes, entry).
+    pub(super) fn mount_ttls(&self) -> (Duration, Duration) {
+        (self.config.attr_ttl, self.config.entry_ttl)
+    }
+
+    /// The TTLs of an entry answer, (attributes, entry): its own, or the mount's.
     pub(super) fn entry_ttls(&self, answer: &EntryTtl) -> (Duration, Duration) {
-        (
-            duration(answer.attr_ttl).unwrap_or(self.config.attr_ttl),
-            duration(answer.entry_ttl).unwrap_or(self.config.entry_ttl),
-        )
+        super::entry_ttls(answer, self.mount_ttls())
     }
 
     /// Answers mknod, mkdir, symlink and link: the entry, with its own or the mount's
@@ -318,13 +320,6 @@ impl Answers {
             (Ok(()), None) => Ok(()),
             (Err(errno), None) => Err(self.fail(op, errno)),
         }
-    }
-
-    /// The TTL of a reply that carries an entry and its attributes under one TTL
-    /// (create, readdirplus): the shorter one, so neither is trusted for longer than
-    /// the operator allowed.
-    pub(super) fn combined_ttl(&self) -> Duration {
-        self.config.attr_ttl.min(self.config.entry_ttl)
     }
 }
 

@@ -480,7 +480,7 @@ impl<O: RawFilesystem + 'static> fuser::Filesystem for Dispatch<O> {
                 let mut sink = ReplyDirPlusSink {
                     reply: &mut reply,
                     lookups: &self.answers.shared.lookups,
-                    ttl: self.answers.combined_ttl(),
+                    mount_ttls: self.answers.mount_ttls(),
                     presentation: self.answers.config.presentation,
                     added: 0,
                     invalid: None,

@@ -12,9 +12,10 @@
 //!   opens, watch or not: for a source nothing else changes.
 //!
 //! What the mount itself creates or changes (create, mknod, mkdir, symlink, link,
-//! setattr) is handed to the kernel with the mode's TTLs too (ABI 1.3). A host before
-//! 1.3 sends the mount's TTLs for those answers (1 s by default) until the next lookup,
-//! so `never` there wants the mount's `attr_ttl = 0` and `entry_ttl = 0` as well.
+//! setattr) and what a listing hands out (readdirplus) get the mode's TTLs too (ABI
+//! 1.3). A host before 1.3 sends the mount's TTLs for those answers (1 s by default)
+//! until the next lookup, so `never` there wants the mount's `attr_ttl = 0` and
+//! `entry_ttl = 0` as well.
 
 use std::time::Duration;
 
