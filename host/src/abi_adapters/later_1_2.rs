@@ -1,7 +1,7 @@
 //! A 1.2 plugin's later-answering part, adapted to the current ABI.
 //!
 //! Its [`v1_2::LaterFilesystem`] takes the 1.2 [`v1_2::Reply`], which lacks what 1.3
-//! appended (`created_ttl`): abi_stable would refuse the plugin if the host handed it
+//! appended (`created_ttl`, `add_dir_plus_entry_ttl`): abi_stable would refuse the plugin if the host handed it
 //! the current, longer reply type. So each request's current reply is wrapped in a
 //! 1.2 one ([`ReplyAsV1_2`], one small allocation per request answered later) that
 //! forwards every 1.2 answer unchanged; everything else is forwarded as it is.

@@ -208,6 +208,7 @@ macro_rules! forward_1_0_methods {
         ) -> RResult<(), Errno> {
             let mut sink = SinkAsV1_0(sink);
             let mut lent = v1_0::DirPlusSink_TO::from_ptr(&mut sink, TD_Opaque);
+            // Bound to a name so that `lent`, which borrows `sink`, is dropped first.
             let answer = self.0.readdirplus(ctx, ino, fh, offset, &mut lent);
             answer
         }
