@@ -315,8 +315,9 @@ pub trait Filesystem: Send + Sync + 'static {
         reply.send(self.getattr_with_ttl(req, ino, fh))
     }
 
+    /// Answer through [`Reply::with_ttl`] to give the attributes their own TTL.
     fn setattr_later(&self, req: &Request, ino: u64, changes: &SetAttr, reply: Reply<FileAttr>) {
-        reply.send(self.setattr(req, ino, changes))
+        reply.with_ttl().send(self.setattr_with_ttl(req, ino, changes))
     }
 
     fn readlink_later(&self, req: &Request, ino: u64, reply: Reply<Vec<u8>>) {

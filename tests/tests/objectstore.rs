@@ -185,6 +185,25 @@ fn two_mounts_of_one_bucket_see_each_others_closed_files_after_the_ttl() {
     stop(host);
 }
 
+#[test]
+fn a_truncate_is_cached_for_the_cache_ttl_not_the_mounts() {
+    let Some(garage) = Garage::start(BUCKET) else { return };
+    // The mount's TTLs (60 s) say the opposite of the plugin's (0 s): setattr's answer,
+    // given later with its own TTL (ABI 1.3), decides.
+    let host = mount(&garage, &[("bucket", "attr_ttl = 60\nentry_ttl = 60", "cache_ttl = \"0s\"")]);
+    let file = std::fs::File::create(host.path("truncated")).unwrap();
+    file.set_len(5).unwrap();
+    let getattrs = || status_json(&host.control_socket())["mounts"][0]["requests"]["getattr"]["requests"].as_u64();
+    let before = getattrs().unwrap_or(0);
+    for _ in 0..3 {
+        assert_eq!(file.metadata().unwrap().len(), 5);
+    }
+    let asked = getattrs().unwrap_or(0) - before;
+    assert!(asked >= 3, "{asked} getattrs for 3 stats of a file whose attributes may not be cached");
+    drop(file);
+    stop(host);
+}
+
 /// Polls `check` until it gives a value or `limit` passes.
 fn wait_until<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + limit;

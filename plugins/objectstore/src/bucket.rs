@@ -323,6 +323,10 @@ impl Bucket {
         }
     }
 
+    pub(crate) async fn setattr_with_ttl(&self, ino: u64, changes: &SetAttr) -> Result<(FileAttr, Option<Duration>)> {
+        Ok((self.setattr(ino, changes).await?, Some(self.ttl)))
+    }
+
     pub(crate) async fn setattr(&self, ino: u64, changes: &SetAttr) -> Result<FileAttr> {
         if let Some(size) = changes.size {
             let path = self.path_of(ino)?;

@@ -224,9 +224,14 @@ impl Filesystem for ObjectStore {
         self.now(|fs| async move { fs.setattr(ino, &changes).await })
     }
 
+    fn setattr_with_ttl(&self, _req: &Request, ino: u64, changes: &SetAttr) -> Result<(FileAttr, Option<Duration>)> {
+        let changes = *changes;
+        self.now(|fs| async move { fs.setattr_with_ttl(ino, &changes).await })
+    }
+
     fn setattr_later(&self, _req: &Request, ino: u64, changes: &SetAttr, reply: Reply<FileAttr>) {
         let changes = *changes;
-        self.later(reply, |fs| async move { fs.setattr(ino, &changes).await });
+        self.later(reply.with_ttl(), |fs| async move { fs.setattr_with_ttl(ino, &changes).await });
     }
 
     fn mknod(&self, _req: &Request, _parent: u64, _name: &OsStr, _mode: u32, _rdev: u32) -> Result<Entry> {
