@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
 use fusehost_abi::abi_stable::sabi_trait::TD_Opaque;
-use fusehost_abi::abi_stable::std_types::{RArc, RDuration, ROption, RResult, RSlice, RSliceMut};
+use fusehost_abi::abi_stable::std_types::{RArc, ROption, RResult, RSlice, RSliceMut};
 use fusehost_abi::{
     Attr, AttrTtl, Created, CreatedTtl, DirPlusSinkRef, DirSinkRef, Entry as AbiEntry, EntryTtl, FileLock, IoctlOut,
     LaterFilesystem_TO, LaterFsObject, MountHostObject, Negotiated as AbiNegotiated, Opened as AbiOpened,
@@ -346,9 +346,7 @@ impl<F: Filesystem> RawFilesystem for FfiFilesystem<F> {
 
     fn getattr_ttl(&self, ctx: &RequestCtx, ino: u64, fh: ROption<u64>) -> RResult<AttrTtl, Errno> {
         guarded("getattr", || {
-            self.fs
-                .getattr_with_ttl(ctx, ino, fh.into_option())
-                .map(|(attr, ttl)| AttrTtl { attr: attr.to_abi(), attr_ttl: ttl.map(RDuration::from).into() })
+            self.fs.getattr_with_ttl(ctx, ino, fh.into_option()).map(|(attr, ttl)| attr.to_abi_ttl(ttl))
         })
     }
 
@@ -363,9 +361,7 @@ impl<F: Filesystem> RawFilesystem for FfiFilesystem<F> {
 
     fn setattr_ttl(&self, ctx: &RequestCtx, ino: u64, attr: &AbiSetAttr) -> RResult<AttrTtl, Errno> {
         guarded("setattr", || {
-            self.fs
-                .setattr_with_ttl(ctx, ino, &SetAttr::from_abi(attr))
-                .map(|(attr, ttl)| AttrTtl { attr: attr.to_abi(), attr_ttl: ttl.map(RDuration::from).into() })
+            self.fs.setattr_with_ttl(ctx, ino, &SetAttr::from_abi(attr)).map(|(attr, ttl)| attr.to_abi_ttl(ttl))
         })
     }
 

@@ -39,8 +39,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fusehost_abi::abi_stable::std_types::{RDuration, ROption, RSlice};
-use fusehost_abi::{operation, AttrTtl, CreatedTtl, LaterFilesystem, ReplyObject, RequestCtx, SetAttr as AbiSetAttr};
+use fusehost_abi::abi_stable::std_types::{ROption, RSlice};
+use fusehost_abi::{operation, CreatedTtl, LaterFilesystem, ReplyObject, RequestCtx, SetAttr as AbiSetAttr};
 
 use crate::adapter::schedules_notify;
 use crate::filesystem::{DirPlusSink, DirSink, Filesystem};
@@ -185,9 +185,9 @@ macro_rules! answers {
 answers! {
     () => |_unit, raw| raw.empty();
     Entry => |entry, raw| raw.entry(&entry.to_abi_ttl());
-    FileAttr => |attr, raw| raw.attr(&AttrTtl { attr: attr.to_abi(), attr_ttl: ROption::RNone });
+    FileAttr => |attr, raw| raw.attr(&attr.to_abi_ttl(None));
     (FileAttr, Option<Duration>) => |answer, raw| {
-        raw.attr(&AttrTtl { attr: answer.0.to_abi(), attr_ttl: answer.1.map(RDuration::from).into() })
+        raw.attr(&answer.0.to_abi_ttl(answer.1))
     };
     Vec<u8> => |bytes, raw| raw.data(RSlice::from_slice(&bytes));
     u32 => |count, raw| raw.written(count);

@@ -123,6 +123,11 @@ impl FileAttr {
         })
     }
 
+    /// The ABI form of an answer with its own TTL (`None`: the mount's).
+    pub fn to_abi_ttl(&self, ttl: Option<Duration>) -> fusehost_abi::AttrTtl {
+        fusehost_abi::AttrTtl { attr: self.to_abi(), attr_ttl: ttl.map(RDuration::from).into() }
+    }
+
     /// The ABI form.
     pub fn to_abi(&self) -> fusehost_abi::Attr {
         // A file's times are often equal (all four of a new file, mtime and ctime
