@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -22,7 +22,7 @@ use rustix::fs::{
 use rustix::io::{pread, pwrite};
 
 use crate::cache::CacheMode;
-use crate::nodes::{errno, proc_path_of, Node, Nodes};
+use crate::nodes::{errno, proc_path_of, Node, NodeFd, Nodes};
 use crate::watch::{Changing, SourceWatch};
 
 const S_ISGID: u32 = 0o2000;
@@ -154,9 +154,10 @@ impl Passthrough {
         Ok(self.cache.entry(Entry::new(attr), self.watched()))
     }
 
-    /// `ino`'s attributes as the kernel will be told them.
-    fn reported_attr(&self, ino: u64, node: &Node) -> Result<FileAttr> {
-        let stat = node.stat()?;
+    /// `ino`'s attributes, read through `file` (its descriptor), as the kernel will be
+    /// told them.
+    fn reported_attr(&self, ino: u64, file: impl AsFd) -> Result<FileAttr> {
+        let stat = rustix::fs::fstat(file).map_err(errno)?;
         if let Some(watch) = self.watch.get() {
             watch.reported(ino, &stat);
         }
@@ -195,13 +196,13 @@ impl Passthrough {
     fn settle(
         &self,
         req: &Request,
-        (parent_id, parent): (u64, &Node),
+        (parent_id, parent): (u64, &NodeFd),
         name: &OsStr,
         file: &OwnedFd,
         mode: Option<u32>,
     ) -> Result<Entry> {
         if self.as_root {
-            let parent_setgid = permissions(&parent.stat()?) & S_ISGID != 0;
+            let parent_setgid = permissions(&rustix::fs::fstat(parent).map_err(errno)?) & S_ISGID != 0;
             let gid = (!parent_setgid).then(|| Gid::from_raw(req.gid));
             rustix::fs::chownat(
                 file,
@@ -225,9 +226,9 @@ impl Passthrough {
 
     /// Opens what `mknodat`/`mkdirat`/`symlinkat` just made under `name`, refusing to
     /// follow a symlink and checking it is still of the kind that was made.
-    fn just_made(parent: &Node, name: &OsStr, kind: rustix::fs::FileType) -> Result<OwnedFd> {
-        let fd = openat(parent.fd()?, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-            .map_err(errno)?;
+    fn just_made(parent: &NodeFd, name: &OsStr, kind: rustix::fs::FileType) -> Result<OwnedFd> {
+        let fd =
+            openat(parent, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()).map_err(errno)?;
         let made = rustix::fs::fstat(&fd).map_err(errno)?;
         if rustix::fs::FileType::from_raw_mode(made.st_mode) != kind {
             // Someone replaced it in the source between the two calls: touch nothing.
@@ -299,7 +300,7 @@ impl Filesystem for Passthrough {
     }
 
     fn getattr(&self, _req: &Request, ino: u64, _fh: Option<u64>) -> Result<FileAttr> {
-        self.reported_attr(ino, &*self.nodes.get(ino)?)
+        self.reported_attr(ino, self.nodes.get(ino)?.fd()?)
     }
 
     fn getattr_with_ttl(&self, req: &Request, ino: u64, fh: Option<u64>) -> Result<(FileAttr, Option<Duration>)> {
@@ -341,7 +342,7 @@ impl Filesystem for Passthrough {
             let times = Timestamps { last_access: timespec(changes.atime), last_modification: timespec(changes.mtime) };
             utimensat(&fd, "", &times, AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW).map_err(errno)?;
         }
-        self.reported_attr(ino, &node)
+        self.reported_attr(ino, &fd)
     }
 
     fn readlink(&self, _req: &Request, ino: u64) -> Result<Vec<u8>> {
@@ -350,19 +351,21 @@ impl Filesystem for Passthrough {
     }
 
     fn mknod(&self, req: &Request, parent_id: u64, name: &OsStr, mode: u32, rdev: u32) -> Result<Entry> {
-        let parent = self.nodes.get(parent_id)?;
+        let parent_node = self.nodes.get(parent_id)?;
         let file_type = rustix::fs::FileType::from_raw_mode(mode);
         let permissions = Mode::from_raw_mode(mode & 0o7777 & !req.umask);
+        let parent = parent_node.fd()?;
         let _changing = self.changing(&[(parent_id, name)], None);
-        mknodat(parent.fd()?, name, file_type, permissions, u64::from(rdev)).map_err(errno)?;
+        mknodat(&parent, name, file_type, permissions, u64::from(rdev)).map_err(errno)?;
         let made = Self::just_made(&parent, name, file_type)?;
         self.settle(req, (parent_id, &parent), name, &made, Some(mode))
     }
 
     fn mkdir(&self, req: &Request, parent_id: u64, name: &OsStr, mode: u32) -> Result<Entry> {
-        let parent = self.nodes.get(parent_id)?;
+        let parent_node = self.nodes.get(parent_id)?;
+        let parent = parent_node.fd()?;
         let _changing = self.changing(&[(parent_id, name)], None);
-        mkdirat(parent.fd()?, name, Mode::from_raw_mode(mode & 0o7777 & !req.umask)).map_err(errno)?;
+        mkdirat(&parent, name, Mode::from_raw_mode(mode & 0o7777 & !req.umask)).map_err(errno)?;
         let made = Self::just_made(&parent, name, rustix::fs::FileType::Directory)?;
         self.settle(req, (parent_id, &parent), name, &made, Some(mode))
     }
@@ -382,9 +385,10 @@ impl Filesystem for Passthrough {
     }
 
     fn symlink(&self, req: &Request, parent_id: u64, name: &OsStr, target: &OsStr) -> Result<Entry> {
-        let parent = self.nodes.get(parent_id)?;
+        let parent_node = self.nodes.get(parent_id)?;
+        let parent = parent_node.fd()?;
         let _changing = self.changing(&[(parent_id, name)], None);
-        symlinkat(target, parent.fd()?, name).map_err(errno)?;
+        symlinkat(target, &parent, name).map_err(errno)?;
         let made = Self::just_made(&parent, name, rustix::fs::FileType::Symlink)?;
         self.settle(req, (parent_id, &parent), name, &made, None)
     }
@@ -552,20 +556,21 @@ impl Filesystem for Passthrough {
     }
 
     fn create(&self, req: &Request, parent_id: u64, name: &OsStr, mode: u32, flags: i32) -> Result<(Entry, Opened)> {
-        let parent = self.nodes.get(parent_id)?;
+        let parent_node = self.nodes.get(parent_id)?;
         // Never follow a symlink planted in the source: O_NOFOLLOW, and only a file this
         // call made itself (O_EXCL) gets the caller's ownership and mode.
         let asked = OFlags::from_bits_retain(flags as u32) | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let permissions = Mode::from_raw_mode(mode & 0o7777 & !req.umask);
+        let parent = parent_node.fd()?;
         let _changing = self.changing(&[(parent_id, name)], None);
-        match openat(parent.fd()?, name, asked | OFlags::CREATE | OFlags::EXCL, permissions) {
+        match openat(&parent, name, asked | OFlags::CREATE | OFlags::EXCL, permissions) {
             Ok(fd) => {
                 let entry = self.settle(req, (parent_id, &parent), name, &fd, Some(mode))?;
                 Ok((entry, self.opened(fd)))
             }
             Err(rustix::io::Errno::EXIST) if !asked.contains(OFlags::EXCL) => {
                 // Made in the source since the kernel's lookup: open it as it is.
-                let fd = openat(parent.fd()?, name, asked - OFlags::CREATE, Mode::empty()).map_err(errno)?;
+                let fd = openat(&parent, name, asked - OFlags::CREATE, Mode::empty()).map_err(errno)?;
                 Ok((self.entry_of(parent_id, name, &fd)?, self.opened(fd)))
             }
             Err(error) => Err(errno(error)),

@@ -108,10 +108,7 @@ impl Node {
     pub fn fd(&self) -> Result<NodeFd<'_>> {
         match &self.reach {
             Reach::Held(fd) => Ok(NodeFd::Held(fd.0.as_fd())),
-            Reach::Handle(handle, anchor) => handle
-                .open(anchor.0.as_fd())
-                .map(NodeFd::Reopened)
-                .map_err(|error| Errno(error.raw_os_error().unwrap_or(libc::EIO))),
+            Reach::Handle(handle, anchor) => handle.open(anchor.0.as_fd()).map(NodeFd::Reopened).map_err(Errno::from),
         }
     }
 
