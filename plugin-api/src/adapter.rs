@@ -102,7 +102,7 @@ impl<F: Filesystem> RawFilesystem for FfiFilesystem<F> {
     }
 
     fn setattr(&self, ctx: &RequestCtx, ino: u64, attr: &AbiSetAttr) -> RResult<Attr, Errno> {
-        guarded("setattr", || self.fs.setattr(ctx, ino, &SetAttr::from_abi(attr)).map(|attr| attr.to_abi()))
+        self.setattr_ttl(ctx, ino, attr).map(|answer| answer.attr)
     }
 
     fn readlink(&self, ctx: &RequestCtx, ino: u64, buf: RSliceMut<'_, u8>) -> RResult<u64, Errno> {
@@ -117,11 +117,11 @@ impl<F: Filesystem> RawFilesystem for FfiFilesystem<F> {
         mode: u32,
         rdev: u32,
     ) -> RResult<AbiEntry, Errno> {
-        guarded("mknod", || self.fs.mknod(ctx, parent, name(n), mode, rdev).map(entry))
+        self.mknod_ttl(ctx, parent, n, mode, rdev).map(|made| made.entry)
     }
 
     fn mkdir(&self, ctx: &RequestCtx, parent: u64, n: RSlice<'_, u8>, mode: u32) -> RResult<AbiEntry, Errno> {
-        guarded("mkdir", || self.fs.mkdir(ctx, parent, name(n), mode).map(entry))
+        self.mkdir_ttl(ctx, parent, n, mode).map(|made| made.entry)
     }
 
     fn unlink(&self, ctx: &RequestCtx, parent: u64, n: RSlice<'_, u8>) -> RResult<(), Errno> {
@@ -139,7 +139,7 @@ impl<F: Filesystem> RawFilesystem for FfiFilesystem<F> {
         n: RSlice<'_, u8>,
         target: RSlice<'_, u8>,
     ) -> RResult<AbiEntry, Errno> {
-        guarded("symlink", || self.fs.symlink(ctx, parent, name(n), name(target)).map(entry))
+        self.symlink_ttl(ctx, parent, n, target).map(|made| made.entry)
     }
 
     fn rename(
@@ -155,7 +155,7 @@ impl<F: Filesystem> RawFilesystem for FfiFilesystem<F> {
     }
 
     fn link(&self, ctx: &RequestCtx, ino: u64, new_parent: u64, new_name: RSlice<'_, u8>) -> RResult<AbiEntry, Errno> {
-        guarded("link", || self.fs.link(ctx, ino, new_parent, name(new_name)).map(entry))
+        self.link_ttl(ctx, ino, new_parent, new_name).map(|made| made.entry)
     }
 
     fn open(&self, ctx: &RequestCtx, ino: u64, flags: i32) -> RResult<AbiOpened, Errno> {
@@ -288,10 +288,7 @@ impl<F: Filesystem> RawFilesystem for FfiFilesystem<F> {
         mode: u32,
         flags: i32,
     ) -> RResult<Created, Errno> {
-        guarded("create", || {
-            let (created, opened) = self.fs.create(ctx, parent, name(n), mode, flags)?;
-            Ok(Created { entry: created.to_abi(), opened: opened.to_abi() })
-        })
+        self.create_ttl(ctx, parent, n, mode, flags).map(Created::from)
     }
 
     fn fallocate(

@@ -764,7 +764,7 @@ pub trait Reply: Send {
     /// lack this method, abi_stable calls this default: the entry goes out with the
     /// mount's TTLs, as through [`Reply::created`].
     fn created_ttl(&mut self, created: &CreatedTtl) {
-        self.created(&Created { entry: created.entry.entry, opened: created.opened })
+        self.created(&Created::from(*created))
     }
     /// [`Reply::add_dir_plus_entry`] with the entry's own TTLs; before 1.3, as
     /// [`DirPlusSink::add_ttl`]: the mount's.
@@ -1028,6 +1028,13 @@ impl From<Created> for CreatedTtl {
     /// A 1.0 create answer: the mount's TTLs.
     fn from(created: Created) -> CreatedTtl {
         CreatedTtl { entry: EntryTtl::with_mount_ttls(created.entry), opened: created.opened }
+    }
+}
+
+impl From<CreatedTtl> for Created {
+    /// The answer as a host before 1.3 takes it: without the TTLs.
+    fn from(created: CreatedTtl) -> Created {
+        Created { entry: created.entry.entry, opened: created.opened }
     }
 }
 
