@@ -202,6 +202,19 @@ impl LoadedPlugin {
     }
 }
 
+/// `$body` with `$module` bound to the root module of whichever minor was loaded: for
+/// the fields every minor has, which are the same functions in each.
+macro_rules! any_minor {
+    ($root:expr, $module:ident => $body:expr) => {
+        match $root {
+            RootModule::V1_0($module) => $body,
+            RootModule::V1_1($module) => $body,
+            RootModule::V1_2($module) => $body,
+            RootModule::Current($module) => $body,
+        }
+    };
+}
+
 /// A plugin's root module, through the interface of the ABI minor it was built for.
 enum RootModule {
     V1_0(v1_0::PluginModule_Ref),
@@ -222,21 +235,11 @@ impl RootModule {
     }
 
     fn attach_host(&self) -> extern "C" fn(HostServices) {
-        match self {
-            RootModule::V1_0(module) => module.attach_host(),
-            RootModule::V1_1(module) => module.attach_host(),
-            RootModule::V1_2(module) => module.attach_host(),
-            RootModule::Current(module) => module.attach_host(),
-        }
+        any_minor!(self, module => module.attach_host())
     }
 
     fn describe(&self) -> extern "C" fn() -> PluginInfo {
-        match self {
-            RootModule::V1_0(module) => module.describe(),
-            RootModule::V1_1(module) => module.describe(),
-            RootModule::V1_2(module) => module.describe(),
-            RootModule::Current(module) => module.describe(),
-        }
+        any_minor!(self, module => module.describe())
     }
 
     fn metadata(&self) -> Option<PluginMetadata> {
@@ -249,28 +252,15 @@ impl RootModule {
     }
 
     fn validate(&self, options_toml: &str) -> RResult<(), PluginError> {
-        match self {
-            RootModule::V1_0(module) => (module.validate())(RStr::from_str(options_toml)),
-            RootModule::V1_1(module) => (module.validate())(RStr::from_str(options_toml)),
-            RootModule::V1_2(module) => (module.validate())(RStr::from_str(options_toml)),
-            RootModule::Current(module) => (module.validate())(RStr::from_str(options_toml)),
-        }
+        any_minor!(self, module => (module.validate())(RStr::from_str(options_toml)))
     }
 
+    /// The plugin's filesystem, an older minor's adapted to the current interface.
     fn new_filesystem(&self, init: &MountInit<'_>) -> RResult<FsObject, PluginError> {
         match self {
-            RootModule::V1_0(module) => match (module.new_filesystem())(init) {
-                RResult::ROk(fs) => RResult::ROk(abi_adapters::from_v1_0(fs)),
-                RResult::RErr(error) => RResult::RErr(error),
-            },
-            RootModule::V1_1(module) => match (module.new_filesystem())(init) {
-                RResult::ROk(fs) => RResult::ROk(abi_adapters::from_v1_1(fs)),
-                RResult::RErr(error) => RResult::RErr(error),
-            },
-            RootModule::V1_2(module) => match (module.new_filesystem())(init) {
-                RResult::ROk(fs) => RResult::ROk(abi_adapters::from_v1_2(fs)),
-                RResult::RErr(error) => RResult::RErr(error),
-            },
+            RootModule::V1_0(module) => (module.new_filesystem())(init).map(abi_adapters::from_v1_0),
+            RootModule::V1_1(module) => (module.new_filesystem())(init).map(abi_adapters::from_v1_1),
+            RootModule::V1_2(module) => (module.new_filesystem())(init).map(abi_adapters::from_v1_2),
             RootModule::Current(module) => (module.new_filesystem())(init),
         }
     }
