@@ -198,47 +198,53 @@ fn released_1_0_0() -> PathBuf {
     BUILT.get_or_init(|| build_released("1.0.0")).clone()
 }
 
-#[test]
-fn a_plugin_built_from_the_released_1_1_0_sources_serves_a_mount() {
-    let released = build_released("1.1.0");
+/// Checks that `fusehost plugins` lists the plugins in `released` as built for ABI
+/// `version`, then mounts `plugin` from there with `options` (`-o` each), logging at
+/// debug level.
+fn mount_released(released: &Path, version: &str, plugin: &str, options: &[&str]) -> Host {
     let mut listing = fusehost();
-    listing.arg("plugins").env("FUSEHOST_PLUGIN_PATH", &released);
+    listing.arg("plugins").env("FUSEHOST_PLUGIN_PATH", released);
     let listing = run_to_end(listing);
     let text = String::from_utf8_lossy(&listing.stdout);
-    assert!(text.contains("(ABI 1.1.0"), "listed with the ABI it was built for:\n{text}");
+    assert!(text.contains(&format!("(ABI {version}")), "listed with the ABI it was built for:\n{text}");
 
     let dir = tempfile::tempdir().unwrap();
     let mountpoint = dir.path().join("mnt");
     std::fs::create_dir(&mountpoint).unwrap();
-    let mut command = mount_command(&released.join("libfusehost_hello.so"), &mountpoint);
-    command.args(["-o", "greeting=from 1.1.0", "-v"]);
-    let mut host = Host::spawn(command, tempfile::tempdir().unwrap(), vec![mountpoint.clone()]);
+    let mut command = mount_command(&released.join(format!("libfusehost_{plugin}.so")), &mountpoint);
+    for option in options {
+        command.args(["-o", option]);
+    }
+    // Debug logs: they say which requests the plugin answers later.
+    command.arg("-v");
+    let mut host = Host::spawn(command, dir, vec![mountpoint]);
     host.wait_until_mounted();
-    assert_eq!(std::fs::read_to_string(mountpoint.join("hello.txt")).unwrap(), "from 1.1.0\n");
-    // Served through the 1.1 adapter: lookups (negative entries included) as before.
-    assert_eq!(std::fs::metadata(mountpoint.join("missing")).unwrap_err().kind(), std::io::ErrorKind::NotFound);
+    host
+}
+
+/// Stops `host` with SIGTERM; its log.
+fn stop(mut host: Host) -> String {
     host.signal(rustix::process::Signal::TERM);
     let status = host.wait_exit(Duration::from_secs(30)).expect("the host stops");
     assert!(status.success(), "{}", host.stderr());
-    assert!(!host.stderr().contains("answers these requests later"), "a 1.1 plugin answers nothing later");
+    host.stderr()
+}
+
+#[test]
+fn a_plugin_built_from_the_released_1_1_0_sources_serves_a_mount() {
+    let host = mount_released(&build_released("1.1.0"), "1.1.0", "hello", &["greeting=from 1.1.0"]);
+    let mountpoint = host.mountpoint().to_owned();
+    assert_eq!(std::fs::read_to_string(mountpoint.join("hello.txt")).unwrap(), "from 1.1.0\n");
+    // Served through the 1.1 adapter: lookups (negative entries included) as before.
+    assert_eq!(std::fs::metadata(mountpoint.join("missing")).unwrap_err().kind(), std::io::ErrorKind::NotFound);
+    let log = stop(host);
+    assert!(!log.contains("answers these requests later"), "a 1.1 plugin answers nothing later");
 }
 
 #[test]
 fn a_plugin_built_from_the_released_1_2_0_sources_answers_later_in_todays_host() {
-    let released = build_released("1.2.0");
-    let mut listing = fusehost();
-    listing.arg("plugins").env("FUSEHOST_PLUGIN_PATH", &released);
-    let listing = run_to_end(listing);
-    let text = String::from_utf8_lossy(&listing.stdout);
-    assert!(text.contains("(ABI 1.2.0"), "listed with the ABI it was built for:\n{text}");
-
-    let dir = tempfile::tempdir().unwrap();
-    let mountpoint = dir.path().join("mnt");
-    std::fs::create_dir(&mountpoint).unwrap();
-    let mut command = mount_command(&released.join("libfusehost_laterfs.so"), &mountpoint);
-    command.args(["-o", "files=3", "-o", "delay_ms=5", "-v"]);
-    let mut host = Host::spawn(command, tempfile::tempdir().unwrap(), vec![mountpoint.clone()]);
-    host.wait_until_mounted();
+    let host = mount_released(&build_released("1.2.0"), "1.2.0", "laterfs", &["files=3", "delay_ms=5"]);
+    let mountpoint = host.mountpoint().to_owned();
     // Answered later, through the 1.2 reply the host wraps around its own.
     let (file, folder) = (mountpoint.join("f1"), mountpoint.clone());
     let read = in_background(move || std::fs::read_to_string(file)).expect("the read is answered");
@@ -250,10 +256,8 @@ fn a_plugin_built_from_the_released_1_2_0_sources_answers_later_in_todays_host()
     })
     .expect("the listing is answered");
     assert_eq!(names, ["dropped", "f0", "f1", "f2"]);
-    host.signal(rustix::process::Signal::TERM);
-    let status = host.wait_exit(Duration::from_secs(30)).expect("the host stops");
-    assert!(status.success(), "{}", host.stderr());
-    assert!(host.stderr().contains("answers these requests later"), "{}", host.stderr());
+    let log = stop(host);
+    assert!(log.contains("answers these requests later"), "{log}");
 }
 
 #[test]
@@ -279,22 +283,8 @@ fn todays_plugins_answer_a_host_that_knows_only_1_2_through_the_methods_it_has()
 
 #[test]
 fn a_plugin_built_from_the_released_1_0_0_sources_serves_a_mount() {
-    let released = released_1_0_0();
-    let plugin = released.join("libfusehost_hello.so");
-    let dir = tempfile::tempdir().unwrap();
-    let mountpoint = dir.path().join("mnt");
-    std::fs::create_dir(&mountpoint).unwrap();
-
-    let mut listing = fusehost();
-    listing.arg("plugins").env("FUSEHOST_PLUGIN_PATH", &released);
-    let listing = run_to_end(listing);
-    let text = String::from_utf8_lossy(&listing.stdout);
-    assert!(text.contains("(ABI 1.0.0"), "listed with the ABI it was built for:\n{text}");
-
-    let mut command = mount_command(&plugin, &mountpoint);
-    command.args(["-o", "greeting=from 1.0.0", "-o", "negative_ttl=0"]);
-    let mut host = Host::spawn(command, tempfile::tempdir().unwrap(), vec![mountpoint.clone()]);
-    host.wait_until_mounted();
+    let host = mount_released(&released_1_0_0(), "1.0.0", "hello", &["greeting=from 1.0.0", "negative_ttl=0"]);
+    let mountpoint = host.mountpoint().to_owned();
     assert_eq!(std::fs::read_to_string(mountpoint.join("hello.txt")).unwrap(), "from 1.0.0\n");
     let names: Vec<_> = std::fs::read_dir(&mountpoint).unwrap().map(|entry| entry.unwrap().file_name()).collect();
     assert_eq!(names.len(), 2, "{names:?}");
@@ -307,9 +297,7 @@ fn a_plugin_built_from_the_released_1_0_0_sources_serves_a_mount() {
     assert_eq!(answer, 0, "the kernel answers F_GETLK itself for a plugin without locks");
     assert_eq!(i32::from(lock.l_type), libc::F_UNLCK);
     drop(file);
-    host.signal(rustix::process::Signal::TERM);
-    let status = host.wait_exit(Duration::from_secs(30)).expect("the host stops");
-    assert!(status.success(), "{}", host.stderr());
+    stop(host);
 }
 
 #[test]

@@ -229,20 +229,26 @@ fn passthrough_keeps_what_the_kernel_learnt_from_changes_made_through_the_mount(
     assert!(within_a_second(|| std::fs::metadata(host.path("renamed")).is_err()), "a name deleted outside");
 }
 
-#[test]
-fn passthrough_hands_out_what_it_creates_and_changes_with_its_cache_modes_ttls() {
-    // The mounts' own TTLs say the opposite of the modes': `always` (a day) under
-    // mount TTLs of 0, `never` (0) under 60 s. Create, mkdir, symlink, link and
-    // setattr answer with the mode's TTLs (ABI 1.3), so they decide what is cached.
-    let source = tempfile::tempdir().unwrap();
+/// Two passthrough mounts of `source` whose own TTLs say the opposite of their cache
+/// modes': `always` (a day) under mount TTLs of 0, `never` (0) under 60 s. What the
+/// kernel then keeps shows whose TTLs an answer carried.
+fn always_and_never_over(source: &Path) -> Host {
     let lines = |cache: &str, ttl: u32| {
         format!(
             "attr_ttl = {ttl}\nentry_ttl = {ttl}\n[mount.options]\nsource = {:?}\ncache = {cache:?}",
-            source.path().display().to_string()
+            source.display().to_string()
         )
     };
     let (always, never) = (lines("always", 0), lines("never", 60));
-    let host = Host::run_mounts(&[passthrough_lines("always", &always), passthrough_lines("never", &never)]);
+    Host::run_mounts(&[passthrough_lines("always", &always), passthrough_lines("never", &never)])
+}
+
+#[test]
+fn passthrough_hands_out_what_it_creates_and_changes_with_its_cache_modes_ttls() {
+    // Create, mkdir, symlink, link and setattr answer with the mode's TTLs (ABI 1.3),
+    // so they, not the mount's, decide what is cached.
+    let source = tempfile::tempdir().unwrap();
+    let host = always_and_never_over(source.path());
     for (mount, cached) in [("always", true), ("never", false)] {
         let asked = || requests_of(&host, mount, &["lookup", "getattr"]);
         let path = |name: &str| host.mountpoint().with_file_name(mount).join(format!("{mount}-{name}"));
@@ -291,14 +297,7 @@ fn passthrough_lists_a_folder_with_its_cache_modes_ttls() {
             std::fs::write(source.path().join(format!("{mount}/file{index}")), b"listed").unwrap();
         }
     }
-    let lines = |cache: &str, ttl: u32| {
-        format!(
-            "attr_ttl = {ttl}\nentry_ttl = {ttl}\n[mount.options]\nsource = {:?}\ncache = {cache:?}",
-            source.path().display().to_string()
-        )
-    };
-    let (always, never) = (lines("always", 0), lines("never", 60));
-    let host = Host::run_mounts(&[passthrough_lines("always", &always), passthrough_lines("never", &never)]);
+    let host = always_and_never_over(source.path());
     for (mount, cached) in [("always", true), ("never", false)] {
         let folder = host.mountpoint().with_file_name(mount).join(mount);
         let names: Vec<_> = std::fs::read_dir(&folder).unwrap().map(|entry| entry.unwrap().file_name()).collect();
