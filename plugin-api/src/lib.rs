@@ -114,7 +114,7 @@
 //! | read-only plugins, a source option | [`Plugin::READ_ONLY`], [`Plugin::SOURCE_OPTION`] | 1.1.0 |
 //! | the kernel's id of the current request | [`MountHost::request_id`] | 1.1.0 |
 //! | answers given later, from any thread | [`Filesystem::answers_later`], the `*_later` methods, [`Reply`] | 1.2.0 |
-//! | TTLs on the entries create, mknod, mkdir, symlink, link and readdirplus hand out, and on setattr's answer | [`Entry::with_ttls`], [`Filesystem::setattr_with_ttl`] | 1.3.0 |
+//! | TTLs on the entries create, mknod, mkdir, symlink, link and readdirplus hand out, and on setattr's answer | [`Entry::with_ttls`], [`Filesystem::setattr_with_ttl`], [`Reply::with_ttl`] | 1.3.0 |
 //!
 //! ## Capabilities: consent, not requests
 //!
