@@ -154,7 +154,7 @@ impl<T: Answer> Reply<T> {
 impl Reply<FileAttr> {
     /// This setattr reply as one that also carries the attributes' own TTL (`None`:
     /// the mount's), as getattr's does and as
-    /// [`Filesystem::setattr_with_ttl`](crate::Filesystem::setattr_with_ttl) gives it
+    /// [`Filesystem::setattr_with_ttl`] gives it
     /// directly.
     pub fn with_ttl(self) -> Reply<(FileAttr, Option<Duration>)> {
         Reply::new(self.raw)

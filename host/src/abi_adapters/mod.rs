@@ -12,7 +12,7 @@
 //!
 //! The host's readdirplus sink is lent to such a plugin as the 1.0 sink it knows (1.3
 //! grew the sink); and a 1.2 plugin's later-answering part needs one more step, since
-//! 1.3 grew the [`Reply`](fusehost_abi::Reply) it answers through: see [`later_1_2`].
+//! 1.3 grew the [`Reply`](fusehost_abi::Reply) it answers through: see `later_1_2`.
 //!
 //! [`capabilities`]: RawFilesystem::capabilities
 
