@@ -95,6 +95,12 @@ impl Watched {
         });
         name_changing || id.is_some_and(|id| self.nodes_changing.contains(&id))
     }
+
+    /// Whether an event first read at `read_at` about these waits for a later batch:
+    /// while a request is changing them, for at most [`LONGEST_WAIT`].
+    fn waits(&self, dir: u64, name: Option<&OsStr>, id: Option<u64>, read_at: Instant) -> bool {
+        self.changing(dir, name, id) && read_at.elapsed() < LONGEST_WAIT
+    }
 }
 
 /// A request's mark on what it is changing in the source; dropped once the request
@@ -424,7 +430,7 @@ impl Relay {
                 // The folder itself changed (its own attributes).
                 let now = self.nodes.get(dir).ok().and_then(|folder| folder.stat().ok());
                 let mut watched = self.watched.lock();
-                if watched.changing(dir, None, Some(dir)) && read_at.elapsed() < LONGEST_WAIT {
+                if watched.waits(dir, None, Some(dir), read_at) {
                     waiting.push(Change { dir, mask, name: None, read_at });
                 } else if now.is_none_or(|stat| watched.reported.get(&dir) != Some(&Stamp::of(&stat))) {
                     batch.directories.insert(dir);
@@ -439,7 +445,7 @@ impl Relay {
                 .and_then(|folder| statat(folder.fd().ok()?, &name, AtFlags::SYMLINK_NOFOLLOW).ok());
             let held = now.as_ref().and_then(|stat| self.nodes.known(stat).map(|id| (id, Stamp::of(stat))));
             let mut watched = self.watched.lock();
-            if watched.changing(dir, Some(&name), held.map(|(id, _)| id)) && read_at.elapsed() < LONGEST_WAIT {
+            if watched.waits(dir, Some(&name), held.map(|(id, _)| id), read_at) {
                 waiting.push(Change { dir, mask, name: Some(name), read_at });
                 continue;
             }
