@@ -430,6 +430,8 @@ pub const CARGO_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// Runs `cargo ARGS` in `dir` with its target folder at `target`, bounded by
 /// [`CARGO_TIMEOUT`]; panics with cargo's output unless it succeeds, else returns it.
+/// Builds keep line tables only, as the workspace's dependencies do: what the tests
+/// build needs no debugger, and full debug info would take a gigabyte more of disk.
 pub fn cargo(dir: &Path, args: &[&str], target: &Path) -> String {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let log = tempfile::NamedTempFile::new().expect("a log file");
@@ -437,6 +439,7 @@ pub fn cargo(dir: &Path, args: &[&str], target: &Path) -> String {
         .args(args)
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", target)
+        .env("CARGO_PROFILE_DEV_DEBUG", "line-tables-only")
         .stdin(Stdio::null())
         .stdout(log.reopen().expect("the log file"))
         .stderr(log.reopen().expect("the log file"))
