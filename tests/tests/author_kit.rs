@@ -15,10 +15,11 @@ fn cargo(dir: &Path, args: &[&str]) -> String {
 }
 
 /// A crate made by `fusehost new-plugin greeter` in a folder outside the repository,
-/// its tests run and its plugin built, once per test process. Returns the crate's
-/// folder (kept for the process's life) and the built `.so`.
-fn generated_greeter() -> &'static (tempfile::TempDir, PathBuf) {
-    static GENERATED: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+/// its tests run and its plugin built, once per test process. Returns the built `.so`,
+/// which lives in the shared target folder: the crate's folder is removed once it is
+/// built (a static is never dropped, so a folder kept in one outlived every run).
+fn generated_greeter() -> &'static PathBuf {
+    static GENERATED: OnceLock<PathBuf> = OnceLock::new();
     GENERATED.get_or_init(|| {
         let outside = tempfile::tempdir().unwrap();
         let dir = outside.path().join("greeter");
@@ -52,13 +53,13 @@ fn generated_greeter() -> &'static (tempfile::TempDir, PathBuf) {
         cargo(&dir, &["build"]);
         let library = target_dir().parent().unwrap().join("new-plugin/debug/libfusehost_greeter.so");
         assert!(library.is_file(), "{} built", library.display());
-        (outside, library)
+        library
     })
 }
 
 #[test]
 fn a_generated_plugin_passes_its_tests_and_mounts() {
-    let (_, library) = generated_greeter();
+    let library = generated_greeter();
     let dir = tempfile::tempdir().unwrap();
     let mountpoint = dir.path().join("mnt");
     std::fs::create_dir(&mountpoint).unwrap();
@@ -100,7 +101,7 @@ fn a_crate_built_as_a_rust_library_is_named_with_the_fix() {
 
 #[test]
 fn a_library_named_unlike_its_plugin_says_which_name_to_use() {
-    let (_, library) = generated_greeter();
+    let library = generated_greeter();
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(library, dir.path().join("libfusehost_salute.so")).unwrap();
 
