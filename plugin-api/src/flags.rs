@@ -1,9 +1,18 @@
 //! Named bits for the numbers requests carry: rename flags, open flags, write flags.
 //!
-//! ```ignore
+//! ```
 //! use fusehost_plugin_api::flags::{open, rename};
-//! if flags & rename::NOREPLACE != 0 { /* fail with EEXIST if new_name exists */ }
-//! if flags & open::ACCESS_MODE == open::WRITE_ONLY { /* ... */ }
+//!
+//! fn rename_refuses_to_replace(flags: u32) -> bool {
+//!     flags & rename::NOREPLACE != 0 // fail with EEXIST if new_name exists
+//! }
+//!
+//! fn opened_only_for_writing(flags: i32) -> bool {
+//!     flags & open::ACCESS_MODE == open::WRITE_ONLY
+//! }
+//! # assert!(rename_refuses_to_replace(rename::NOREPLACE | rename::WHITEOUT));
+//! # assert!(opened_only_for_writing(libc::O_WRONLY | libc::O_APPEND));
+//! # assert!(!opened_only_for_writing(libc::O_RDWR));
 //! ```
 
 /// [`Filesystem::rename`](crate::Filesystem::rename)'s `flags` (`renameat2(2)`).

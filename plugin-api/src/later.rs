@@ -8,14 +8,29 @@
 //! or a callback and answer from there; the worker thread goes on to the next
 //! request as soon as the method returns.
 //!
-//! ```ignore
-//! fn answers_later(&self) -> Operations {
-//!     Operations::READ | Operations::LOOKUP
+//! ```
+//! # use std::sync::Arc;
+//! # use fusehost_plugin_api::{Errno, Filesystem, Operations, Reply, Request};
+//! # struct Store;
+//! # impl Store {
+//! #     fn read(&self, _ino: u64, _offset: u64, _size: u32) -> Result<Vec<u8>, Errno> {
+//! #         Ok(Vec::new())
+//! #     }
+//! # }
+//! struct Remote {
+//!     store: Arc<Store>,
 //! }
 //!
-//! fn read_later(&self, req: &Request, ino: u64, fh: u64, offset: u64, size: u32, reply: Reply<Vec<u8>>) {
-//!     let store = self.store.clone();
-//!     self.runtime.spawn(async move { reply.send(store.read(ino, offset, size).await) });
+//! impl Filesystem for Remote {
+//!     fn answers_later(&self) -> Operations {
+//!         Operations::READ
+//!     }
+//!
+//!     fn read_later(&self, _req: &Request, ino: u64, _fh: u64, offset: u64, size: u32, reply: Reply<Vec<u8>>) {
+//!         let store = self.store.clone();
+//!         // A task on an async runtime, a thread pool or a callback would do as well.
+//!         std::thread::spawn(move || reply.send(store.read(ino, offset, size)));
+//!     }
 //! }
 //! ```
 //!

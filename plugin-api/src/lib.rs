@@ -217,11 +217,12 @@
 //! answered `EIO`), with no mount and no root. It holds every inode it is handed, as
 //! the kernel does, and forgets them all when dropped, so your `forget` runs too:
 //!
-//! ```ignore
+//! ```
+//! use fusehost_plugin_api::Errno;
 //! use fusehost_plugin_test::Harness;
 //! use fusehost_hello::Hello;
 //!
-//! #[test]
+//! // In tests/harness.rs, marked #[test]:
 //! fn the_files_hold_the_greeting() {
 //!     let mut fs = Harness::new::<Hello>(&[("greeting", "hi")]).unwrap();
 //!     assert_eq!(fs.list("").unwrap(), ["hello.txt", "name.txt"]);
@@ -230,6 +231,7 @@
 //!     fs.forget_all();
 //!     assert!(fs.held().is_empty());
 //! }
+//! # fn main() { the_files_hold_the_greeting() }
 //! ```
 //!
 //! **The in-process mount** puts your filesystem type on a real kernel mount, through
@@ -237,15 +239,16 @@
 //! the value is dropped. There is no `.so` to build, so no stale library is ever
 //! tested. It needs root, or `fusermount3` (Debian: `apt install fuse3`):
 //!
-//! ```ignore
+//! ```no_run
 //! use fusehost_plugin_test::TestMount;
 //! use fusehost_hello::Hello;
 //!
-//! #[test]
+//! // In tests/mount.rs, marked #[test]:
 //! fn a_mount_serves_the_greeting() {
 //!     let mount = TestMount::start::<Hello>(&[("greeting", "hi")]).expect("root, or fuse3");
 //!     assert_eq!(std::fs::read_to_string(mount.path("hello.txt")).unwrap(), "hi\n");
 //! }
+//! # fn main() { a_mount_serves_the_greeting() }
 //! ```
 //!
 //! Options are `(key, value)` pairs, as after `fusehost mount -o`: host keys (`ro`,

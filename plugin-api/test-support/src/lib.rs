@@ -6,10 +6,12 @@
 //! with no mount and no root. It counts the entries it is handed, as the host does,
 //! and forgets them all when dropped, so forget handling is exercised too:
 //!
-//! ```ignore
-//! let mut fs = fusehost_plugin_test::Harness::new::<Hello>(&[("greeting", "hi")])?;
-//! assert_eq!(fs.read("hello.txt")?, b"hi\n");
-//! assert_eq!(fs.list("")?, ["hello.txt", "name.txt"]);
+//! ```
+//! use fusehost_hello::Hello;
+//!
+//! let mut fs = fusehost_plugin_test::Harness::new::<Hello>(&[("greeting", "hi")]).unwrap();
+//! assert_eq!(fs.read("hello.txt").unwrap(), b"hi\n");
+//! assert_eq!(fs.list("").unwrap(), ["hello.txt", "name.txt"]);
 //! ```
 //!
 //! [`TestMount`] mounts your filesystem type on a real kernel mount **in-process**
@@ -17,9 +19,11 @@
 //! in a temporary folder, unmounted when dropped. It needs root, or `fusermount3`
 //! (Debian: `apt install fuse3`):
 //!
-//! ```ignore
-//! let mount = fusehost_plugin_test::TestMount::start::<Hello>(&[("greeting", "hi")])?;
-//! assert_eq!(std::fs::read_to_string(mount.path("hello.txt"))?, "hi\n");
+//! ```no_run
+//! use fusehost_hello::Hello;
+//!
+//! let mount = fusehost_plugin_test::TestMount::start::<Hello>(&[("greeting", "hi")]).expect("root, or fuse3");
+//! assert_eq!(std::fs::read_to_string(mount.path("hello.txt")).unwrap(), "hi\n");
 //! ```
 //!
 //! Options are `(key, value)` pairs as on `fusehost mount -o`: host keys (`ro`,
