@@ -54,11 +54,14 @@ fn build_hello_against(version: &str, change: impl FnOnce(&Path), into: &Path) -
     let copy = fixture.path();
     copy_tree(&root.join("plugin-api"), &copy.join("plugin-api"));
     copy_tree(&root.join("plugins/hello"), &copy.join("plugins/hello"));
-    // Only the library is built: its tests' dependencies (the host) stay behind.
-    let hello_manifest = copy.join("plugins/hello/Cargo.toml");
-    let manifest = std::fs::read_to_string(&hello_manifest).unwrap();
-    let library_only = manifest.split("\n[dev-dependencies]").next().unwrap().to_owned() + "\n";
-    std::fs::write(&hello_manifest, library_only).unwrap();
+    // Only the libraries are built: their tests' and examples' dependencies (the test
+    // kit, the host) stay behind.
+    for crate_folder in ["plugins/hello", "plugin-api"] {
+        let crate_manifest = copy.join(crate_folder).join("Cargo.toml");
+        let manifest = std::fs::read_to_string(&crate_manifest).unwrap();
+        let library_only = manifest.split("\n[dev-dependencies]").next().unwrap().to_owned() + "\n";
+        std::fs::write(&crate_manifest, library_only).unwrap();
+    }
     std::fs::copy(root.join("Cargo.lock"), copy.join("Cargo.lock")).unwrap();
     let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     let members_start = manifest.find("members = [").unwrap();
