@@ -47,7 +47,9 @@ fn passthrough_lines<'a>(name: &'a str, extra: &'a str) -> MountLines<'a> {
 #[test]
 fn a_missing_name_reaches_the_plugin_once_per_negative_ttl() {
     let source = tempfile::tempdir().unwrap();
-    let source_option = format!("[mount.options]\nsource = {:?}", source.path().display().to_string());
+    // Without its watch, passthrough's default `cache = auto` leaves the TTLs to the mount.
+    let source_option =
+        format!("[mount.options]\nsource = {:?}\nwatch_source = false", source.path().display().to_string());
     for plugin in ["memfs", "passthrough"] {
         let plugin_options = if plugin == "passthrough" { source_option.as_str() } else { "" };
         for (negative_ttl, remembered) in [("60", true), ("0", false)] {
@@ -68,6 +70,40 @@ fn a_missing_name_reaches_the_plugin_once_per_negative_ttl() {
             } else {
                 assert!(asked >= 20, "{plugin}, negative_ttl 0: only {asked} lookups for 20 stats");
             }
+        }
+    }
+}
+
+#[test]
+fn passthrough_remembers_a_missing_name_for_its_cache_modes_ttl_until_the_name_appears() {
+    // `auto` (watched) under the mount's negative_ttl of 0, `never` under 60 s: the
+    // mode decides, and a name created outside the mount shows at once in both.
+    let source = tempfile::tempdir().unwrap();
+    let lines = |cache: &str, negative_ttl: u32| {
+        format!(
+            "negative_ttl = {negative_ttl}\n[mount.options]\nsource = {:?}\ncache = {cache:?}",
+            source.path().display().to_string()
+        )
+    };
+    let (auto, never) = (lines("auto", 0), lines("never", 60));
+    let host = Host::run_mounts(&[passthrough_lines("auto", &auto), passthrough_lines("never", &never)]);
+    for (mount, remembered) in [("auto", true), ("never", false)] {
+        let name = format!("{mount}-missing");
+        let path = host.mountpoint().with_file_name(mount).join(&name);
+        let before = requests_of(&host, mount, &["lookup"]);
+        for _ in 0..20 {
+            assert!(std::fs::symlink_metadata(&path).is_err());
+        }
+        let asked = requests_of(&host, mount, &["lookup"]) - before;
+        std::fs::write(source.path().join(&name), b"here").unwrap();
+        if remembered {
+            // Another test may drop the kernel's caches meanwhile: a few, not 20.
+            assert!(asked <= 3, "auto: {asked} lookups for 20 stats of a missing name");
+            // The watch drops the negative entry as the name appears.
+            assert!(within_a_second(|| std::fs::read(&path).is_ok_and(|data| data == b"here")), "auto");
+        } else {
+            assert!(asked >= 20, "never: only {asked} lookups for 20 stats of a missing name");
+            assert_eq!(std::fs::read(&path).unwrap(), b"here", "never: the next stat finds it");
         }
     }
 }

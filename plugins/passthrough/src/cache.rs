@@ -11,6 +11,9 @@
 //! - `always`: names and attributes for [`ALWAYS_TTL`], data and listings kept across
 //!   opens, watch or not: for a source nothing else changes.
 //!
+//! Each mode's TTL also bounds how long the kernel remembers that a name is missing
+//! (a negative entry), in place of the mount's `negative_ttl`.
+//!
 //! What the mount itself creates or changes (create, mknod, mkdir, symlink, link,
 //! setattr) and what a listing hands out (readdirplus) get the mode's TTLs too (ABI
 //! 1.3). A host before 1.3 sends the mount's TTLs for those answers (1 s by default)
@@ -19,7 +22,7 @@
 
 use std::time::Duration;
 
-use fusehost_plugin_api::{Entry, Opened};
+use fusehost_plugin_api::{Entry, Errno, Opened};
 
 /// How long `auto` lets the kernel keep what the watch keeps coherent. Bounded, so a
 /// change inotify cannot see (another machine writing to a network filesystem source,
@@ -66,6 +69,14 @@ impl CacheMode {
         }
     }
 
+    /// The answer to a lookup of a name the source does not have: a negative entry for
+    /// this mode's TTL (`never`: not remembered at all; `auto`: until the watch sees
+    /// the name appear), or, where the mode leaves the mount's TTLs, `ENOENT` and the
+    /// mount's `negative_ttl`.
+    pub fn missing(self, watched: bool) -> fusehost_plugin_api::Result<Entry> {
+        self.ttl(watched).map(Entry::negative).ok_or(Errno::ENOENT)
+    }
+
     /// Whether the kernel may keep a file's data or a folder's listing across opens.
     pub fn keeps_data(self, watched: bool) -> bool {
         match self {
@@ -104,6 +115,16 @@ mod tests {
         assert!(CacheMode::Auto.keeps_data(true) && !CacheMode::Auto.keeps_data(false));
         assert_eq!(CacheMode::Always.ttl(false), Some(ALWAYS_TTL));
         assert_eq!(CacheMode::Never.ttl(true), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_missing_name_is_remembered_for_the_modes_ttl_or_the_mounts() {
+        let remembered = |mode: CacheMode, watched| mode.missing(watched).map(|entry| entry.entry_ttl);
+        assert_eq!(remembered(CacheMode::Never, true), Ok(Some(Duration::ZERO)));
+        assert_eq!(remembered(CacheMode::Auto, true), Ok(Some(AUTO_TTL)));
+        assert_eq!(remembered(CacheMode::Auto, false), Err(Errno::ENOENT), "the mount's negative_ttl");
+        assert_eq!(remembered(CacheMode::Always, false), Ok(Some(ALWAYS_TTL)));
+        assert!(CacheMode::Always.missing(false).is_ok_and(|entry| entry.is_negative()));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use rustix::fs::{
 };
 use rustix::io::{pread, pwrite};
 
-use crate::cache::CacheMode;
+use crate::cache::{CacheMode, AUTO_TTL};
 use crate::nodes::{errno, proc_path_of, Node, NodeFd, Nodes};
 use crate::watch::{Changing, SourceWatch};
 
@@ -179,6 +179,17 @@ impl Passthrough {
     }
 
     /// Whether the source watch sees every folder the kernel knows.
+    /// The answer for `name`, which the source does not have in `parent`. `auto`
+    /// keeps it for long only while the watch can drop it again, after an overflow of
+    /// its queue too.
+    fn missing(&self, parent: u64, name: &OsStr) -> Result<Entry> {
+        let watched = match (self.cache, self.watch.get()) {
+            (CacheMode::Auto, Some(watch)) => watch.sees_everything() && watch.told_missing(parent, name, AUTO_TTL),
+            _ => self.watched(),
+        };
+        self.cache.missing(watched)
+    }
+
     fn watched(&self) -> bool {
         self.watch.get().is_some_and(SourceWatch::sees_everything)
     }
@@ -275,7 +286,10 @@ impl Filesystem for Passthrough {
     }
 
     fn lookup(&self, _req: &Request, parent: u64, name: &OsStr) -> Result<Entry> {
-        self.entry(parent, &*self.nodes.get(parent)?, name)
+        match self.entry(parent, &*self.nodes.get(parent)?, name) {
+            Err(errno) if errno == Errno::ENOENT => self.missing(parent, name),
+            found => found,
+        }
     }
 
     fn init(&self, _negotiated: &Negotiated, host: MountHost) {

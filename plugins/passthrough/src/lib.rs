@@ -42,9 +42,9 @@ const OPTIONS: &[OptionSpec] = &[
         "cache",
         OptionKind::String,
         "auto",
-        "what the kernel may cache: auto (names and attributes for 60 s, data and listings across opens, while \
-         the source watch runs; else the mount's TTLs), always (the same for a day, for a source only this mount \
-         changes), never (nothing)",
+        "what the kernel may cache: auto (names, missing names and attributes for 60 s, data and listings \
+         across opens, while the source watch runs; else the mount's TTLs), always (the same for a day, for a \
+         source only this mount changes), never (nothing)",
     ),
 ];
 

@@ -26,11 +26,12 @@
 //! Notifications are queued by the host and sent from its own thread, so sending them
 //! while a request holds a directory lock cannot deadlock.
 //!
-//! The names handed out also serve the one event that names nothing: inotify's queue
-//! overflowing (changes came faster than this thread read them). Then every one of
-//! those names, every folder's listing and every file's attributes and data are
-//! dropped from the kernel's caches, so that `cache = auto`'s long TTLs never outlive
-//! a change the watch missed.
+//! The names handed out, and those the kernel was told are missing (negative entries,
+//! kept until their TTL runs out), also serve the one event that names nothing:
+//! inotify's queue overflowing (changes came faster than this thread read them). Then
+//! every one of those names, every folder's listing and every file's attributes and
+//! data are dropped from the kernel's caches, so that `cache = auto`'s long TTLs never
+//! outlive a change the watch missed.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
@@ -80,6 +81,10 @@ struct Watched {
     by_wd: HashMap<WatchDescriptor, u64>,
     by_id: HashMap<u64, WatchDescriptor>,
     names: HashMap<u64, HashMap<OsString, u64>>,
+    /// The names the kernel was told are missing in each watched folder (negative
+    /// entries), until when: nothing else can name them when the queue overflows.
+    missing: HashMap<u64, HashMap<OsString, Instant>>,
+    missing_count: usize,
     reported: HashMap<u64, Stamp>,
     /// Names (folder, name) and nodes requests are changing, once per request: a few
     /// entries at most, one or two per request in flight.
@@ -87,7 +92,46 @@ struct Watched {
     nodes_changing: Vec<u64>,
 }
 
+/// How many missing names the watch keeps at most: past that (more names looked up in
+/// vain within one TTL), missing names get the mount's `negative_ttl` instead.
+const MOST_MISSING_NAMES: usize = 65_536;
+
 impl Watched {
+    /// Keeps `name` as told missing in `dir` until `expires`; false when too many are
+    /// kept already.
+    fn keep_missing(&mut self, dir: u64, name: &OsStr, expires: Instant) -> bool {
+        if self.missing_count >= MOST_MISSING_NAMES {
+            // The kernel has forgotten those whose TTL ran out.
+            let now = Instant::now();
+            for names in self.missing.values_mut() {
+                names.retain(|_, until| *until > now);
+            }
+            self.missing.retain(|_, names| !names.is_empty());
+            self.missing_count = self.missing.values().map(HashMap::len).sum();
+            if self.missing_count >= MOST_MISSING_NAMES {
+                return false;
+            }
+        }
+        let names = self.missing.entry(dir).or_default();
+        match names.get_mut(name) {
+            Some(until) => *until = expires,
+            None => {
+                names.insert(name.to_os_string(), expires);
+                self.missing_count += 1;
+            }
+        }
+        true
+    }
+
+    /// `name` in `dir` is no longer a negative entry of the kernel's.
+    fn drop_missing(&mut self, dir: u64, name: &OsStr) {
+        if let Some(names) = self.missing.get_mut(&dir) {
+            if names.remove(name).is_some() {
+                self.missing_count -= 1;
+            }
+        }
+    }
+
     /// Whether a request is still changing `name` in `dir`, or node `id`.
     fn changing(&self, dir: u64, name: Option<&OsStr>, id: Option<u64>) -> bool {
         let name_changing = name.is_some_and(|name| {
@@ -205,6 +249,7 @@ impl SourceWatch {
     pub fn handed_out(&self, dir: u64, name: &OsStr, id: u64, stat: &Stat) {
         let mut watched = self.watched.lock();
         watched.reported.insert(id, Stamp::of(stat));
+        watched.drop_missing(dir, name);
         if watched.by_id.contains_key(&dir) {
             let names = watched.names.entry(dir).or_default();
             match names.get_mut(name) {
@@ -214,6 +259,14 @@ impl SourceWatch {
                 }
             }
         }
+    }
+
+    /// The kernel is being told that `name` is missing in folder `dir`, for `ttl`;
+    /// kept so that an overflow of the queue drops that too. False when too many
+    /// missing names are kept: then the kernel must not be told for long.
+    pub fn told_missing(&self, dir: u64, name: &OsStr, ttl: Duration) -> bool {
+        let mut watched = self.watched.lock();
+        watched.by_id.contains_key(&dir) && watched.keep_missing(dir, name, Instant::now() + ttl)
     }
 
     /// The kernel is being told node `id`'s attributes.
@@ -281,6 +334,9 @@ impl SourceWatch {
                 watched.by_wd.remove(wd);
             }
             watched.names.remove(&id);
+            if let Some(names) = watched.missing.remove(&id) {
+                watched.missing_count -= names.len();
+            }
             watched.reported.remove(&id);
             wd
         };
@@ -310,14 +366,18 @@ struct Invalidations {
 }
 
 impl Invalidations {
-    /// What an overflow of inotify's queue asks for: every name handed out in a
-    /// watched folder (forgotten here, as the kernel forgets them), every watched
-    /// folder, and every node the kernel holds.
+    /// What an overflow of inotify's queue asks for: every name handed out or told
+    /// missing in a watched folder (forgotten here, as the kernel forgets them), every
+    /// watched folder, and every node the kernel holds.
     fn everything(watched: &mut Watched, nodes: &Nodes) -> Invalidations {
         let mut batch = Invalidations::default();
         for (dir, names) in watched.names.drain() {
             batch.entries.extend(names.into_keys().map(|name| (dir, name)));
         }
+        for (dir, names) in watched.missing.drain() {
+            batch.entries.extend(names.into_keys().map(|name| (dir, name)));
+        }
+        watched.missing_count = 0;
         batch.directories.extend(watched.by_id.keys().copied());
         batch.nodes.extend(nodes.held());
         batch
@@ -462,6 +522,7 @@ impl Relay {
                 if let Some(names) = watched.names.get_mut(&dir) {
                     names.remove(&name);
                 }
+                watched.drop_missing(dir, &name);
                 batch.entries.insert((dir, name));
             }
             if let Some((id, stamp)) = held {
@@ -500,6 +561,39 @@ impl Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_names_are_kept_up_to_a_cap_until_they_expire_or_an_overflow_drops_them() {
+        let mut watched = Watched::default();
+        let name = |text: &str| OsString::from(text);
+        let live = Instant::now() + Duration::from_secs(60);
+        assert!(watched.keep_missing(1, &name("a"), live));
+        assert!(watched.keep_missing(1, &name("a"), live), "kept again, counted once");
+        assert!(watched.keep_missing(2, &name("b"), live));
+        assert_eq!(watched.missing_count, 2);
+        watched.drop_missing(1, &name("a"));
+        assert_eq!(watched.missing_count, 1);
+
+        // At the cap, names whose TTL ran out make room; live ones do not.
+        let expired = Instant::now();
+        for index in 1..MOST_MISSING_NAMES {
+            assert!(watched.keep_missing(3, &name(&format!("gone{index}")), expired));
+        }
+        assert!(watched.keep_missing(4, &name("c"), live), "the expired names made room");
+        assert_eq!(watched.missing_count, 2);
+        for index in 2..MOST_MISSING_NAMES {
+            assert!(watched.keep_missing(5, &name(&format!("live{index}")), live));
+        }
+        assert!(!watched.keep_missing(6, &name("d"), live), "full of live names");
+
+        // An overflow drops every one of them from the kernel, and from here.
+        let root = rustix::fs::open(std::env::temp_dir(), rustix::fs::OFlags::PATH, rustix::fs::Mode::empty());
+        let nodes = Nodes::new(root.unwrap()).unwrap();
+        let batch = Invalidations::everything(&mut watched, &nodes);
+        assert_eq!(batch.entries.len(), MOST_MISSING_NAMES);
+        assert!(batch.entries.contains(&(2, name("b"))) && batch.entries.contains(&(4, name("c"))));
+        assert!(watched.missing.is_empty() && watched.missing_count == 0);
+    }
 
     #[test]
     fn a_name_or_node_stays_marked_until_the_last_request_changing_it_is_done() {
