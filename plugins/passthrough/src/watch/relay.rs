@@ -219,39 +219,17 @@ impl Relay {
 
 #[cfg(test)]
 mod tests {
-    use super::super::told::MOST_MISSING_NAMES;
     use super::*;
 
     #[test]
-    fn missing_names_are_kept_up_to_a_cap_until_they_expire_or_an_overflow_drops_them() {
+    fn an_overflow_drops_every_missing_name_the_kernel_was_told() {
         let mut watched = Watched::default();
-        let name = |text: &str| OsString::from(text);
         let live = Instant::now() + Duration::from_secs(60);
-        assert!(watched.keep_missing(1, &name("a"), live));
-        assert!(watched.keep_missing(1, &name("a"), live), "kept again, counted once");
-        assert!(watched.keep_missing(2, &name("b"), live));
-        assert_eq!(watched.missing_count, 2);
-        watched.drop_missing(1, &name("a"));
-        assert_eq!(watched.missing_count, 1);
-
-        // At the cap, names whose TTL ran out make room; live ones do not.
-        let expired = Instant::now();
-        for index in 1..MOST_MISSING_NAMES {
-            assert!(watched.keep_missing(3, &name(&format!("gone{index}")), expired));
-        }
-        assert!(watched.keep_missing(4, &name("c"), live), "the expired names made room");
-        assert_eq!(watched.missing_count, 2);
-        for index in 2..MOST_MISSING_NAMES {
-            assert!(watched.keep_missing(5, &name(&format!("live{index}")), live));
-        }
-        assert!(!watched.keep_missing(6, &name("d"), live), "full of live names");
-
-        // An overflow drops every one of them from the kernel, and from here.
+        assert!(watched.keep_missing(1, OsStr::new("a"), live) && watched.keep_missing(2, OsStr::new("b"), live));
         let root = rustix::fs::open(std::env::temp_dir(), rustix::fs::OFlags::PATH, rustix::fs::Mode::empty());
         let nodes = Nodes::new(root.unwrap()).unwrap();
         let batch = Invalidations::everything(&mut watched, &nodes);
-        assert_eq!(batch.entries.len(), MOST_MISSING_NAMES);
-        assert!(batch.entries.contains(&(2, name("b"))) && batch.entries.contains(&(4, name("c"))));
-        assert!(watched.missing.is_empty() && watched.missing_count == 0);
+        assert!(batch.entries.contains(&(1, OsString::from("a"))) && batch.entries.contains(&(2, OsString::from("b"))));
+        assert!(watched.missing.is_empty() && watched.missing_count == 0, "forgotten here too");
     }
 }

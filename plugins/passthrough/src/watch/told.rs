@@ -48,6 +48,9 @@ pub(super) struct Watched {
     /// entries), until when: nothing else can name them when the queue overflows.
     pub(super) missing: HashMap<u64, HashMap<OsString, Instant>>,
     pub(super) missing_count: usize,
+    /// When the expired missing names were last swept out (at most once a second: a
+    /// sweep reads them all).
+    missing_swept: Option<Instant>,
     pub(super) reported: HashMap<u64, Stamp>,
     /// Names (folder, name) and nodes requests are changing, once per request: a few
     /// entries at most, one or two per request in flight.
@@ -67,8 +70,12 @@ impl Watched {
     /// kept already.
     pub(super) fn keep_missing(&mut self, dir: u64, name: &OsStr, expires: Instant) -> bool {
         if self.missing_count >= MOST_MISSING_NAMES {
-            // The kernel has forgotten those whose TTL ran out.
             let now = Instant::now();
+            if self.missing_swept.is_some_and(|swept| now < swept + Duration::from_secs(1)) {
+                return false;
+            }
+            self.missing_swept = Some(now);
+            // The kernel has forgotten those whose TTL ran out.
             for names in self.missing.values_mut() {
                 names.retain(|_, until| *until > now);
             }
@@ -156,6 +163,40 @@ impl Drop for Changing<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_names_are_kept_up_to_a_cap_and_swept_once_their_ttl_ran_out() {
+        let mut watched = Watched::default();
+        let name = |text: &str| OsString::from(text);
+        let live = Instant::now() + Duration::from_secs(60);
+        assert!(watched.keep_missing(1, &name("a"), live));
+        assert!(watched.keep_missing(1, &name("a"), live), "kept again, counted once");
+        assert!(watched.keep_missing(2, &name("b"), live));
+        assert_eq!(watched.missing_count, 2);
+        watched.drop_missing(1, &name("a"));
+        assert_eq!(watched.missing_count, 1);
+
+        // At the cap, names whose TTL ran out make room; live ones do not.
+        let expired = Instant::now();
+        for index in 1..MOST_MISSING_NAMES {
+            assert!(watched.keep_missing(3, &name(&format!("gone{index}")), expired));
+        }
+        assert!(watched.keep_missing(4, &name("c"), live), "the expired names made room");
+        assert_eq!(watched.missing_count, 2);
+        for index in 2..MOST_MISSING_NAMES {
+            assert!(watched.keep_missing(5, &name(&format!("live{index}")), live));
+        }
+        assert!(!watched.keep_missing(6, &name("d"), live), "full of live names");
+
+        // A sweep reads every name: at most one a second, however many lookups fail.
+        for until in watched.missing.get_mut(&5).unwrap().values_mut() {
+            *until = expired;
+        }
+        assert!(!watched.keep_missing(6, &name("d"), live), "swept less than a second ago");
+        watched.missing_swept = watched.missing_swept.map(|swept| swept - Duration::from_secs(2));
+        assert!(watched.keep_missing(6, &name("d"), live), "swept again a second later");
+        assert_eq!(watched.missing_count, 3);
+    }
 
     #[test]
     fn a_name_or_node_stays_marked_until_the_last_request_changing_it_is_done() {
