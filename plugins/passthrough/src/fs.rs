@@ -178,7 +178,6 @@ impl Passthrough {
         self.watch.get().map(|watch| watch.changing(names, node))
     }
 
-    /// Whether the source watch sees every folder the kernel knows.
     /// The answer for `name`, which the source does not have in `parent`. `auto`
     /// keeps it for long only while the watch can drop it again, after an overflow of
     /// its queue too.
@@ -190,6 +189,7 @@ impl Passthrough {
         self.cache.missing(watched)
     }
 
+    /// Whether the source watch sees every folder the kernel knows.
     fn watched(&self) -> bool {
         self.watch.get().is_some_and(SourceWatch::sees_everything)
     }
