@@ -59,6 +59,16 @@ struct Change {
 /// How long the relay waits after an event before judging it with what follows.
 const BATCH_WINDOW: Duration = Duration::from_millis(5);
 
+/// Whether a name's events say it is gone: removed (deleted, or moved away) and neither
+/// created nor moved back since. Judging it then needs no `statat`, which matters: on a
+/// filesystem that keeps no negative dentries (tmpfs), looking up a removed name takes
+/// the folder's lock and stalls the requests removing the names beside it (unlinking
+/// 5,000 files through a mount ran at 12k/s instead of 19k/s while the watch did).
+fn removed_for_good(mask: EventMask) -> bool {
+    mask.intersects(EventMask::DELETE | EventMask::MOVED_FROM)
+        && !mask.intersects(EventMask::CREATE | EventMask::MOVED_TO)
+}
+
 /// The thread that turns inotify events into kernel notifications.
 pub(super) struct Relay {
     pub(super) host: MountHost,
@@ -157,11 +167,14 @@ impl Relay {
                 }
                 continue;
             };
-            let now = self
-                .nodes
-                .get(dir)
-                .ok()
-                .and_then(|folder| statat(folder.fd().ok()?, &name, AtFlags::SYMLINK_NOFOLLOW).ok());
+            let now = if removed_for_good(mask) {
+                None
+            } else {
+                self.nodes
+                    .get(dir)
+                    .ok()
+                    .and_then(|folder| statat(folder.fd().ok()?, &name, AtFlags::SYMLINK_NOFOLLOW).ok())
+            };
             let held = now.as_ref().and_then(|stat| self.nodes.known(stat).map(|id| (id, Stamp::of(stat))));
             let mut watched = self.watched.lock();
             if watched.waits(dir, Some(&name), held.map(|(id, _)| id), read_at) {
@@ -220,6 +233,15 @@ impl Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_name_removed_and_not_added_back_is_gone_without_a_look() {
+        assert!(removed_for_good(EventMask::DELETE | EventMask::ATTRIB));
+        assert!(removed_for_good(EventMask::MOVED_FROM | EventMask::CLOSE_WRITE));
+        assert!(!removed_for_good(EventMask::DELETE | EventMask::CREATE), "created again");
+        assert!(!removed_for_good(EventMask::MOVED_FROM | EventMask::MOVED_TO), "an exchange");
+        assert!(!removed_for_good(EventMask::MODIFY | EventMask::ATTRIB), "still there");
+    }
 
     #[test]
     fn an_overflow_drops_every_missing_name_the_kernel_was_told() {
