@@ -542,14 +542,11 @@ pub trait RawFilesystem: Send + Sync {
     /// `lookup` with per-entry TTLs. An entry whose `attr.ino` is 0 is a *negative*
     /// entry: "no such name", remembered by the kernel for `entry_ttl`.
     fn lookup_ttl(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>) -> RResult<EntryTtl, Errno> {
-        EntryTtl::of(self.lookup(ctx, parent, name))
+        self.lookup(ctx, parent, name).map(EntryTtl::with_mount_ttls)
     }
     /// `getattr` with a per-answer attribute TTL.
     fn getattr_ttl(&self, ctx: &RequestCtx, ino: u64, fh: ROption<u64>) -> RResult<AttrTtl, Errno> {
-        match self.getattr(ctx, ino, fh) {
-            RResult::ROk(attr) => RResult::ROk(AttrTtl { attr, attr_ttl: ROption::RNone }),
-            RResult::RErr(errno) => RResult::RErr(errno),
-        }
+        self.getattr(ctx, ino, fh).map(AttrTtl::with_mount_ttl)
     }
     /// POSIX record locks (`fcntl(F_GETLK)`): the conflicting lock, or one of type
     /// `F_UNLCK` when there is none. Only sent when the plugin consents to
@@ -614,10 +611,7 @@ pub trait RawFilesystem: Send + Sync {
 
     /// `setattr` with a per-answer attribute TTL.
     fn setattr_ttl(&self, ctx: &RequestCtx, ino: u64, attr: &SetAttr) -> RResult<AttrTtl, Errno> {
-        match self.setattr(ctx, ino, attr) {
-            RResult::ROk(attr) => RResult::ROk(AttrTtl { attr, attr_ttl: ROption::RNone }),
-            RResult::RErr(errno) => RResult::RErr(errno),
-        }
+        self.setattr(ctx, ino, attr).map(AttrTtl::with_mount_ttl)
     }
     /// `mknod` with the new entry's TTLs.
     fn mknod_ttl(
@@ -628,11 +622,11 @@ pub trait RawFilesystem: Send + Sync {
         mode: u32,
         rdev: u32,
     ) -> RResult<EntryTtl, Errno> {
-        EntryTtl::of(self.mknod(ctx, parent, name, mode, rdev))
+        self.mknod(ctx, parent, name, mode, rdev).map(EntryTtl::with_mount_ttls)
     }
     /// `mkdir` with the new entry's TTLs.
     fn mkdir_ttl(&self, ctx: &RequestCtx, parent: u64, name: RSlice<'_, u8>, mode: u32) -> RResult<EntryTtl, Errno> {
-        EntryTtl::of(self.mkdir(ctx, parent, name, mode))
+        self.mkdir(ctx, parent, name, mode).map(EntryTtl::with_mount_ttls)
     }
     /// `symlink` with the new entry's TTLs.
     fn symlink_ttl(
@@ -642,7 +636,7 @@ pub trait RawFilesystem: Send + Sync {
         name: RSlice<'_, u8>,
         target: RSlice<'_, u8>,
     ) -> RResult<EntryTtl, Errno> {
-        EntryTtl::of(self.symlink(ctx, parent, name, target))
+        self.symlink(ctx, parent, name, target).map(EntryTtl::with_mount_ttls)
     }
     /// `link` with the new entry's TTLs.
     fn link_ttl(
@@ -652,7 +646,7 @@ pub trait RawFilesystem: Send + Sync {
         new_parent: u64,
         new_name: RSlice<'_, u8>,
     ) -> RResult<EntryTtl, Errno> {
-        EntryTtl::of(self.link(ctx, ino, new_parent, new_name))
+        self.link(ctx, ino, new_parent, new_name).map(EntryTtl::with_mount_ttls)
     }
     /// `create` with the new entry's TTLs.
     fn create_ttl(
@@ -663,10 +657,7 @@ pub trait RawFilesystem: Send + Sync {
         mode: u32,
         flags: i32,
     ) -> RResult<CreatedTtl, Errno> {
-        match self.create(ctx, parent, name, mode, flags) {
-            RResult::ROk(created) => RResult::ROk(CreatedTtl::from(created)),
-            RResult::RErr(errno) => RResult::RErr(errno),
-        }
+        self.create(ctx, parent, name, mode, flags).map(CreatedTtl::from)
     }
 }
 
@@ -1006,14 +997,6 @@ impl EntryTtl {
     pub fn with_mount_ttls(entry: Entry) -> EntryTtl {
         EntryTtl { entry, entry_ttl: ROption::RNone, attr_ttl: ROption::RNone }
     }
-
-    /// A 1.0 answer (an [`Entry`] or an error) as one with the mount's TTLs.
-    pub fn of(answer: RResult<Entry, Errno>) -> RResult<EntryTtl, Errno> {
-        match answer {
-            RResult::ROk(entry) => RResult::ROk(EntryTtl::with_mount_ttls(entry)),
-            RResult::RErr(errno) => RResult::RErr(errno),
-        }
-    }
 }
 
 /// A create answer whose entry has its own TTLs (ABI 1.3; [`Created`] has none).
@@ -1044,6 +1027,13 @@ impl From<CreatedTtl> for Created {
 pub struct AttrTtl {
     pub attr: Attr,
     pub attr_ttl: ROption<RDuration>,
+}
+
+impl AttrTtl {
+    /// Attributes with the mount's TTL (`RNone`).
+    pub fn with_mount_ttl(attr: Attr) -> AttrTtl {
+        AttrTtl { attr, attr_ttl: ROption::RNone }
+    }
 }
 
 /// A POSIX record lock: bytes `start..=end` (`end` `u64::MAX`: to the end of file),
