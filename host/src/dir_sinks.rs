@@ -15,7 +15,7 @@ use fusehost_abi::{DirPlusSink, DirSink, Entry, EntryTtl};
 use fuser::{INodeNo, ReplyDirectory, ReplyDirectoryPlus};
 
 use crate::contract::{check_entry, entry_kind, Expected, REUSED_INODE};
-use crate::dispatch::entry_ttls;
+use crate::dispatch::one_ttl;
 use crate::lookup_table::LookupTable;
 use crate::presentation::Presentation;
 
@@ -68,8 +68,8 @@ impl DirPlusSink for ReplyDirPlusSink<'_> {
         self.add_ttl(next_offset, name, &EntryTtl::with_mount_ttls(*entry))
     }
 
-    /// The kernel keeps one TTL for a readdirplus entry's name and attributes: the
-    /// shorter of the two.
+    /// fuser takes one TTL for a readdirplus entry's name and attributes: the shorter
+    /// (`dispatch::one_ttl`).
     fn add_ttl(&mut self, next_offset: i64, name: RSlice<'_, u8>, answer: &EntryTtl) -> bool {
         let (entry, name) = (&answer.entry, name.as_slice());
         let refuse = |sink: &mut Self, why| {
@@ -89,12 +89,11 @@ impl DirPlusSink for ReplyDirPlusSink<'_> {
             return refuse(self, REUSED_INODE);
         }
         self.presentation.apply(&mut attr);
-        let (attr_ttl, entry_ttl) = entry_ttls(answer, self.mount_ttls);
         let full = self.reply.add(
             INodeNo(entry.attr.ino),
             next_offset as u64,
             OsStr::from_bytes(name),
-            &attr_ttl.min(entry_ttl),
+            &one_ttl(answer, self.mount_ttls),
             &attr,
             generation,
         );

@@ -316,6 +316,14 @@ pub(crate) fn entry_ttls(answer: &EntryTtl, mount: (Duration, Duration)) -> (Dur
     (duration(answer.attr_ttl).unwrap_or(mount.0), duration(answer.entry_ttl).unwrap_or(mount.1))
 }
 
+/// The one TTL fuser takes for a name and its attributes together (create's and
+/// readdirplus's answers; the protocol has both): the shorter, so neither is trusted
+/// for longer than the answer or the operator allowed.
+pub(crate) fn one_ttl(answer: &EntryTtl, mount: (Duration, Duration)) -> Duration {
+    let (attr_ttl, entry_ttl) = entry_ttls(answer, mount);
+    attr_ttl.min(entry_ttl)
+}
+
 impl<O: RawFilesystem + 'static> Dispatch<O> {
     /// Dispatch for `fs`; its forgetter starts when the kernel's INIT arrives.
     pub fn new(fs: O, shared: Arc<MountShared>, config: DispatchConfig, name: &str, span: Span) -> Self {

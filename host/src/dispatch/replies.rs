@@ -255,8 +255,7 @@ impl Answers {
                 return;
             }
         };
-        let (attr_ttl, entry_ttl) = self.entry_ttls(&created.entry);
-        let ttl = attr_ttl.min(entry_ttl);
+        let ttl = super::one_ttl(&created.entry, self.mount_ttls());
         let (fh, flags) = (FileHandle(created.opened.fh), self.fopen_flags(created.opened.flags, open_flags));
         match self.backing.share(attr.ino.0, &created.opened, |fd| reply.open_backing(fd)) {
             Some(id) => reply.created_passthrough(&ttl, &attr, generation, fh, passed_through(flags), &id),
