@@ -21,7 +21,7 @@ use rustix::fs::{
 };
 use rustix::io::{pread, pwrite};
 
-use crate::cache::{CacheMode, AUTO_TTL};
+use crate::cache::CacheMode;
 use crate::nodes::{errno, proc_path_of, Node, NodeFd, Nodes};
 use crate::watch::{Changing, SourceWatch};
 
@@ -178,15 +178,17 @@ impl Passthrough {
         self.watch.get().map(|watch| watch.changing(names, node))
     }
 
-    /// The answer for `name`, which the source does not have in `parent`. `auto`
-    /// keeps it for long only while the watch can drop it again, after an overflow of
-    /// its queue too.
+    /// The answer for `name`, which the source does not have in `parent`: a negative
+    /// entry for the cache mode's TTL, kept by the watch (when it runs) so that an
+    /// overflow of its queue drops it too; `ENOENT` (the mount's `negative_ttl`) where
+    /// the mode leaves the mount's TTLs or the watch keeps too many already.
     fn missing(&self, parent: u64, name: &OsStr) -> Result<Entry> {
-        let watched = match (self.cache, self.watch.get()) {
-            (CacheMode::Auto, Some(watch)) => watch.sees_everything() && watch.told_missing(parent, name, AUTO_TTL),
-            _ => self.watched(),
-        };
-        self.cache.missing(watched)
+        let negative = self.cache.missing(self.watched())?;
+        let ttl = negative.entry_ttl.unwrap_or_default();
+        match self.watch.get() {
+            Some(watch) if !ttl.is_zero() && !watch.told_missing(parent, name, ttl) => Err(Errno::ENOENT),
+            _ => Ok(negative),
+        }
     }
 
     /// Whether the source watch sees every folder the kernel knows.

@@ -117,7 +117,7 @@ impl SourceWatch {
     pub fn handed_out(&self, dir: u64, name: &OsStr, id: u64, stat: &Stat) {
         let mut watched = self.watched.lock();
         watched.reported.insert(id, Stamp::of(stat));
-        watched.drop_missing(dir, name);
+        watched.missing.remove(dir, name);
         if watched.by_id.contains_key(&dir) {
             let names = watched.names.entry(dir).or_default();
             match names.get_mut(name) {
@@ -134,7 +134,7 @@ impl SourceWatch {
     /// missing names are kept: then the kernel must not be told for long.
     pub fn told_missing(&self, dir: u64, name: &OsStr, ttl: Duration) -> bool {
         let mut watched = self.watched.lock();
-        watched.by_id.contains_key(&dir) && watched.keep_missing(dir, name, Instant::now() + ttl)
+        watched.by_id.contains_key(&dir) && watched.missing.keep(dir, name, Instant::now() + ttl)
     }
 
     /// The kernel is being told node `id`'s attributes.
@@ -202,9 +202,7 @@ impl SourceWatch {
                 watched.by_wd.remove(wd);
             }
             watched.names.remove(&id);
-            if let Some(names) = watched.missing.remove(&id) {
-                watched.missing_count -= names.len();
-            }
+            watched.missing.forget_folder(id);
             watched.reported.remove(&id);
             wd
         };

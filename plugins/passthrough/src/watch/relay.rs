@@ -36,10 +36,7 @@ impl Invalidations {
         for (dir, names) in watched.names.drain() {
             batch.entries.extend(names.into_keys().map(|name| (dir, name)));
         }
-        for (dir, names) in watched.missing.drain() {
-            batch.entries.extend(names.into_keys().map(|name| (dir, name)));
-        }
-        watched.missing_count = 0;
+        batch.entries.extend(watched.missing.drain());
         batch.directories.extend(watched.by_id.keys().copied());
         batch.nodes.extend(nodes.held());
         batch
@@ -194,7 +191,7 @@ impl Relay {
                 if let Some(names) = watched.names.get_mut(&dir) {
                     names.remove(&name);
                 }
-                watched.drop_missing(dir, &name);
+                watched.missing.remove(dir, &name);
                 batch.entries.insert((dir, name));
             }
             if let Some((id, stamp)) = held {
@@ -247,11 +244,11 @@ mod tests {
     fn an_overflow_drops_every_missing_name_the_kernel_was_told() {
         let mut watched = Watched::default();
         let live = Instant::now() + Duration::from_secs(60);
-        assert!(watched.keep_missing(1, OsStr::new("a"), live) && watched.keep_missing(2, OsStr::new("b"), live));
+        assert!(watched.missing.keep(1, OsStr::new("a"), live) && watched.missing.keep(2, OsStr::new("b"), live));
         let root = rustix::fs::open(std::env::temp_dir(), rustix::fs::OFlags::PATH, rustix::fs::Mode::empty());
         let nodes = Nodes::new(root.unwrap()).unwrap();
         let batch = Invalidations::everything(&mut watched, &nodes);
         assert!(batch.entries.contains(&(1, OsString::from("a"))) && batch.entries.contains(&(2, OsString::from("b"))));
-        assert!(watched.missing.is_empty() && watched.missing_count == 0, "forgotten here too");
+        assert_eq!(watched.missing.len(), 0, "forgotten here too");
     }
 }

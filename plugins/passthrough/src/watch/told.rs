@@ -44,13 +44,9 @@ pub(super) struct Watched {
     pub(super) by_wd: HashMap<WatchDescriptor, u64>,
     pub(super) by_id: HashMap<u64, WatchDescriptor>,
     pub(super) names: HashMap<u64, HashMap<OsString, u64>>,
-    /// The names the kernel was told are missing in each watched folder (negative
-    /// entries), until when: nothing else can name them when the queue overflows.
-    pub(super) missing: HashMap<u64, HashMap<OsString, Instant>>,
-    pub(super) missing_count: usize,
-    /// When the expired missing names were last swept out (at most once a second: a
-    /// sweep reads them all).
-    missing_swept: Option<Instant>,
+    /// The names the kernel was told are missing (negative entries): nothing else can
+    /// name them when the queue overflows.
+    pub(super) missing: MissingNames,
     pub(super) reported: HashMap<u64, Stamp>,
     /// Names (folder, name) and nodes requests are changing, once per request: a few
     /// entries at most, one or two per request in flight.
@@ -65,46 +61,80 @@ pub(super) const LONGEST_WAIT: Duration = Duration::from_secs(1);
 /// vain within one TTL), missing names get the mount's `negative_ttl` instead.
 pub(super) const MOST_MISSING_NAMES: usize = 65_536;
 
-impl Watched {
+/// The names the kernel was told are missing in each watched folder, until when, at
+/// most [`MOST_MISSING_NAMES`] of them.
+#[derive(Default)]
+pub(super) struct MissingNames {
+    by_folder: HashMap<u64, HashMap<OsString, Instant>>,
+    count: usize,
+    /// When the expired ones were last swept out (at most once a second: a sweep
+    /// reads them all).
+    swept: Option<Instant>,
+}
+
+impl MissingNames {
     /// Keeps `name` as told missing in `dir` until `expires`; false when too many are
     /// kept already.
-    pub(super) fn keep_missing(&mut self, dir: u64, name: &OsStr, expires: Instant) -> bool {
-        if self.missing_count >= MOST_MISSING_NAMES {
-            let now = Instant::now();
-            if self.missing_swept.is_some_and(|swept| now < swept + Duration::from_secs(1)) {
-                return false;
-            }
-            self.missing_swept = Some(now);
-            // The kernel has forgotten those whose TTL ran out.
-            for names in self.missing.values_mut() {
-                names.retain(|_, until| *until > now);
-            }
-            self.missing.retain(|_, names| !names.is_empty());
-            self.missing_count = self.missing.values().map(HashMap::len).sum();
-            if self.missing_count >= MOST_MISSING_NAMES {
-                return false;
-            }
+    pub(super) fn keep(&mut self, dir: u64, name: &OsStr, expires: Instant) -> bool {
+        if self.count >= MOST_MISSING_NAMES && !self.sweep() {
+            return false;
         }
-        let names = self.missing.entry(dir).or_default();
+        let names = self.by_folder.entry(dir).or_default();
         match names.get_mut(name) {
             Some(until) => *until = expires,
             None => {
                 names.insert(name.to_os_string(), expires);
-                self.missing_count += 1;
+                self.count += 1;
             }
         }
         true
     }
 
+    /// Forgets those whose TTL ran out (the kernel has forgotten them); whether that
+    /// made room. Does nothing within a second of the last sweep.
+    fn sweep(&mut self) -> bool {
+        let now = Instant::now();
+        if self.swept.is_some_and(|swept| now < swept + Duration::from_secs(1)) {
+            return false;
+        }
+        self.swept = Some(now);
+        for names in self.by_folder.values_mut() {
+            names.retain(|_, until| *until > now);
+        }
+        self.by_folder.retain(|_, names| !names.is_empty());
+        self.count = self.by_folder.values().map(HashMap::len).sum();
+        self.count < MOST_MISSING_NAMES
+    }
+
     /// `name` in `dir` is no longer a negative entry of the kernel's.
-    pub(super) fn drop_missing(&mut self, dir: u64, name: &OsStr) {
-        if let Some(names) = self.missing.get_mut(&dir) {
+    pub(super) fn remove(&mut self, dir: u64, name: &OsStr) {
+        if let Some(names) = self.by_folder.get_mut(&dir) {
             if names.remove(name).is_some() {
-                self.missing_count -= 1;
+                self.count -= 1;
             }
         }
     }
 
+    /// Folder `dir` is forgotten, and with it the names under it.
+    pub(super) fn forget_folder(&mut self, dir: u64) {
+        if let Some(names) = self.by_folder.remove(&dir) {
+            self.count -= names.len();
+        }
+    }
+
+    /// Every one of them, (folder, name), forgotten here.
+    pub(super) fn drain(&mut self) -> impl Iterator<Item = (u64, OsString)> + '_ {
+        self.count = 0;
+        self.by_folder.drain().flat_map(|(dir, names)| names.into_keys().map(move |name| (dir, name)))
+    }
+
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.count
+    }
+}
+
+impl Watched {
     /// Whether a request is still changing `name` in `dir`, or node `id`.
     pub(super) fn changing(&self, dir: u64, name: Option<&OsStr>, id: Option<u64>) -> bool {
         let name_changing = name.is_some_and(|name| {
@@ -166,36 +196,36 @@ mod tests {
 
     #[test]
     fn missing_names_are_kept_up_to_a_cap_and_swept_once_their_ttl_ran_out() {
-        let mut watched = Watched::default();
+        let mut missing = MissingNames::default();
         let name = |text: &str| OsString::from(text);
         let live = Instant::now() + Duration::from_secs(60);
-        assert!(watched.keep_missing(1, &name("a"), live));
-        assert!(watched.keep_missing(1, &name("a"), live), "kept again, counted once");
-        assert!(watched.keep_missing(2, &name("b"), live));
-        assert_eq!(watched.missing_count, 2);
-        watched.drop_missing(1, &name("a"));
-        assert_eq!(watched.missing_count, 1);
+        assert!(missing.keep(1, &name("a"), live));
+        assert!(missing.keep(1, &name("a"), live), "kept again, counted once");
+        assert!(missing.keep(2, &name("b"), live));
+        assert_eq!(missing.len(), 2);
+        missing.remove(1, &name("a"));
+        assert_eq!(missing.len(), 1);
 
         // At the cap, names whose TTL ran out make room; live ones do not.
         let expired = Instant::now();
         for index in 1..MOST_MISSING_NAMES {
-            assert!(watched.keep_missing(3, &name(&format!("gone{index}")), expired));
+            assert!(missing.keep(3, &name(&format!("gone{index}")), expired));
         }
-        assert!(watched.keep_missing(4, &name("c"), live), "the expired names made room");
-        assert_eq!(watched.missing_count, 2);
+        assert!(missing.keep(4, &name("c"), live), "the expired names made room");
+        assert_eq!(missing.len(), 2);
         for index in 2..MOST_MISSING_NAMES {
-            assert!(watched.keep_missing(5, &name(&format!("live{index}")), live));
+            assert!(missing.keep(5, &name(&format!("live{index}")), live));
         }
-        assert!(!watched.keep_missing(6, &name("d"), live), "full of live names");
+        assert!(!missing.keep(6, &name("d"), live), "full of live names");
 
         // A sweep reads every name: at most one a second, however many lookups fail.
-        for until in watched.missing.get_mut(&5).unwrap().values_mut() {
+        for until in missing.by_folder.get_mut(&5).unwrap().values_mut() {
             *until = expired;
         }
-        assert!(!watched.keep_missing(6, &name("d"), live), "swept less than a second ago");
-        watched.missing_swept = watched.missing_swept.map(|swept| swept - Duration::from_secs(2));
-        assert!(watched.keep_missing(6, &name("d"), live), "swept again a second later");
-        assert_eq!(watched.missing_count, 3);
+        assert!(!missing.keep(6, &name("d"), live), "swept less than a second ago");
+        missing.swept = missing.swept.map(|swept| swept - Duration::from_secs(2));
+        assert!(missing.keep(6, &name("d"), live), "swept again a second later");
+        assert_eq!(missing.len(), 3);
     }
 
     #[test]
