@@ -20,7 +20,7 @@ fn seconds_since_start() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_secs()
 }
 
-/// Lets a few lines through per [`WINDOW`] ([`LINES_PER_WINDOW`] by default).
+/// Lets a few lines through per `WINDOW` (`LINES_PER_WINDOW` by default).
 #[derive(Debug)]
 pub struct LogLimiter {
     what: &'static str,

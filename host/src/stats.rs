@@ -65,7 +65,7 @@ const BUCKETS: usize = LATENCY_BOUNDS_NS.len() + 1;
 /// Errno values counted one by one: Linux's, 1 to 133 (`EHWPOISON`).
 const LAST_NAMED_ERRNO: usize = 133;
 
-/// The slot of every errno above [`LAST_NAMED_ERRNO`] (the kernel takes up to 511).
+/// The slot of every errno above `LAST_NAMED_ERRNO` (the kernel takes up to 511).
 pub const OTHER_ERRNO: i32 = LAST_NAMED_ERRNO as i32 + 1;
 
 const ERRNO_SLOTS: usize = LAST_NAMED_ERRNO + 2;

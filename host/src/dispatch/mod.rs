@@ -21,7 +21,7 @@
 //! So requests that hand out entries hold the mount's forget barrier for reading
 //! across the plugin call and the count, and a zero is confirmed under the barrier
 //! held for writing, taken only when free: by the worker that received the FORGET when
-//! it can take it at once, else by the mount's [`Forgetter`] thread later. The
+//! it can take it at once, else by the mount's `Forgetter` thread later. The
 //! plugin's `forget(ino)` never overlaps a request that returns `ino`, and no request
 //! ever waits for a forget.
 //!
