@@ -50,9 +50,10 @@ impl Capabilities {
     /// [`Filesystem::getlk`]: crate::Filesystem::getlk
     /// [`Filesystem::setlk`]: crate::Filesystem::setlk
     pub const POSIX_LOCKS: Capabilities = Capabilities(capability::POSIX_LOCKS);
-    /// The filesystem clears the setuid and setgid bits itself on write, truncate and
-    /// chown by an unprivileged caller; the kernel then skips the
-    /// `getxattr("security.capability")` it otherwise sends before every write.
+    /// The filesystem clears the setuid and setgid bits itself on write, truncate,
+    /// chown, fallocate and copy_file_range (into the file) by an unprivileged caller;
+    /// the kernel then skips the `getxattr("security.capability")` it otherwise sends
+    /// before every write, and drops the bits for none of these.
     pub const HANDLE_KILLPRIV_V2: Capabilities = Capabilities(capability::HANDLE_KILLPRIV_V2);
     /// Direct-I/O writes to one file may run in parallel (on handles opened `O_DIRECT`
     /// or answered with `direct_io`).

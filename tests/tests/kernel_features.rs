@@ -444,6 +444,47 @@ fn memfs_clears_setuid_itself_so_writes_cost_no_capability_lookup() {
 }
 
 #[test]
+fn memfs_drops_setuid_when_someone_else_fallocates_or_copies_into_a_file() {
+    // Under HANDLE_KILLPRIV_V2 the kernel leaves every such drop to memfs, not only
+    // those of writes and truncates. `attr_ttl = 0`: the mode read back is memfs's.
+    let host = Host::run_mounts(&[mount_lines("killpriv", "memfs", "allow_other = true\nattr_ttl = 0")]);
+    for folder in [host.dir.path(), &host.dir.path().join("mnt"), host.mountpoint()] {
+        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let (tool, source) = (host.path("tool"), host.path("source"));
+    std::fs::write(&tool, b"#!/bin/sh\n").unwrap();
+    std::fs::write(&source, b"# more\n").unwrap();
+    let mode = || std::fs::metadata(&tool).unwrap().permissions().mode() & 0o7777;
+    let as_nobody = |program: &str, args: &[&str]| {
+        let output = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", program])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{program}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    let tool_text = tool.to_str().unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o6777)).unwrap();
+    as_nobody("fallocate", &["-l", "8192", tool_text]);
+    assert_eq!(mode(), 0o0777, "setuid and setgid dropped by an unprivileged fallocate");
+
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o6777)).unwrap();
+    let copy = format!(
+        "import os; os.copy_file_range(os.open({:?}, os.O_RDONLY), os.open({tool_text:?}, os.O_WRONLY), 7, None, 16)",
+        source.to_str().unwrap()
+    );
+    as_nobody("/usr/bin/python3", &["-c", &copy]);
+    assert_eq!(std::fs::read(&tool).unwrap()[16..23], *b"# more\n", "copied");
+    assert_eq!(mode(), 0o0777, "setuid and setgid dropped by an unprivileged copy_file_range");
+
+    // Root keeps them (CAP_FSETID), as the kernel would.
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o6777)).unwrap();
+    let status = std::process::Command::new("fallocate").args(["-l", "16384", tool_text]).status().unwrap();
+    assert!(status.success());
+    assert_eq!(mode(), 0o6777);
+}
+
+#[test]
 fn a_read_only_plugin_mounts_ro_as_fuse_fusehost_from_its_source_argument() {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("greetings.tar");

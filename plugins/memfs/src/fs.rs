@@ -658,7 +658,7 @@ impl Filesystem for MemFs {
         Ok((Entry::new(attr), Opened::handle(inode.ino).keep_cache()))
     }
 
-    fn fallocate(&self, _req: &Request, ino: u64, _fh: u64, offset: u64, length: u64, mode: i32) -> Result<()> {
+    fn fallocate(&self, req: &Request, ino: u64, _fh: u64, offset: u64, length: u64, mode: i32) -> Result<()> {
         let inode = self.get(ino)?;
         let end = offset.checked_add(length).ok_or(Errno::EFBIG)?;
         let mut pages = Self::file(&inode)?.write();
@@ -673,6 +673,11 @@ impl Filesystem for MemFs {
         }
         meta.pages = pages.page_count();
         meta.modified(SystemTime::now());
+        // HANDLE_KILLPRIV_V2: the kernel leaves dropping setuid/setgid on any change by
+        // someone other than root to us, fallocate included.
+        if req.uid != 0 {
+            meta.drop_privileges();
+        }
         Ok(())
     }
 
@@ -687,7 +692,7 @@ impl Filesystem for MemFs {
 
     fn copy_file_range(
         &self,
-        _req: &Request,
+        req: &Request,
         ino_in: u64,
         _fh_in: u64,
         offset_in: u64,
@@ -711,7 +716,7 @@ impl Filesystem for MemFs {
         if bytes.is_empty() {
             return Ok(0);
         }
-        self.write_at(&target, offset_out, &bytes, false)
+        self.write_at(&target, offset_out, &bytes, req.uid != 0)
     }
 
     fn destroy(&self) {
