@@ -485,6 +485,67 @@ fn memfs_drops_setuid_when_someone_else_fallocates_or_copies_into_a_file() {
 }
 
 #[test]
+fn passthrough_clears_setuid_itself_so_writes_cost_no_capability_lookup() {
+    // HANDLE_KILLPRIV_V2, watched (`auto`) and unwatched (`always` for a day: the
+    // kernel's cached mode is corrected only by the plugin's own notification).
+    let source = tempfile::tempdir().unwrap();
+    let lines = |name: &str, extra: &str| {
+        let folder = source.path().join(name);
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777)).unwrap();
+        format!("allow_other = true\n[mount.options]\nsource = {:?}\n{extra}", folder.display().to_string())
+    };
+    let (watched, unwatched) = (lines("watched", ""), lines("unwatched", "cache = \"always\"\nwatch_source = false"));
+    let host = Host::run_mounts(&[passthrough_lines("watched", &watched), passthrough_lines("unwatched", &unwatched)]);
+    for folder in [host.dir.path(), &host.dir.path().join("mnt")] {
+        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let as_nobody = |program: &str, args: &[&str]| {
+        let output = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", program])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{program}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    for mount in ["watched", "unwatched"] {
+        let path = |name: &str| host.mountpoint().with_file_name(mount).join(name);
+        let before = requests_of(&host, mount, &["getxattr"]);
+        {
+            let mut file = std::fs::File::create(path("plain")).unwrap();
+            for _ in 0..100 {
+                file.write_all(b"more\n").unwrap();
+            }
+        }
+        let asked = requests_of(&host, mount, &["getxattr"]) - before;
+        assert!(asked < 5, "{mount}: {asked} getxattr requests for 100 writes");
+
+        let tool = path("tool");
+        let in_source = source.path().join(mount).join("tool");
+        std::fs::write(&tool, b"#!/bin/sh\n").unwrap();
+        let tool_text = tool.to_str().unwrap().to_owned();
+        let mode_of = |file: &Path| std::fs::metadata(file).unwrap().permissions().mode() & 0o7777;
+        let set_uid = || std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o6777)).unwrap();
+        let append = format!("echo more >> {tool_text}");
+        for (what, program, args) in [
+            ("write", "sh", vec!["-c", append.as_str()]),
+            ("truncate", "truncate", vec!["-s", "1", tool_text.as_str()]),
+            ("fallocate", "fallocate", vec!["-l", "8192", tool_text.as_str()]),
+        ] {
+            set_uid();
+            assert_eq!(mode_of(&tool), 0o6777);
+            as_nobody(program, &args);
+            assert_eq!(mode_of(&in_source), 0o0777, "{mount}: an unprivileged {what} drops setuid and setgid");
+            assert!(within_a_second(|| mode_of(&tool) == 0o0777), "{mount}: the mount shows it after a {what}");
+        }
+        // Root keeps them (CAP_FSETID), as the kernel would.
+        set_uid();
+        std::fs::OpenOptions::new().append(true).open(&tool).unwrap().write_all(b"# root\n").unwrap();
+        assert_eq!(mode_of(&in_source), 0o6777, "{mount}: root's write keeps setuid");
+    }
+}
+
+#[test]
 fn a_read_only_plugin_mounts_ro_as_fuse_fusehost_from_its_source_argument() {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("greetings.tar");

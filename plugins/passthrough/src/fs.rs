@@ -11,7 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use fusehost_plugin_api::sync::{Mutex, RwLock};
 use fusehost_plugin_api::{
-    Capabilities, DirSink, Entry, Errno, FileAttr, FileKind, Filesystem, MountHost, Negotiated, Opened, Request,
+    flags, Capabilities, DirSink, Entry, Errno, FileAttr, FileKind, Filesystem, MountHost, Negotiated, Opened, Request,
     Result, SetAttr, StatFs, TimeOrNow,
 };
 use rustix::fs::{
@@ -25,7 +25,9 @@ use crate::cache::CacheMode;
 use crate::nodes::{errno, proc_path_of, Node, NodeFd, Nodes};
 use crate::watch::{Changing, SourceWatch};
 
+const S_ISUID: u32 = 0o4000;
 const S_ISGID: u32 = 0o2000;
+const S_IXGRP: u32 = 0o0010;
 
 /// One directory listing, read whole by the first readdir (and again at offset 0).
 /// Not at opendir: a kernel that caches the listing opens the folder without
@@ -49,6 +51,8 @@ pub struct Passthrough {
     watch: OnceLock<SourceWatch>,
     /// How much the kernel may cache.
     cache: CacheMode,
+    /// The mount's notifications, for the attributes a dropped setuid changes.
+    host: OnceLock<MountHost>,
 }
 
 fn time_of(seconds: i64, nanos: u64) -> std::time::SystemTime {
@@ -81,6 +85,22 @@ fn attr_of(id: u64, stat: &Stat) -> Result<FileAttr> {
         blksize: stat.st_blksize as u32,
         flags: 0,
     })
+}
+
+/// Drops setuid, and setgid where the group may execute, from `file` in the source;
+/// returns whether there were any. What the kernel does when a caller without
+/// `CAP_FSETID` changes a file, and leaves to a filesystem with `HANDLE_KILLPRIV_V2`.
+fn drop_privileges(file: &impl AsFd) -> Result<bool> {
+    let mode = permissions(&rustix::fs::fstat(file).map_err(errno)?);
+    let mut kept = mode & !S_ISUID;
+    if kept & (S_ISGID | S_IXGRP) == (S_ISGID | S_IXGRP) {
+        kept &= !S_ISGID;
+    }
+    if kept == mode {
+        return Ok(false);
+    }
+    chmod(proc_path_of(&file.as_fd()), Mode::from_raw_mode(kept)).map_err(errno)?;
+    Ok(true)
 }
 
 /// A stat's permission bits, setuid, setgid and sticky included.
@@ -126,7 +146,27 @@ impl Passthrough {
             watch_source,
             watch: OnceLock::new(),
             cache,
+            host: OnceLock::new(),
         })
+    }
+
+    /// Whether this mount clears setuid and setgid itself (`HANDLE_KILLPRIV_V2`): not
+    /// when open files go to the kernel, whose writes never reach this daemon; and
+    /// only as root, since otherwise the source's own write drops them for us.
+    fn kills_privileges(&self) -> bool {
+        !self.kernel_passthrough && self.as_root
+    }
+
+    /// Drops setuid and setgid from `file` when `killing` and this mount does so
+    /// itself, then tells the kernel, whose cached mode still shows them.
+    fn drop_privileges_of(&self, ino: u64, file: &impl AsFd, killing: bool) -> Result<()> {
+        if killing && self.kills_privileges() && drop_privileges(file)? {
+            if let Some(host) = self.host.get() {
+                // Best effort: the kernel may already have forgotten the node.
+                let _ = host.invalidate_inode(ino, None);
+            }
+        }
+        Ok(())
     }
 
     fn entry(&self, parent_id: u64, parent: &Node, name: &OsStr) -> Result<Entry> {
@@ -284,7 +324,13 @@ impl Filesystem for Passthrough {
     /// would read through write-only descriptors and turn appends into positioned
     /// writes on the source.
     fn capabilities(&self) -> Capabilities {
-        Capabilities::PASSTHROUGH
+        if self.kills_privileges() {
+            // Clearing setuid here spares every write the kernel's
+            // `security.capability` lookup: a round trip per `write()`.
+            Capabilities::PASSTHROUGH | Capabilities::HANDLE_KILLPRIV_V2
+        } else {
+            Capabilities::PASSTHROUGH
+        }
     }
 
     fn lookup(&self, _req: &Request, parent: u64, name: &OsStr) -> Result<Entry> {
@@ -295,6 +341,7 @@ impl Filesystem for Passthrough {
     }
 
     fn init(&self, _negotiated: &Negotiated, host: MountHost) {
+        let _ = self.host.set(host.clone());
         if !self.watch_source {
             return;
         }
@@ -327,7 +374,7 @@ impl Filesystem for Passthrough {
         Ok((self.setattr(req, ino, changes)?, self.cache.ttl(self.watched())))
     }
 
-    fn setattr(&self, _req: &Request, ino: u64, changes: &SetAttr) -> Result<FileAttr> {
+    fn setattr(&self, req: &Request, ino: u64, changes: &SetAttr) -> Result<FileAttr> {
         let node = self.nodes.get(ino)?;
         let fd = node.fd()?;
         let _changing = self.changing(&[], Some(ino));
@@ -352,6 +399,12 @@ impl Filesystem for Passthrough {
                         openat(CWD, fd.proc_path(), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()).map_err(errno)?;
                     ftruncate(&file, size).map_err(errno)?;
                 }
+            }
+            // A truncate by someone other than root (fuser 0.18 hides the kernel's
+            // FATTR_KILL_SUIDGID); the reply carries the new mode. A chown needs
+            // nothing: the source's own chown drops the bits.
+            if req.uid != 0 && changes.mode.is_none() && self.kills_privileges() {
+                drop_privileges(&fd)?;
             }
         }
         if changes.atime.is_some() || changes.mtime.is_some() {
@@ -464,14 +517,16 @@ impl Filesystem for Passthrough {
     fn write(
         &self,
         _req: &Request,
-        _ino: u64,
+        ino: u64,
         fh: u64,
         offset: u64,
         data: &[u8],
-        _write_flags: u32,
+        write_flags: u32,
         _flags: i32,
     ) -> Result<u32> {
-        let written = pwrite(&*self.file(fh)?, data, offset).map_err(errno)?;
+        let file = self.file(fh)?;
+        self.drop_privileges_of(ino, &*file, write_flags & flags::write::KILL_SUIDGID != 0)?;
+        let written = pwrite(&*file, data, offset).map_err(errno)?;
         Ok(written as u32)
     }
 
@@ -593,9 +648,11 @@ impl Filesystem for Passthrough {
         }
     }
 
-    fn fallocate(&self, _req: &Request, _ino: u64, fh: u64, offset: u64, length: u64, mode: i32) -> Result<()> {
+    fn fallocate(&self, req: &Request, ino: u64, fh: u64, offset: u64, length: u64, mode: i32) -> Result<()> {
         let flags = FallocateFlags::from_bits(mode as u32).ok_or(Errno::EOPNOTSUPP)?;
-        fallocate(&*self.file(fh)?, flags, offset, length).map_err(errno)
+        let file = self.file(fh)?;
+        self.drop_privileges_of(ino, &*file, req.uid != 0)?;
+        fallocate(&*file, flags, offset, length).map_err(errno)
     }
 
     fn lseek(&self, _req: &Request, _ino: u64, fh: u64, offset: i64, whence: i32) -> Result<i64> {
@@ -610,17 +667,18 @@ impl Filesystem for Passthrough {
 
     fn copy_file_range(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino_in: u64,
         fh_in: u64,
         offset_in: u64,
-        _ino_out: u64,
+        ino_out: u64,
         fh_out: u64,
         offset_out: u64,
         len: u64,
         _flags: u64,
     ) -> Result<u32> {
         let (source, target) = (self.file(fh_in)?, self.file(fh_out)?);
+        self.drop_privileges_of(ino_out, &*target, req.uid != 0)?;
         let (mut from, mut to) = (offset_in, offset_out);
         let len = usize::try_from(len.min(1 << 30)).unwrap_or(1 << 30);
         let copied = copy_file_range(&*source, Some(&mut from), &*target, Some(&mut to), len).map_err(errno)?;
