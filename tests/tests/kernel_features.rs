@@ -40,6 +40,16 @@ fn within_a_second(mut condition: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Runs `program` as the unprivileged user nobody (65534), asserting it succeeded.
+fn as_nobody(program: &str, args: &[&str]) {
+    let output = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", program])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{program}: {}", String::from_utf8_lossy(&output.stderr));
+}
+
 fn passthrough_lines<'a>(name: &'a str, extra: &'a str) -> MountLines<'a> {
     mount_lines(name, "passthrough", extra)
 }
@@ -434,12 +444,7 @@ fn memfs_clears_setuid_itself_so_writes_cost_no_capability_lookup() {
         std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o4777)).unwrap();
-    let truncate = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "truncate", "-s", "0"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(truncate.status.success(), "{}", String::from_utf8_lossy(&truncate.stderr));
+    as_nobody("truncate", &["-s", "0", path.to_str().unwrap()]);
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777, 0o0777, "setuid dropped");
 }
 
@@ -455,14 +460,6 @@ fn memfs_drops_setuid_when_someone_else_fallocates_or_copies_into_a_file() {
     std::fs::write(&tool, b"#!/bin/sh\n").unwrap();
     std::fs::write(&source, b"# more\n").unwrap();
     let mode = || std::fs::metadata(&tool).unwrap().permissions().mode() & 0o7777;
-    let as_nobody = |program: &str, args: &[&str]| {
-        let output = std::process::Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", program])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{program}: {}", String::from_utf8_lossy(&output.stderr));
-    };
     let tool_text = tool.to_str().unwrap();
     std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o6777)).unwrap();
     as_nobody("fallocate", &["-l", "8192", tool_text]);
@@ -500,14 +497,6 @@ fn passthrough_clears_setuid_itself_so_writes_cost_no_capability_lookup() {
     for folder in [host.dir.path(), &host.dir.path().join("mnt")] {
         std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
-    let as_nobody = |program: &str, args: &[&str]| {
-        let output = std::process::Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", program])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{program}: {}", String::from_utf8_lossy(&output.stderr));
-    };
     for mount in ["watched", "unwatched"] {
         let path = |name: &str| host.mountpoint().with_file_name(mount).join(name);
         let before = requests_of(&host, mount, &["getxattr"]);
