@@ -13,14 +13,14 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use fusehost_plugin_api::flags::{self, rename::EXCHANGE as RENAME_EXCHANGE, rename::NOREPLACE as RENAME_NOREPLACE};
 use fusehost_plugin_api::sync::{Mutex, RwLock};
 use fusehost_plugin_api::{
-    Capabilities, DirPlusSink, DirSink, Entry, Errno, FileAttr, FileKind, FileLock, Filesystem, Opened, Request,
-    Result, SetAttr, StatFs, TimeOrNow, ROOT_INO,
+    Capabilities, DirPlusSink, DirSink, Entry, Errno, FileAttr, FileKind, FileLock, Filesystem, MountHost, Negotiated,
+    Opened, Request, Result, SetAttr, StatFs, TimeOrNow, ROOT_INO,
 };
 use rustc_hash::FxHashMap;
 
@@ -54,6 +54,8 @@ pub struct MemFs {
     space: Space,
     /// POSIX record locks, when the mount serves them (option `posix_locks`).
     locks: Option<Locks>,
+    /// The mount's notifications: a mode changed by a write is not in its reply.
+    host: OnceLock<MountHost>,
 }
 
 fn check_name(name: &OsStr) -> Result<&[u8]> {
@@ -105,6 +107,7 @@ impl MemFs {
             namespace: Mutex::new(()),
             space,
             locks: None,
+            host: OnceLock::new(),
         }
     }
 
@@ -207,10 +210,22 @@ impl MemFs {
         meta.size = meta.size.max(offset + written as u64);
         meta.pages = pages.page_count();
         meta.modified(SystemTime::now());
-        if kill_privileges {
-            meta.drop_privileges();
+        let dropped = kill_privileges && meta.drop_privileges();
+        drop(meta);
+        if dropped {
+            self.mode_changed(inode.ino);
         }
         Ok(written as u32)
+    }
+
+    /// Tells the kernel that `ino`'s mode changed without a reply that carries it (a
+    /// write or fallocate dropped setuid): its cached mode would show them until
+    /// `attr_ttl` ran out.
+    fn mode_changed(&self, ino: u64) {
+        if let Some(host) = self.host.get() {
+            // Best effort: the kernel may already have forgotten the node.
+            let _ = host.invalidate_inode(ino, None);
+        }
     }
 
     fn exchange(&self, dirs: &mut RenameDirs<'_>, names: (&[u8], &[u8]), parents: (&Inode, &Inode)) -> Result<()> {
@@ -304,6 +319,10 @@ impl Filesystem for MemFs {
         let locks = if self.locks.is_some() { Capabilities::POSIX_LOCKS } else { Capabilities::NONE };
         // A symlink's target never changes in memfs: the kernel may cache it.
         Capabilities::WRITEBACK_CACHE | Capabilities::HANDLE_KILLPRIV_V2 | Capabilities::CACHE_SYMLINKS | locks
+    }
+
+    fn init(&self, _negotiated: &Negotiated, host: MountHost) {
+        let _ = self.host.set(host);
     }
 
     fn getlk(&self, _req: &Request, ino: u64, _fh: u64, lock_owner: u64, lock: &FileLock) -> Result<FileLock> {
@@ -675,8 +694,10 @@ impl Filesystem for MemFs {
         meta.modified(SystemTime::now());
         // HANDLE_KILLPRIV_V2: the kernel leaves dropping setuid/setgid on any change by
         // someone other than root to us, fallocate included.
-        if req.uid != 0 {
-            meta.drop_privileges();
+        let dropped = req.uid != 0 && meta.drop_privileges();
+        drop(meta);
+        if dropped {
+            self.mode_changed(ino);
         }
         Ok(())
     }

@@ -79,15 +79,18 @@ impl Meta {
     }
 
     /// Linux drops setuid, and setgid when group-executable, when a file's owner
-    /// changes or an unprivileged write lands (`should_remove_suid`).
-    pub fn drop_privileges(&mut self) {
+    /// changes or an unprivileged write lands (`should_remove_suid`). Returns whether
+    /// there were any.
+    pub fn drop_privileges(&mut self) -> bool {
         if self.kind == FileKind::Directory {
-            return;
+            return false;
         }
+        let before = self.perm;
         self.perm &= !S_ISUID;
         if self.perm & (S_ISGID | S_IXGRP) == (S_ISGID | S_IXGRP) {
             self.perm &= !S_ISGID;
         }
+        self.perm != before
     }
 
     /// relatime: move atime on access only when it is older than mtime or ctime, or
