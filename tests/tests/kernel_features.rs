@@ -514,7 +514,8 @@ fn memfs_shows_a_dropped_setuid_at_once_whatever_the_attr_ttl() {
         std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o6777)).unwrap();
         assert_eq!(mode(), 0o6777);
         as_nobody(program, &args);
-        // Without the notification the kernel's view changed only after about a second.
+        // Without the notification the kernel refreshed the mode only with the LOOKUP
+        // that followed the name's entry TTL (1 s).
         let shown = within(Duration::from_millis(300), || mode() == 0o0777);
         assert!(shown, "the mount still shows setuid after an unprivileged {what}");
     }
