@@ -27,13 +27,8 @@ fn requests_of(host: &Host, name: &str, ops: &[&str]) -> u64 {
 
 /// Polls `condition` for up to a second: there is no signal for "the kernel dropped
 /// its cache", only the effect.
-fn within_a_second(condition: impl FnMut() -> bool) -> bool {
-    within(Duration::from_secs(1), condition)
-}
-
-/// Polls `condition` for up to `limit`.
-fn within(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
+fn within_a_second(mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(1);
     loop {
         if condition() {
             return true;
@@ -499,7 +494,8 @@ fn memfs_shows_a_dropped_setuid_at_once_whatever_the_attr_ttl() {
     // A write's or fallocate's reply carries no mode, and the kernel then drops only
     // the size and times it cached: a `statx` for the mode alone (what `stat -c %a`
     // asks) would show setuid for a minute here, had memfs not told the kernel.
-    let host = Host::run_mounts(&[mount_lines("killpriv", "memfs", "allow_other = true\nattr_ttl = 60")]);
+    let host =
+        Host::run_mounts(&[mount_lines("killpriv", "memfs", "allow_other = true\nattr_ttl = 60\nentry_ttl = 60")]);
     for folder in [host.dir.path(), &host.dir.path().join("mnt"), host.mountpoint()] {
         std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
@@ -514,10 +510,9 @@ fn memfs_shows_a_dropped_setuid_at_once_whatever_the_attr_ttl() {
         std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o6777)).unwrap();
         assert_eq!(mode(), 0o6777);
         as_nobody(program, &args);
-        // Without the notification the kernel refreshed the mode only with the LOOKUP
-        // that followed the name's entry TTL (1 s).
-        let shown = within(Duration::from_millis(300), || mode() == 0o0777);
-        assert!(shown, "the mount still shows setuid after an unprivileged {what}");
+        // Without the notification, only the LOOKUP after the name's entry TTL (here
+        // a minute) would bring the new mode.
+        assert!(within_a_second(|| mode() == 0o0777), "the mount still shows setuid after an unprivileged {what}");
     }
 }
 
