@@ -1,4 +1,5 @@
-//! Named bits for the numbers requests carry: rename flags, open flags, write flags.
+//! Named bits for the numbers requests carry: rename flags, open flags, write flags,
+//! and the mode bits a change by an unprivileged caller drops.
 //!
 //! ```
 //! use fusehost_plugin_api::flags::{open, rename};
@@ -56,4 +57,31 @@ pub mod write {
     pub const LOCKOWNER: u32 = 1 << 1;
     /// Clear setuid and setgid: the writer is not privileged (`HANDLE_KILLPRIV_V2`).
     pub const KILL_SUIDGID: u32 = 1 << 2;
+}
+
+/// Permission bits of a file's mode (`FileAttr::perm`, `SetAttr::mode`) that change
+/// with who may run it.
+pub mod mode {
+    pub const SETUID: u32 = 0o4000;
+    pub const SETGID: u32 = 0o2000;
+    pub const GROUP_EXECUTE: u32 = 0o0010;
+
+    /// `mode` after a change by a caller without `CAP_FSETID`: without setuid, and
+    /// without setgid where the group may execute (a setgid bit without group execute
+    /// marks mandatory locking and stays). The kernel's rule, which a filesystem
+    /// consenting to `HANDLE_KILLPRIV_V2` applies itself.
+    ///
+    /// ```
+    /// use fusehost_plugin_api::flags::mode::without_privileges;
+    /// assert_eq!(without_privileges(0o6755), 0o0755);
+    /// assert_eq!(without_privileges(0o2745), 0o2745);
+    /// ```
+    pub fn without_privileges(mode: u32) -> u32 {
+        let kept = mode & !SETUID;
+        if kept & (SETGID | GROUP_EXECUTE) == (SETGID | GROUP_EXECUTE) {
+            kept & !SETGID
+        } else {
+            kept
+        }
+    }
 }

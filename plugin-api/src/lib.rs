@@ -131,7 +131,7 @@
 //! - [`Capabilities::HANDLE_KILLPRIV_V2`]: you clear setuid/setgid yourself on a write
 //!   whose flags carry `FUSE_WRITE_KILL_SUIDGID`, and on truncate, chown, fallocate and
 //!   copy_file_range (into the file) by a caller that is not root: the kernel leaves
-//!   all of them to you. It then skips the `getxattr("security.capability")` it
+//!   all of them to you ([`flags::mode::without_privileges`] is its rule). It then skips the `getxattr("security.capability")` it
 //!   otherwise sends before every write (memfs: 100 writes cost 100 getxattr requests
 //!   without it, at most one per file with it).
 //! - [`Capabilities::POSIX_LOCKS`]: `fcntl` record locks reach [`Filesystem::getlk`] and

@@ -10,15 +10,11 @@
 use std::time::{Duration, SystemTime};
 
 use fusehost_plugin_api::sync::{Mutex, RwLock};
-use fusehost_plugin_api::{FileAttr, FileKind};
+use fusehost_plugin_api::{flags, FileAttr, FileKind};
 
 use crate::data::FileData;
 use crate::dir::Dir;
 use crate::xattr::Xattrs;
-
-const S_ISUID: u16 = 0o4000;
-const S_ISGID: u16 = 0o2000;
-const S_IXGRP: u16 = 0o0010;
 
 /// What an inode holds besides its metadata.
 #[derive(Debug)]
@@ -86,10 +82,8 @@ impl Meta {
             return false;
         }
         let before = self.perm;
-        self.perm &= !S_ISUID;
-        if self.perm & (S_ISGID | S_IXGRP) == (S_ISGID | S_IXGRP) {
-            self.perm &= !S_ISGID;
-        }
+        // Permission bits fit in 12 bits: the rule only clears some of them.
+        self.perm = flags::mode::without_privileges(u32::from(before)) as u16;
         self.perm != before
     }
 

@@ -25,10 +25,6 @@ use crate::cache::CacheMode;
 use crate::nodes::{errno, proc_path_of, Node, NodeFd, Nodes};
 use crate::watch::{Changing, SourceWatch};
 
-const S_ISUID: u32 = 0o4000;
-const S_ISGID: u32 = 0o2000;
-const S_IXGRP: u32 = 0o0010;
-
 /// One directory listing, read whole by the first readdir (and again at offset 0).
 /// Not at opendir: a kernel that caches the listing opens the folder without
 /// reading it (reading 10,000 entries there made each `ls` 4x slower).
@@ -92,10 +88,7 @@ fn attr_of(id: u64, stat: &Stat) -> Result<FileAttr> {
 /// `CAP_FSETID` changes a file, and leaves to a filesystem with `HANDLE_KILLPRIV_V2`.
 fn drop_privileges(file: &impl AsFd) -> Result<bool> {
     let mode = permissions(&rustix::fs::fstat(file).map_err(errno)?);
-    let mut kept = mode & !S_ISUID;
-    if kept & (S_ISGID | S_IXGRP) == (S_ISGID | S_IXGRP) {
-        kept &= !S_ISGID;
-    }
+    let kept = flags::mode::without_privileges(mode);
     if kept == mode {
         return Ok(false);
     }
@@ -255,7 +248,7 @@ impl Passthrough {
         mode: Option<u32>,
     ) -> Result<Entry> {
         if self.as_root {
-            let parent_setgid = permissions(&rustix::fs::fstat(parent).map_err(errno)?) & S_ISGID != 0;
+            let parent_setgid = permissions(&rustix::fs::fstat(parent).map_err(errno)?) & flags::mode::SETGID != 0;
             let gid = (!parent_setgid).then(|| Gid::from_raw(req.gid));
             rustix::fs::chownat(
                 file,
@@ -268,7 +261,7 @@ impl Passthrough {
         }
         if let Some(mode) = mode {
             let current = permissions(&rustix::fs::fstat(file).map_err(errno)?);
-            let wanted = (mode & 0o7777 & !req.umask) | (current & S_ISGID);
+            let wanted = (mode & 0o7777 & !req.umask) | (current & flags::mode::SETGID);
             if wanted != current {
                 // The /proc link names exactly this file, whatever its name now is.
                 chmod(proc_path_of(file), Mode::from_raw_mode(wanted)).map_err(errno)?;
@@ -401,11 +394,9 @@ impl Filesystem for Passthrough {
                 }
             }
             // A truncate by someone other than root (fuser 0.18 hides the kernel's
-            // FATTR_KILL_SUIDGID); the reply carries the new mode. A chown needs
-            // nothing: the source's own chown drops the bits.
-            if req.uid != 0 && changes.mode.is_none() && self.kills_privileges() {
-                drop_privileges(&fd)?;
-            }
+            // FATTR_KILL_SUIDGID). A chown needs nothing: the source's own chown drops
+            // the bits.
+            self.drop_privileges_of(ino, &fd, req.uid != 0 && changes.mode.is_none())?;
         }
         if changes.atime.is_some() || changes.mtime.is_some() {
             let times = Timestamps { last_access: timespec(changes.atime), last_modification: timespec(changes.mtime) };
