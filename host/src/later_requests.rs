@@ -5,11 +5,11 @@
 //! Only requests answered later pass through here (a lock per request is nothing next
 //! to the network wait they stand for); the synchronous path never touches it.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
+use rustc_hash::FxHashMap;
 
 use crate::stats::Op;
 
@@ -24,7 +24,8 @@ const SLOW_ADMISSION: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct Waiting {
-    requests: HashMap<u64, (Op, Instant)>,
+    /// By id: the ids are this mount's own sequence, so a fast hash is enough.
+    requests: FxHashMap<u64, (Op, Instant)>,
     next_id: u64,
 }
 
@@ -94,9 +95,10 @@ impl LaterRequests {
         self.entries.load(Ordering::SeqCst) > 0
     }
 
-    /// Registers a request about to go to the plugin; at the cap, waits until one is
-    /// answered (the FUSE worker thread waits, and the kernel queues the rest).
-    pub fn admit(&self, op: Op) -> u64 {
+    /// Registers a request that arrived at `arrived` and is about to go to the plugin;
+    /// at the cap, waits until one is answered (the FUSE worker thread waits, and the
+    /// kernel queues the rest).
+    pub fn admit(&self, op: Op, arrived: Instant) -> u64 {
         let mut waiting = self.waiting.lock();
         let mut logged = false;
         while waiting.requests.len() >= self.cap {
@@ -111,7 +113,7 @@ impl LaterRequests {
         }
         let id = waiting.next_id;
         waiting.next_id += 1;
-        waiting.requests.insert(id, (op, Instant::now()));
+        waiting.requests.insert(id, (op, arrived));
         self.peak.fetch_max(waiting.requests.len() as u64, Ordering::Relaxed);
         self.total.fetch_add(1, Ordering::Relaxed);
         id
@@ -155,8 +157,8 @@ mod tests {
     #[test]
     fn counts_the_waiting_their_peak_and_the_oldest() {
         let later = LaterRequests::new(8);
-        let first = later.admit(Op::Read);
-        let second = later.admit(Op::Lookup);
+        let first = later.admit(Op::Read, Instant::now());
+        let second = later.admit(Op::Lookup, Instant::now());
         let snapshot = later.snapshot();
         assert_eq!((snapshot.in_flight, snapshot.peak, snapshot.total), (2, 2, 2));
         assert_eq!(snapshot.oldest.map(|(op, _)| op), Some(Op::Read));
@@ -170,12 +172,12 @@ mod tests {
     #[test]
     fn at_the_cap_an_admission_waits_for_an_answer() {
         let later = Arc::new(LaterRequests::new(1));
-        let first = later.admit(Op::Read);
+        let first = later.admit(Op::Read, Instant::now());
         let (sender, receiver) = std::sync::mpsc::channel();
         let waiter = {
             let later = Arc::clone(&later);
             std::thread::spawn(move || {
-                let id = later.admit(Op::Read);
+                let id = later.admit(Op::Read, Instant::now());
                 sender.send(id).unwrap();
             })
         };

@@ -472,9 +472,9 @@ impl<O: RawFilesystem + 'static> Dispatch<O> {
     /// handle for `pending`), and returns without waiting for the answer.
     pub(super) fn serve_later(&self, op: Op, pending: Pending, call: impl FnOnce(ReplyObject)) {
         let shared = &self.answers.shared;
-        let id = shared.later.admit(op);
-        shared.stats.request(op);
         let started = Instant::now();
+        let id = shared.later.admit(op, started);
+        shared.stats.request(op);
         let holds_entries = hands_out_entries(op);
         let _call: InCall<'_> = self.enter(op, None);
         if holds_entries {
