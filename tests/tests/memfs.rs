@@ -2,7 +2,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use fusehost_tests::Host;
@@ -191,4 +191,63 @@ fn two_memfs_mounts_do_not_share_state() {
     assert!(first.path("only-here").exists());
     assert!(!second.path("only-here").exists());
     assert_eq!(std::fs::read_dir(second.mountpoint()).unwrap().count(), 0);
+}
+
+/// `len` bytes starting at a page boundary inside `storage`, as O_DIRECT wants them.
+fn page_aligned(storage: &mut Vec<u8>, len: usize) -> &mut [u8] {
+    storage.resize(len + 4096, 0);
+    let start = storage.as_ptr().align_offset(4096);
+    &mut storage[start..start + len]
+}
+
+#[test]
+fn direct_reads_return_the_stored_bytes_whether_lent_from_one_chunk_or_gathered() {
+    // memfs stores a file in 1 MiB chunks and answers a read lying in one chunk's
+    // bytes straight from them; a read across chunks, into a hole or past the end is
+    // gathered. O_DIRECT sends each read to memfs as asked, so every kind is met.
+    use std::os::unix::fs::FileExt;
+    const MIB: u64 = 1 << 20;
+    let host = Host::mount("memfs", &[]);
+    let path = host.path("chunks");
+    // Data in [0, 2 MiB), a hole in [2 MiB, 3 MiB + 8 KiB), data in its last 4 KiB up
+    // to 3 MiB + 12 KiB, and a hole again up to the end at 3 MiB + 20 KiB.
+    let pattern = |offset: u64| (offset % 251) as u8;
+    let size = 3 * MIB + 20 * 1024;
+    let expected: Vec<u8> =
+        (0..size)
+            .map(|offset| {
+                if offset < 2 * MIB || (3 * MIB + 8192..3 * MIB + 12288).contains(&offset) {
+                    pattern(offset)
+                } else {
+                    0
+                }
+            })
+            .collect();
+    let file = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).unwrap();
+    file.write_all_at(&expected[..2 * MIB as usize], 0).unwrap();
+    file.write_all_at(&expected[(3 * MIB + 8192) as usize..(3 * MIB + 12288) as usize], 3 * MIB + 8192).unwrap();
+    file.set_len(size).unwrap();
+    file.sync_all().unwrap();
+    drop(file);
+
+    let direct = OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(&path).unwrap();
+    let mut storage = Vec::new();
+    let reads: [(u64, usize, &str); 8] = [
+        (0, MIB as usize, "one whole chunk"),
+        (3 * 4096, 8192, "pages inside a chunk"),
+        (MIB, MIB as usize, "the second chunk"),
+        (MIB / 2, MIB as usize, "across two chunks"),
+        (MIB - 4096, 8192, "a page either side of a chunk boundary"),
+        (2 * MIB + 4096, 8192, "a chunk that is all hole"),
+        (3 * MIB, MIB as usize, "a chunk with data between holes, short at the end"),
+        (size, 4096, "at the end"),
+    ];
+    for (offset, len, what) in reads {
+        let buffer = page_aligned(&mut storage, len);
+        buffer.fill(0xee);
+        let count = direct.read_at(buffer, offset).unwrap();
+        let want = &expected[(offset.min(size) as usize)..((offset + len as u64).min(size) as usize)];
+        assert_eq!(count, want.len(), "{what}: byte count");
+        assert!(buffer[..count] == *want, "{what}: the bytes differ from those written");
+    }
 }

@@ -10,6 +10,7 @@
 //! they never see each other half done; lookups, listings, reads and writes never take
 //! it. File data is copied under that file's own lock only.
 
+use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +21,7 @@ use fusehost_plugin_api::flags::{self, rename::EXCHANGE as RENAME_EXCHANGE, rena
 use fusehost_plugin_api::sync::{Mutex, RwLock};
 use fusehost_plugin_api::{
     Capabilities, DirPlusSink, DirSink, Entry, Errno, FileAttr, FileKind, FileLock, Filesystem, MountHost, Negotiated,
-    Opened, Request, Result, SetAttr, StatFs, TimeOrNow, ROOT_INO,
+    Opened, Operations, Reply, Request, Result, SetAttr, StatFs, TimeOrNow, ROOT_INO,
 };
 use rustc_hash::FxHashMap;
 
@@ -38,6 +39,12 @@ const FALLOC_FL_KEEP_SIZE: i32 = 1;
 const FALLOC_FL_PUNCH_HOLE: i32 = 2;
 /// The most one copy_file_range request copies; callers loop over short copies.
 const COPY_CHUNK: u64 = 16 << 20;
+
+thread_local! {
+    /// Where a read that memfs cannot answer from one piece of its storage (it
+    /// crosses a chunk, or covers a hole) is gathered: one buffer per worker thread.
+    static GATHERED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Who owns the root directory and its mode.
 #[derive(Clone, Copy, Debug)]
@@ -554,6 +561,38 @@ impl Filesystem for MemFs {
         };
         inode.meta.lock().accessed(SystemTime::now());
         Ok(count)
+    }
+
+    /// Reads are answered at once, through a reply rather than by filling the
+    /// host's buffer (`read`, which a host older than ABI 1.2 calls instead).
+    fn answers_later(&self) -> Operations {
+        Operations::READ
+    }
+
+    /// A read that lies in one chunk's stored bytes (any aligned read of up to 1 MiB
+    /// of written data) goes to the kernel straight from them: one copy fewer than
+    /// `read`, which a 1 MiB O_DIRECT read spent 43 % of its CPU on.
+    fn read_later(&self, _req: &Request, ino: u64, _fh: u64, offset: u64, size: u32, reply: Reply<Vec<u8>>) {
+        let inode = match self.get(ino) {
+            Ok(inode) => inode,
+            Err(errno) => return reply.send(Err(errno)),
+        };
+        {
+            let pages = match Self::file(&inode) {
+                Ok(pages) => pages.read(),
+                Err(errno) => return reply.send(Err(errno)),
+            };
+            let file_size = inode.meta.lock().size;
+            match pages.stored(offset, size as usize, file_size) {
+                Some(bytes) => reply.data(bytes),
+                None => GATHERED.with_borrow_mut(|buffer| {
+                    buffer.resize(size as usize, 0);
+                    let count = pages.read(offset, buffer, file_size);
+                    reply.data(&buffer[..count]);
+                }),
+            }
+        }
+        inode.meta.lock().accessed(SystemTime::now());
     }
 
     fn write(
