@@ -251,3 +251,26 @@ fn direct_reads_return_the_stored_bytes_whether_lent_from_one_chunk_or_gathered(
         assert!(buffer[..count] == *want, "{what}: the bytes differ from those written");
     }
 }
+
+/// The daemon's resident memory, in KiB.
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the daemon's status");
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).expect("a VmRSS line");
+    line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmRSS in kB")
+}
+
+#[test]
+fn the_holes_of_a_sparse_file_take_no_memory() {
+    // One page written at the end of each of 128 MiB: 512 KiB of data. memfs stores
+    // a file in 1 MiB chunks; a chunk's hole before its page must not be resident.
+    let host = Host::mount("memfs", &[]);
+    let before = resident_kib(host.pid());
+    let file = File::create(host.path("sparse")).unwrap();
+    for mib in 0..128u64 {
+        std::os::unix::fs::FileExt::write_all_at(&file, &[7u8; 4096], (mib << 20) + (1 << 20) - 4096).unwrap();
+    }
+    file.sync_all().unwrap();
+    assert_eq!(file.metadata().unwrap().blocks(), 128 * 8, "128 pages of 4 KiB in use");
+    let grown_mib = resident_kib(host.pid()).saturating_sub(before) / 1024;
+    assert!(grown_mib < 32, "128 pages written cost the daemon {grown_mib} MiB of memory");
+}

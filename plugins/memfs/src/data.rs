@@ -30,7 +30,8 @@ pub const SEEK_HOLE: i32 = 4;
 
 #[derive(Debug, Default)]
 struct Chunk {
-    /// The chunk's bytes up to its last page with data; zeros in pages without.
+    /// The chunk's bytes, at least up to its last page with data; zeros in pages
+    /// without data and past the last one.
     bytes: Vec<u8>,
     /// The pages of the chunk that hold data.
     present: Pages,
@@ -42,24 +43,30 @@ impl Chunk {
         self.present.last_index().map_or(0, |last| (last + 1) * PAGE)
     }
 
-    /// Drops the bytes past the last page with data.
+    /// Drops the bytes past the last page with data, and the memory they held once
+    /// it is most of the allocation.
     fn shrink(&mut self) {
         let used = self.used();
         self.bytes.truncate(used);
+        if self.bytes.capacity() > 2 * used {
+            self.bytes.shrink_to_fit();
+        }
     }
 
-    /// Extends the stored bytes with zeros to `needed`. Capacity grows by doubling
-    /// (appends stay linear) but never past the chunk's size.
+    /// Extends the stored bytes with zeros to at least `needed`. A larger chunk is a
+    /// fresh zeroed allocation (`calloc`, whose large blocks are fresh mappings the
+    /// kernel fills on first touch) that the old bytes are copied into: a hole's pages
+    /// cost no memory until written, and a chunk with one page at its end costs that
+    /// page, not the megabyte before it. It doubles (appends stay linear) up to the
+    /// chunk's size.
     fn grow(&mut self, needed: usize) {
         let len = self.bytes.len();
         if needed <= len {
             return;
         }
-        if needed > self.bytes.capacity() {
-            let target = needed.max(2 * len).min(CHUNK);
-            self.bytes.reserve_exact(target - len);
-        }
-        self.bytes.resize(needed, 0);
+        let mut grown = vec![0u8; needed.max(2 * len).min(CHUNK)];
+        grown[..len].copy_from_slice(&self.bytes);
+        self.bytes = grown;
     }
 }
 
