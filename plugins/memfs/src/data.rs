@@ -1,11 +1,13 @@
-//! A regular file's bytes: a sparse map of 1 MiB chunks, each holding its bytes up
-//! to its last page in use and a bit per 4 KiB page that holds data. A page without
-//! its bit is a hole and reads as zeros (its bytes, where the chunk has them, are kept
-//! zero); only pages with data count against the mount's space and `st_blocks`.
+//! A regular file's bytes: a sparse map of 1 MiB chunks, each holding its bytes at
+//! least up to its last page in use and a bit per 4 KiB page that holds data. A page
+//! without its bit is a hole and reads as zeros (its bytes, where the chunk has them,
+//! are kept zero, and take no memory until written: see `Chunk::grow`); only pages
+//! with data count against the mount's space and `st_blocks`.
 //!
 //! Chunks rather than single pages: a 1 MiB write is one map lookup and one
-//! allocation (without zeroing, when whole pages arrive) instead of 256 of each.
-//! 1 MiB rather than less: a read the kernel sends (at most 1 MiB, aligned when the
+//! allocation (without zeroing, when whole pages arrive) instead of 256 of each; what
+//! is left of a first write is the kernel zeroing the memory it faults in. 1 MiB
+//! rather than less: a read the kernel sends (at most 1 MiB, aligned when the
 //! reader's blocks are) lies in one chunk, so it can go to the kernel straight from
 //! the chunk's bytes ([`FileData::stored`]) instead of being copied out first.
 
