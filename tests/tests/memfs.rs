@@ -207,8 +207,8 @@ fn direct_reads_return_the_stored_bytes_whether_lent_from_one_chunk_or_gathered(
     // gathered. O_DIRECT sends each read to memfs as asked, so every kind is met.
     use std::os::unix::fs::FileExt;
     const MIB: u64 = 1 << 20;
-    let host = Host::mount("memfs", &[]);
-    let path = host.path("chunks");
+    let host = Host::run_mounts(&[fusehost_tests::mount_lines("chunks", "memfs", "")]);
+    let path = host.mountpoints[0].join("chunks");
     // Data in [0, 2 MiB), a hole in [2 MiB, 3 MiB + 8 KiB), data in its last 4 KiB up
     // to 3 MiB + 12 KiB, and a hole again up to the end at 3 MiB + 20 KiB.
     let pattern = |offset: u64| (offset % 251) as u8;
@@ -250,6 +250,10 @@ fn direct_reads_return_the_stored_bytes_whether_lent_from_one_chunk_or_gathered(
         assert_eq!(count, want.len(), "{what}: byte count");
         assert!(buffer[..count] == *want, "{what}: the bytes differ from those written");
     }
+    // Every one went through the reply path (lent or gathered), none through `read`'s
+    // copy into a buffer the host lends.
+    let later = &fusehost_tests::status_json(&host.control_socket())["mounts"][0]["answered_later"];
+    assert!(later["total"].as_u64() >= Some(reads.len() as u64), "memfs answered its reads synchronously: {later}");
 }
 
 /// The daemon's resident memory, in KiB.
