@@ -48,6 +48,15 @@ fn mode_alone(path: &Path) -> u32 {
     u32::from(stat.stx_mode) & 0o7777
 }
 
+/// Opens the host's folders and its mounts' roots to everyone, so that `as_nobody`
+/// reaches the files inside.
+fn let_nobody_in(host: &Host) {
+    let folders = [host.dir.path().to_path_buf(), host.dir.path().join("mnt")];
+    for folder in folders.iter().chain(&host.mountpoints) {
+        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+}
+
 /// Runs `program` as the unprivileged user nobody (65534), asserting it succeeded.
 fn as_nobody(program: &str, args: &[&str]) {
     let output = std::process::Command::new("setpriv")
@@ -448,9 +457,7 @@ fn memfs_clears_setuid_itself_so_writes_cost_no_capability_lookup() {
     std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"# more\n").unwrap();
     // Root keeps setuid on write (CAP_FSETID); an unprivileged truncate drops it.
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777, 0o4755);
-    for folder in [host.dir.path(), &host.dir.path().join("mnt"), host.mountpoint()] {
-        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o777)).unwrap();
-    }
+    let_nobody_in(&host);
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o4777)).unwrap();
     as_nobody("truncate", &["-s", "0", path.to_str().unwrap()]);
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777, 0o0777, "setuid dropped");
@@ -461,9 +468,7 @@ fn memfs_drops_setuid_when_someone_else_fallocates_or_copies_into_a_file() {
     // Under HANDLE_KILLPRIV_V2 the kernel leaves every such drop to memfs, not only
     // those of writes and truncates. `attr_ttl = 0`: the mode read back is memfs's.
     let host = Host::run_mounts(&[mount_lines("killpriv", "memfs", "allow_other = true\nattr_ttl = 0")]);
-    for folder in [host.dir.path(), &host.dir.path().join("mnt"), host.mountpoint()] {
-        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o777)).unwrap();
-    }
+    let_nobody_in(&host);
     let (tool, source) = (host.path("tool"), host.path("source"));
     std::fs::write(&tool, b"#!/bin/sh\n").unwrap();
     std::fs::write(&source, b"# more\n").unwrap();
@@ -496,9 +501,7 @@ fn memfs_shows_a_dropped_setuid_at_once_whatever_the_attr_ttl() {
     // asks) would show setuid for a minute here, had memfs not told the kernel.
     let host =
         Host::run_mounts(&[mount_lines("killpriv", "memfs", "allow_other = true\nattr_ttl = 60\nentry_ttl = 60")]);
-    for folder in [host.dir.path(), &host.dir.path().join("mnt"), host.mountpoint()] {
-        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o777)).unwrap();
-    }
+    let_nobody_in(&host);
     let tool = host.path("tool");
     std::fs::write(&tool, b"#!/bin/sh\n").unwrap();
     let tool_text = tool.to_str().unwrap();
@@ -529,9 +532,7 @@ fn passthrough_clears_setuid_itself_so_writes_cost_no_capability_lookup() {
     };
     let (watched, unwatched) = (lines("watched", ""), lines("unwatched", "cache = \"always\"\nwatch_source = false"));
     let host = Host::run_mounts(&[passthrough_lines("watched", &watched), passthrough_lines("unwatched", &unwatched)]);
-    for folder in [host.dir.path(), &host.dir.path().join("mnt")] {
-        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o777)).unwrap();
-    }
+    let_nobody_in(&host);
     for mount in ["watched", "unwatched"] {
         let path = |name: &str| host.mountpoint().with_file_name(mount).join(name);
         let before = requests_of(&host, mount, &["getxattr"]);

@@ -248,8 +248,7 @@ impl FileData {
         for index in first_chunk..=last_chunk {
             let chunk = self.chunks.entry(index).or_default();
             chunk.present |= range(index);
-            let needed = chunk.used();
-            chunk.grow(needed);
+            chunk.grow(chunk.used());
         }
         self.pages += missing;
         Ok(())
